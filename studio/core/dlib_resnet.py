@@ -1,0 +1,529 @@
+"""dlib's face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``) in PyTorch.
+
+dlib-bin is built without BLAS, so ``compute_face_descriptor`` takes ~170 ms per face on
+a small CPU. The same network in PyTorch takes a fraction of that and can batch. This
+module reads dlib's own binary serialization (no dlib needed, no pickle), rebuilds the
+network of dlib's ``dnn_face_recognition_ex.cpp`` and caches the weights as safetensors.
+
+The network, input side first: input_rgb_image_sized<150> ((RGB - mean) / 256), con 32
+7x7/2, affine, relu, max_pool 3x3/2, then residual blocks (3x32, down+3x64, down+2x128,
+down+2x256, down+256), avg_pool_everything, fc_no_bias 128. A residual block is
+``relu(x + affine(con(relu(affine(con(x))))))``; a "down" block strides its first con by
+2 and adds ``avg_pool 2x2/2 (x)`` instead of ``x``. dlib adds tensors of different sizes
+by zero-padding the smaller one at its end (more channels, and 3x3 + 4x4 in the 256
+down block), which :func:`_add_zero_padded` reproduces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from studio.core.assets import PROJECT_ROOT, sha256_of, third_party_file
+
+MODEL_NAME = "dlib_face_recognition_resnet_model_v1.dat"
+#: Converted weights live here, one file per .dat keyed by its sha256 (gitignored).
+CACHE_DIR = PROJECT_ROOT / ".cache" / "dlib_resnet"
+CHIP_SIZE = 150
+DESCRIPTOR_SIZE = 128
+#: Bumped when the cached layout changes, so stale caches are rebuilt rather than misread.
+CACHE_FORMAT = 1
+#: At most this many threads for the forward pass: past 4 a 150 px ResNet gains little.
+MAX_THREADS = 4
+
+
+class DlibFormatError(ValueError):
+    """The file is not a dlib network of the kind this module understands."""
+
+
+# ----------------------------------------------------------------------------------------
+# What the parser returns
+
+
+@dataclass(frozen=True)
+class DlibLayer:
+    """One computational layer of a dlib network, in forward (input to output) order.
+
+    ``kind`` is one of "con", "affine", "relu", "max_pool", "avg_pool", "add_prev", "fc"
+    or "tag". dlib writes tags and skips identically (a version number, no ID), so both
+    appear as "tag"; which is which comes from the known architecture.
+    """
+
+    kind: str
+    #: Integer settings, e.g. stride_y, padding_x, nr (window rows; 0 = whole image).
+    config: dict[str, int] = field(default_factory=dict)
+    #: Arrays: con ``weight`` (out, in, kh, kw), ``bias`` (out,); affine ``gamma``, ``beta``
+    #: (channels,); fc ``weight`` (in, out) as dlib stores it, ``bias`` if it has one.
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DlibNet:
+    """A parsed dlib network: its input layer's settings, layers and loss parameters."""
+
+    input_mean: tuple[float, float, float]  # RGB, subtracted before dividing by 256
+    input_size: tuple[int, int]  # rows, columns the input layer insists on
+    layers: tuple[DlibLayer, ...]
+    loss: dict[str, float]  # loss_metric's margin and dist_thresh (unused at inference)
+
+
+# ----------------------------------------------------------------------------------------
+# dlib's serialization (dlib/serialize.h, dlib/float_details.h, dlib/dnn/tensor.h)
+
+
+class _Reader:
+    """Reads dlib's serialized primitives from a byte buffer."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def _take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.data):
+            raise DlibFormatError(f"file ends early (wanted {n} bytes at offset {self.pos})")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def integer(self) -> int:
+        """Control byte (bit 7: negative, low 4 bits: byte count), then |value| little-endian."""
+        control = self._take(1)[0]
+        size = control & 0x0F
+        if size > 8:
+            raise DlibFormatError(f"bad integer control byte {control:#x} at {self.pos - 1}")
+        value = int.from_bytes(self._take(size), "little")
+        return -value if control & 0x80 else value
+
+    def peek_integer(self) -> int:
+        pos = self.pos
+        try:
+            return self.integer()
+        finally:
+            self.pos = pos
+
+    def real(self) -> float:
+        """float_details: mantissa and exponent as integers, value = mantissa * 2**exponent."""
+        if self.data[self.pos] & 0x70:
+            raise DlibFormatError("old ASCII float format is not supported")
+        mantissa = self.integer()
+        exponent = self.integer()
+        if exponent >= 32000:  # is_inf, is_ninf, is_nan
+            return {32000: float("inf"), 32001: float("-inf")}.get(exponent, float("nan"))
+        return float(np.ldexp(float(mantissa), exponent))
+
+    def boolean(self) -> bool:
+        ch = bytes(self._take(1))
+        if ch not in (b"0", b"1"):
+            raise DlibFormatError(f"bad bool {ch!r} at {self.pos - 1}")
+        return ch == b"1"
+
+    def string(self) -> str:
+        return bytes(self._take(self.integer())).decode("latin-1")
+
+    def tensor(self) -> np.ndarray:
+        """resizable_tensor: version, (num_samples, k, nr, nc), then the floats."""
+        version = self.integer()
+        shape = tuple(self.integer() for _ in range(4))
+        count = int(np.prod(shape))
+        if version == 2:  # raw little-endian float32
+            values = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
+        elif version == 1:  # one float_details per element
+            values = np.array([self.real() for _ in range(count)], dtype=np.float32)
+        else:
+            raise DlibFormatError(f"unsupported tensor version {version}")
+        return values.reshape(shape)
+
+    def alias_tensor(self) -> tuple[int, int, int, int]:
+        """alias_tensor: version 1 and the shape of a view into a layer's params."""
+        version = self.integer()
+        if version != 1:
+            raise DlibFormatError(f"unsupported alias_tensor version {version}")
+        return tuple(self.integer() for _ in range(4))  # type: ignore[return-value]
+
+
+def _split(params: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """Consecutive views of a layer's flat parameter tensor, as dlib's alias_tensors are."""
+    flat = params.reshape(-1)
+    out, start = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape))
+        if start + n > flat.size:
+            raise DlibFormatError("layer parameters are shorter than their aliases")
+        out.append(flat[start : start + n].reshape(shape).copy())
+        start += n
+    return out
+
+
+def _read_layer_details(r: _Reader) -> DlibLayer:
+    """One layer's details object, dispatched on the version string dlib writes first."""
+    name = r.string()
+    if name == "con_4":
+        params = r.tensor()
+        num_filters, nr, nc = r.integer(), r.integer(), r.integer()
+        stride_y, stride_x, padding_y, padding_x = (r.integer() for _ in range(4))
+        filters, biases = r.alias_tensor(), r.alias_tensor()
+        for _ in range(4):  # learning-rate and weight-decay multipliers
+            r.real()
+        weight, bias = _split(params, filters, (biases[1],))
+        if weight.shape[:1] + weight.shape[2:] != (num_filters, nr, nc):
+            raise DlibFormatError(f"con filters {weight.shape} are not {num_filters}x{nr}x{nc}")
+        config = dict(stride_y=stride_y, stride_x=stride_x,
+                      padding_y=padding_y, padding_x=padding_x)
+        return DlibLayer("con", config, {"weight": weight, "bias": bias})
+    if name == "affine_":
+        params = r.tensor()
+        gamma, beta = r.alias_tensor(), r.alias_tensor()
+        mode = r.integer()  # CONV_MODE = 0: one gamma and beta per channel
+        if gamma[2:] != (1, 1) or beta != gamma:
+            raise DlibFormatError(f"unsupported affine layer (mode {mode}, gamma {gamma})")
+        g, b = _split(params, gamma, beta)
+        return DlibLayer("affine", {"mode": mode}, {"gamma": g.reshape(-1), "beta": b.reshape(-1)})
+    if name in ("relu_", "add_prev_"):
+        return DlibLayer(name.rstrip("_"))
+    if name in ("max_pool_2", "avg_pool_2"):
+        keys = ("nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
+        return DlibLayer(name[:-2], {k: r.integer() for k in keys})
+    if name == "fc_2":
+        num_outputs, num_inputs = r.integer(), r.integer()
+        params = r.tensor()
+        weights, _biases = r.alias_tensor(), r.alias_tensor()
+        bias_mode = r.integer()  # FC_HAS_BIAS = 0, FC_NO_BIAS = 1
+        for _ in range(4):
+            r.real()
+        if weights[:2] != (num_inputs, num_outputs):
+            raise DlibFormatError(f"fc weights {weights} do not match {num_inputs}x{num_outputs}")
+        shapes = [(num_inputs, num_outputs)] + ([(num_outputs,)] if bias_mode == 0 else [])
+        arrays = dict(zip(("weight", "bias"), _split(params, *shapes), strict=False))
+        return DlibLayer("fc", {"num_inputs": num_inputs, "num_outputs": num_outputs}, arrays)
+    raise DlibFormatError(f"unsupported dlib layer type {name!r}")
+
+
+def parse_dlib_dat(path: str | os.PathLike[str]) -> DlibNet:
+    """Parse a dlib ``loss_metric`` network file (such as dlib's face recognition ResNet).
+
+    dlib writes a network from the loss layer inwards: each wrapper writes its version and
+    then its subnetwork before its own details, so the file opens with a run of versions
+    (2 for add_layer, 1 for tag/skip, 2 or 3 for the add_layer on the input), then the
+    input layer, then each layer's details from the input outwards, each followed by
+    three flags and three (empty) tensors.
+    """
+    r = _Reader(Path(path).read_bytes())
+    if r.integer() != 1:
+        raise DlibFormatError("not a dlib add_loss_layer (version 1)")
+    loss_name = r.string()
+    if loss_name == "loss_metric_2":
+        loss = {"margin": r.real(), "dist_thresh": r.real()}
+    elif loss_name == "loss_metric_":
+        loss = {"margin": 0.1, "dist_thresh": 0.75}
+    else:
+        raise DlibFormatError(f"unsupported loss layer {loss_name!r}")
+
+    wrappers: list[int] = []  # versions, outermost first
+    while r.peek_integer() in (1, 2, 3):
+        wrappers.append(r.integer())
+    if not wrappers or wrappers[-1] not in (2, 3) or 3 in wrappers[:-1]:
+        raise DlibFormatError("unexpected layer versions: only dlib >= 19.5 files are read")
+
+    input_name = r.string()
+    if input_name != "input_rgb_image_sized":
+        raise DlibFormatError(f"unsupported input layer {input_name!r}")
+    mean = (r.real(), r.real(), r.real())
+    size = (r.integer(), r.integer())
+
+    layers = []
+    for depth, version in enumerate(reversed(wrappers)):
+        if version == 1:  # add_tag_layer / add_skip_layer: nothing after the subnetwork
+            layers.append(DlibLayer("tag"))
+            continue
+        layers.append(_read_layer_details(r))
+        for _ in range(3):  # setup called, gradient stale, output disabled
+            r.boolean()
+        for _ in range(3):  # x_grad, cached_output, params_grad (grad_final next to input)
+            r.tensor()
+        if depth == 0 and version == 3:
+            r.integer()  # the input add_layer's sample_expansion_factor
+    if r.pos != len(r.data):
+        raise DlibFormatError(f"{len(r.data) - r.pos} bytes left after the network")
+    return DlibNet(mean, size, tuple(layers), loss)
+
+
+# ----------------------------------------------------------------------------------------
+# Cache: the parsed network as safetensors (arrays) plus JSON metadata (everything else)
+
+
+def _cache_path(sha256: str, cache_dir: Path) -> Path:
+    return cache_dir / f"{sha256}.safetensors"
+
+
+def _save_cache(net: DlibNet, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    tensors = {f"{i}.{name}": np.ascontiguousarray(a)
+               for i, layer in enumerate(net.layers) for name, a in layer.arrays.items()}
+    meta = {
+        "format": CACHE_FORMAT,
+        "input_mean": list(net.input_mean),
+        "input_size": list(net.input_size),
+        "loss": net.loss,
+        "layers": [{"kind": layer.kind, "config": layer.config} for layer in net.layers],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed, so a concurrent reader never sees half a file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={"dlib_net": json.dumps(meta)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_cache(path: Path) -> DlibNet | None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = json.loads((fh.metadata() or {})["dlib_net"])
+            if meta.get("format") != CACHE_FORMAT:
+                return None
+            arrays: dict[int, dict[str, np.ndarray]] = {}
+            for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
+                index, name = key.split(".", 1)
+                arrays.setdefault(int(index), {})[name] = fh.get_tensor(key)
+    except (OSError, KeyError, ValueError, SafetensorError):
+        return None  # unreadable or foreign: rebuild from the .dat
+    layers = tuple(DlibLayer(spec["kind"], spec["config"], arrays.get(i, {}))
+                   for i, spec in enumerate(meta["layers"]))
+    return DlibNet(tuple(meta["input_mean"]), tuple(meta["input_size"]), layers, meta["loss"])
+
+
+def load_dlib_net(path: str | os.PathLike[str] | None = None,
+                  cache_dir: str | os.PathLike[str] | None = CACHE_DIR) -> DlibNet:
+    """The parsed network, from the safetensors cache when the .dat's sha256 is known.
+
+    ``path`` defaults to the verified third-party model; ``cache_dir=None`` disables the
+    cache. A cache that cannot be written (read-only install) is silently skipped.
+    """
+    dat = Path(path) if path is not None else third_party_file(MODEL_NAME)
+    if cache_dir is None:
+        return parse_dlib_dat(dat)
+    cached = _cache_path(sha256_of(dat), Path(cache_dir))
+    if cached.is_file() and (net := _load_cache(cached)) is not None:
+        return net
+    net = parse_dlib_dat(dat)
+    with contextlib.suppress(OSError):  # e.g. a read-only install: just parse next time
+        _save_cache(net, cached)
+    return net
+
+
+# ----------------------------------------------------------------------------------------
+# The network in PyTorch
+
+
+def _add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dlib's add_prev: the smaller tensor counts as zeros past its end (channels, rows, cols)."""
+    if a.shape == b.shape:
+        return a + b
+    c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
+
+    def grow(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+
+    return grow(a) + grow(b)
+
+
+def _conv_affine(con: DlibLayer, affine: DlibLayer) -> nn.Conv2d:
+    """A Conv2d equal to dlib's con followed by its affine (frozen batch norm), folded."""
+    gamma = affine.arrays["gamma"].astype(np.float64)
+    weight = con.arrays["weight"] * gamma[:, None, None, None]
+    bias = con.arrays["bias"] * gamma + affine.arrays["beta"]
+    out_ch, in_ch, kh, kw = weight.shape
+    cfg = con.config
+    conv = nn.Conv2d(in_ch, out_ch, (kh, kw), stride=(cfg["stride_y"], cfg["stride_x"]),
+                     padding=(cfg["padding_y"], cfg["padding_x"]), device="meta")
+    conv.weight = _frozen(weight)
+    conv.bias = _frozen(bias)
+    return conv
+
+
+def _frozen(array: np.ndarray) -> nn.Parameter:
+    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if t.ndim == 4:  # NHWC is ~20% faster on CPU, and chips arrive NHWC anyway
+        t = t.contiguous(memory_format=torch.channels_last)
+    return nn.Parameter(t, requires_grad=False)
+
+
+class _Pool(nn.Module):
+    def __init__(self, layer: DlibLayer) -> None:
+        super().__init__()
+        cfg = layer.config
+        if cfg["padding_y"] or cfg["padding_x"]:  # not in this network; dlib's differ
+            raise DlibFormatError("padded pooling is not supported")
+        self.is_max = layer.kind == "max_pool"
+        self.window = (cfg["nr"], cfg["nc"])
+        self.stride = (cfg["stride_y"], cfg["stride_x"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        window = (self.window[0] or x.shape[2], self.window[1] or x.shape[3])  # 0: whole map
+        pool = F.max_pool2d if self.is_max else F.avg_pool2d
+        return pool(x, window, self.stride)
+
+
+class _Residual(nn.Module):
+    """relu(skip(x) + affine(con(relu(affine(con(x)))))); skip is avg_pool when down."""
+
+    def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, pool: _Pool | None) -> None:
+        super().__init__()
+        self.conv1, self.conv2, self.pool = conv1, conv2, pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x)))
+        skip = self.pool(x) if self.pool is not None else x
+        return F.relu(_add_zero_padded(y, skip))
+
+
+class _Layers:
+    """Takes layers off the parsed list in order, checking each is what the design says."""
+
+    def __init__(self, layers: tuple[DlibLayer, ...]) -> None:
+        self.layers, self.i = layers, 0
+
+    def take(self, *kinds: str) -> list[DlibLayer]:
+        got = list(self.layers[self.i : self.i + len(kinds)])
+        if tuple(layer.kind for layer in got) != kinds:
+            raise DlibFormatError(
+                f"layers {self.i}..: expected {kinds}, found {tuple(g.kind for g in got)}"
+            )
+        self.i += len(kinds)
+        return got
+
+
+class DlibResNet(nn.Module):
+    """dlib's face recognition ResNet: (N, 3, 150, 150) RGB in 0..255 -> (N, 128)."""
+
+    def __init__(self, net: DlibNet) -> None:
+        super().__init__()
+        self.input_size = net.input_size
+        mean = torch.tensor(net.input_mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+
+        seq = _Layers(net.layers)
+        con, affine, _, pool = seq.take("con", "affine", "relu", "max_pool")
+        self.stem = _conv_affine(con, affine)
+        self.stem_pool = _Pool(pool)
+        blocks = []
+        while seq.i < len(net.layers) and net.layers[seq.i].kind == "tag":
+            c1, a1, _, c2, a2 = seq.take("tag", "con", "affine", "relu", "con", "affine")[1:]
+            down = None
+            if net.layers[seq.i].kind == "tag":  # tag2, skip1, avg_pool: a down block
+                down = _Pool(seq.take("tag", "tag", "avg_pool")[2])
+            seq.take("add_prev", "relu")
+            blocks.append(_Residual(_conv_affine(c1, a1), _conv_affine(c2, a2), down))
+        self.blocks = nn.Sequential(*blocks)
+        pool, fc = seq.take("avg_pool", "fc")
+        if pool.config["nr"] or pool.config["nc"]:
+            raise DlibFormatError("expected avg_pool_everything before the fc layer")
+        weight = fc.arrays["weight"].T  # dlib multiplies x (N, in) by W (in, out)
+        self.fc = nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in fc.arrays,
+                            device="meta")
+        self.fc.weight = _frozen(weight)
+        if "bias" in fc.arrays:
+            self.fc.bias = _frozen(fc.arrays["bias"])
+        if seq.i != len(net.layers):
+            raise DlibFormatError(f"{len(net.layers) - seq.i} unexpected layers at the end")
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = (x - self.mean) / 256.0  # input_rgb_image_sized
+        x = self.stem_pool(F.relu(self.stem(x)))
+        x = self.blocks(x)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+# ----------------------------------------------------------------------------------------
+# Public entry points
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads (process-wide!) to ``threads`` or to one CPU fewer than
+    there are, at most MAX_THREADS.
+
+    Leaving a CPU free matters more than it seems: torch's OpenMP threads wait for each
+    other after every layer, so when another process holds one of two cores, two threads
+    took 260-770 ms per chip where one thread took 30 ms.
+    """
+    if threads is None:
+        try:
+            available = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            available = os.cpu_count() or 1
+        threads = max(1, min(available - 1, MAX_THREADS))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+class DlibFaceEncoder:
+    """128-d dlib face descriptors of aligned 150x150 chips, batched, on the CPU.
+
+    Thread-safe: the model is only read. Building one sets torch's thread count
+    (see :func:`configure_threads`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = CACHE_DIR,
+                 threads: int | None = None) -> None:
+        configure_threads(threads)
+        self.model = DlibResNet(load_dlib_net(path, cache_dir))
+
+    def descriptors(self, chips: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """(N, 150, 150, 3) uint8 RGB chips, as ``dlib.get_face_chip(rgb, shape, 150, 0.25)``
+        gives them (one (150, 150, 3) chip also works), to (N, 128) float32 descriptors
+        equal to dlib's ``compute_face_descriptor(chip)``."""
+        chips = np.asarray(chips)
+        if chips.ndim == 3:
+            chips = chips[None]
+        rows, cols = self.model.input_size
+        if chips.ndim != 4 or chips.shape[1:] != (rows, cols, 3):
+            raise ValueError(f"expected (N, {rows}, {cols}, 3) RGB chips, got {chips.shape}")
+        out = np.empty((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(chips), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + batch_size]))
+                x = batch.permute(0, 3, 1, 2).float()
+                out[start : start + len(batch)] = self.model(x).numpy()
+        return out
+
+
+_default: DlibFaceEncoder | None = None
+_default_lock = threading.Lock()
+
+
+def default_encoder() -> DlibFaceEncoder:
+    """One shared encoder for the verified third-party model, built on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = DlibFaceEncoder()
+        return _default
+
+
+def descriptors(chips: np.ndarray) -> np.ndarray:
+    """(N, 150, 150, 3) uint8 RGB chips to (N, 128) float32 dlib face descriptors."""
+    return default_encoder().descriptors(chips)
+
+
+__all__ = [
+    "CHIP_SIZE", "DESCRIPTOR_SIZE", "DlibFaceEncoder", "DlibFormatError", "DlibLayer",
+    "DlibNet", "DlibResNet", "configure_threads", "default_encoder", "descriptors",
+    "load_dlib_net", "parse_dlib_dat",
+]
