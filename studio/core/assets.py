@@ -34,6 +34,12 @@ class ThirdPartyFile:
     license: str = ""
 
 
+def user_cache_dir() -> Path:
+    """Long-lived work (label cache, training runs) kept outside the work tree, so that a
+    fresh checkout can resume: ``STUDIO_CACHE`` or ``~/.cache/surrogate-studio``."""
+    return Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "surrogate-studio"))
+
+
 def third_party_dir() -> Path:
     """Folder holding fetched files; ``STUDIO_THIRD_PARTY_DIR`` overrides it."""
     override = os.environ.get("STUDIO_THIRD_PARTY_DIR")

@@ -362,17 +362,19 @@ def _frozen(array: np.ndarray) -> nn.Parameter:
 
 
 class _Pool(nn.Module):
+    """dlib's max_pool / avg_pool; a window of 0 means the whole map (avg_pool_everything)."""
+
     def __init__(self, layer: DlibLayer) -> None:
         super().__init__()
         cfg = layer.config
-        if cfg["padding_y"] or cfg["padding_x"]:  # not in this network; dlib's differ
+        if cfg["padding_y"] or cfg["padding_x"]:  # this network has none; not verified
             raise DlibFormatError("padded pooling is not supported")
         self.is_max = layer.kind == "max_pool"
         self.window = (cfg["nr"], cfg["nc"])
         self.stride = (cfg["stride_y"], cfg["stride_x"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        window = (self.window[0] or x.shape[2], self.window[1] or x.shape[3])  # 0: whole map
+        window = (self.window[0] or x.shape[2], self.window[1] or x.shape[3])
         pool = F.max_pool2d if self.is_max else F.avg_pool2d
         return pool(x, window, self.stride)
 

@@ -174,3 +174,15 @@ def build_training_set(cache: Path, rotated_copies: int = 1, seed: int = 0,
               "crops": len(images), "rotated_copies_per_image": rotated_copies}
     return TrainingSet(np.stack(images), np.stack(labels).astype(np.float32),
                        np.array(origin, dtype=np.int8), counts)
+
+
+def read_cache_by_path(cache: Path, paths: Iterable[Path] | None = None,
+                       progress: bool = True) -> dict[str, dict]:
+    """Cached labels of the held-out and training images, keyed by path (labels any
+    image not yet in the cache)."""
+    from studio.core.datasets import celeba_id, genki, utkface
+
+    if paths is None:
+        paths = [it.path for it in genki("all")] + [it.path for it in utkface()]
+        paths += [it.path for it in celeba_id()]
+    return label_images(paths, cache, progress=progress)
