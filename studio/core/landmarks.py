@@ -62,6 +62,14 @@ class DetectedFace:
         return out
 
 
+def connections(kind: str) -> np.ndarray:
+    """(K, 2) landmark index pairs for drawing: "contours" or "mesh" (the tessellation)."""
+    from mediapipe.tasks.python.vision import FaceLandmarksConnections as C
+
+    source = C.FACE_LANDMARKS_TESSELATION if kind == "mesh" else C.FACE_LANDMARKS_CONTOURS
+    return np.array([(c.start, c.end) for c in source], dtype=np.int32)
+
+
 def pad_image(rgb: np.ndarray, fraction: float) -> tuple[np.ndarray, int, int]:
     """Pad with plain grey; returns the image and the (top, left) offsets."""
     h, w = rgb.shape[:2]

@@ -1,0 +1,139 @@
+"""Turns user actions into model jobs on worker threads and results into state changes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject
+
+from studio.core.engine import SurrogateEngine
+from studio.core.images import SUPPORTED_SUFFIXES
+from studio.ui.state import StudioState
+from studio.ui.workers import LatestOnly, run_in_thread
+
+
+class Controller(QObject):
+    """Owns the engine and the job queues. Slider moves are coalesced: only the newest
+    request is computed, and late results of older requests are dropped."""
+
+    def __init__(self, state: StudioState, engine_factory=SurrogateEngine) -> None:
+        super().__init__()
+        self.state = state
+        self.engine: SurrogateEngine | None = None
+        self._engine_factory = engine_factory
+        self.analysis_jobs = LatestOnly(self)
+        self.surrogate_jobs = LatestOnly(self)
+        self.analysis_jobs.result.connect(self._on_opened)
+        self.analysis_jobs.failed.connect(self._on_open_failed)
+        self.analysis_jobs.busy_changed.connect(lambda b: state.busy_changed.emit("analysis", b))
+        self.surrogate_jobs.result.connect(lambda _id, r: state.set_surrogate(r))
+        self.surrogate_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
+        self.surrogate_jobs.busy_changed.connect(
+            lambda b: state.busy_changed.emit("surrogate", b))
+        state.targets_changed.connect(self.request_surrogate)
+        state.identity_changed.connect(self.request_surrogate)
+        state.face_changed.connect(self._on_face_changed)
+        self._queued_open: tuple | None = None
+
+    # -- start-up --------------------------------------------------------------------
+    def load_models(self, then=None) -> None:
+        self.state.busy_changed.emit("models", True)
+        self.state.message.emit("info", "Loading models ...")
+
+        def done(engine: SurrogateEngine) -> None:
+            self.engine = engine
+            self.state.busy_changed.emit("models", False)
+            self.state.message.emit("info", f"Ready: {engine.model_name} on {engine.device_name}")
+            if self._queued_open is not None:
+                args, self._queued_open = self._queued_open, None
+                self._submit_open(*args)
+            if then is not None:
+                then()
+
+        def failed(msg: str) -> None:
+            self.state.busy_changed.emit("models", False)
+            self.state.message.emit("error", f"The models could not be loaded: {msg}")
+
+        run_in_thread(self, self._engine_factory, on_done=done, on_failed=failed)
+
+    # -- photos ----------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> None:
+        self._submit_open(str(path), None)
+
+    def open_array(self, rgb: np.ndarray, name: str) -> None:
+        self._submit_open(name, rgb)
+
+    def _submit_open(self, path: str, rgb: np.ndarray | None) -> None:
+        if self.engine is None:
+            self._queued_open = (path, rgb)
+            return
+        engine = self.engine
+        if rgb is None:
+            self.analysis_jobs.submit(lambda: (path, *engine.open(path)))
+        else:
+            from studio.core.images import LoadedImage
+
+            image = LoadedImage(np.ascontiguousarray(rgb), path, "RGB", False)
+            self.analysis_jobs.submit(lambda: (path, image, engine.analyze(image)))
+
+    def _on_opened(self, _job_id: int, value: tuple) -> None:
+        path, image, analysis = value
+        self.state.timings["analysis"] = analysis.timings_ms.get("analysis", 0.0)
+        if not self.state.locked:
+            self.state.seed_a = random.randrange(1, 100000)
+        self.state.set_image(path, image, analysis)
+        n = len(analysis.faces)
+        name = Path(path).name
+        if n == 0:
+            self.state.message.emit("error", f"No face found in {name}. Try another photo.")
+        elif n > 1:
+            self.state.message.emit("info", f"{n} faces in {name}: click one to work on it.")
+        else:
+            self.state.message.emit("info", f"Analysed {name}.")
+
+    def _on_open_failed(self, _job_id: int, message: str) -> None:
+        self.state.message.emit("error", message)
+
+    @staticmethod
+    def folder_images(path: str | Path) -> list[Path]:
+        folder = Path(path).parent
+        try:
+            files = [p for p in folder.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES]
+        except OSError:
+            return []
+        return sorted(files, key=lambda p: p.name.lower())
+
+    def step_in_folder(self, delta: int) -> None:
+        if not self.state.path or not Path(self.state.path).is_file():
+            return
+        files = self.folder_images(self.state.path)
+        if not files:
+            self.state.message.emit("error", "The photo's folder cannot be read.")
+            return
+        current = Path(self.state.path)
+        idx = next((i for i, p in enumerate(files) if p.name == current.name), 0)
+        self.open_path(files[(idx + delta) % len(files)])
+
+    # -- faces and surrogates --------------------------------------------------------
+    def _on_face_changed(self) -> None:
+        if self.state.face is not None:
+            self.match_original()
+
+    def match_original(self) -> None:
+        face = self.state.face
+        if face is None:
+            return
+        self.state.set_targets(**face.attributes.to_dict())
+
+    def new_identity(self) -> None:
+        if not self.state.locked:
+            self.state.set_identity(seed_a=random.randrange(1, 100000), mix=0.0)
+
+    def request_surrogate(self) -> None:
+        if self.engine is None:
+            return
+        engine, state = self.engine, self.state
+        targets, z, face = state.targets, state.z(), state.face
+        self.surrogate_jobs.submit(engine.surrogate, targets, z, face)

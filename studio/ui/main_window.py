@@ -1,0 +1,268 @@
+"""The studio window: photo and landmarks, sliders, surrogate, and the comparison panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.images import SUPPORTED_SUFFIXES
+from studio.ui.controller import Controller
+from studio.ui.metrics_panels import ExpressionPanel, IdentityPanel
+from studio.ui.panels import AttributesPanel, OverlayChooser, SliderPanel, SurrogateView
+from studio.ui.photo_view import PhotoView
+from studio.ui.state import StudioState
+
+MAX_RECENT = 10
+IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ")"
+
+
+def _column(*widgets: QWidget) -> QWidget:
+    w = QWidget()
+    layout = QVBoxLayout(w)
+    layout.setContentsMargins(4, 4, 4, 4)
+    for x in widgets:
+        layout.addWidget(x)
+    layout.addStretch(1)
+    return w
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: StudioState | None = None, controller: Controller | None = None,
+                 settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Surrogate Studio")
+        self.state = state or StudioState()
+        self.controller = controller or Controller(self.state)
+        self.settings = settings or QSettings("SurrogateStudio", "studio")
+        self.saved_count = 0
+
+        self.photo = PhotoView(self.state)
+        self.photo.set_overlay(str(self.settings.value("overlay", "contours")))
+        self.overlay_chooser = OverlayChooser(self.photo.overlay)
+        self.overlay_chooser.changed.connect(self.set_overlay)
+        self.attributes = AttributesPanel(self.state)
+        self.sliders = SliderPanel(self.state)
+        self.surrogate = SurrogateView(self.state)
+        self.expression = ExpressionPanel(self.state)
+        self.identity = IdentityPanel(self.state)
+
+        left = QWidget()
+        lay = QVBoxLayout(left)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.photo, 1)
+        lay.addWidget(self.overlay_chooser)
+        lay.addWidget(self.attributes)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(_column(self.surrogate, self.sliders))
+        self.splitter.addWidget(_column(self.expression, self.identity))
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setSizes([560, 460, 560])
+        self.setCentralWidget(self.splitter)
+
+        self.photo.face_clicked.connect(self.state.set_face)
+        self.sliders.match_requested.connect(self.controller.match_original)
+        self.sliders.new_identity_requested.connect(self.controller.new_identity)
+        self.state.message.connect(self.show_message)
+        self.state.busy_changed.connect(self._busy)
+        self.state.surrogate_changed.connect(self._update_status)
+        self.state.surrogate_changed.connect(lambda: self.save_action.setEnabled(True))
+        self.state.image_changed.connect(self._on_image_changed)
+
+        self.status = QLabel("Starting ...")
+        self.statusBar().addWidget(self.status, 1)
+        self.device_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.last_message = ("info", "")
+        self._build_actions()
+        self.setAcceptDrops(True)
+        self.resize(1500, 900)
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter_state = self.settings.value("splitter")
+        if splitter_state is not None:
+            self.splitter.restoreState(splitter_state)
+
+    # -- actions and menus -----------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        return act
+
+    def _build_actions(self) -> None:
+        self.open_action = self._action("&Open photo…", self.open_dialog, QKeySequence.Open,
+                                        "Open a face photo")
+        self.demo_action = self._action("Open &demo face", self.open_demo, None)
+        self.prev_action = self._action("&Previous in folder", lambda: self.controller
+                                        .step_in_folder(-1), "Ctrl+Left")
+        self.next_action = self._action("&Next in folder", lambda: self.controller
+                                        .step_in_folder(1), "Ctrl+Right")
+        self.save_action = self._action("&Save surrogate as PNG…", self.save_surrogate,
+                                        QKeySequence.Save)
+        self.save_action.setEnabled(False)
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.Quit)
+        self.new_id_action = self._action("&New identity", self.controller.new_identity,
+                                          "Ctrl+N")
+        self.match_action = self._action("&Match original", self.controller.match_original,
+                                         "Ctrl+M")
+        self.about_action = self._action("&About Surrogate Studio", self.about)
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        file_menu.addAction(self.demo_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        file_menu.addAction(self.prev_action)
+        file_menu.addAction(self.next_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        view = bar.addMenu("&View")
+        for name in ("points", "contours", "mesh", "none"):
+            view.addAction(self._action(f"Landmarks: {name}", lambda _=False, n=name:
+                                        self.set_overlay(n)))
+        sur = bar.addMenu("&Surrogate")
+        sur.addAction(self.new_id_action)
+        sur.addAction(self.match_action)
+        bar.addMenu("&Help").addAction(self.about_action)
+
+        tools = self.addToolBar("Main")
+        tools.setObjectName("main_toolbar")
+        for act in (self.open_action, self.prev_action, self.next_action, self.new_id_action,
+                    self.match_action, self.save_action):
+            tools.addAction(act)
+        self._refresh_recent()
+
+    # -- opening ---------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        start = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a face photo", start, IMAGE_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> None:
+        self.status.setText(f"Analysing {Path(path).name} …")
+        self.controller.open_path(path)
+
+    def open_demo(self) -> None:
+        from skimage import data
+
+        self.controller.open_array(data.astronaut(), "demo: astronaut (public domain)")
+
+    def _on_image_changed(self) -> None:
+        path = self.state.path
+        if path and Path(path).is_file():
+            self.settings.setValue("last_folder", str(Path(path).parent))
+            recent = [p for p in self._recent() if p != path]
+            self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
+            self._refresh_recent()
+        self.setWindowTitle(f"Surrogate Studio – {Path(path).name}" if path else
+                            "Surrogate Studio")
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self._recent():
+            self.recent_menu.addAction(self._action(Path(path).name, lambda _=False, p=path:
+                                                    self.open_path(p), tip=path))
+        self.recent_menu.setEnabled(bool(self._recent()))
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.open_path(urls[0])
+            event.acceptProposedAction()
+
+    # -- saving ----------------------------------------------------------------------
+    def save_surrogate(self, path: str | None = None) -> Path | None:
+        """PNG of the surrogate only: a new image, no metadata, a neutral file name."""
+        from PIL import Image
+
+        result = self.state.surrogate
+        if result is None:
+            return None
+        if not path:
+            self.saved_count += 1
+            folder = str(self.settings.value("save_folder", str(Path.home())))
+            suggestion = str(Path(folder) / f"surrogate_{self.saved_count:04d}.png")
+            path, _ = QFileDialog.getSaveFileName(self, "Save surrogate", suggestion,
+                                                  "PNG image (*.png)")
+            if not path:
+                return None
+        out = Path(path).with_suffix(".png")
+        try:
+            Image.fromarray(result.image).resize((256, 256), Image.LANCZOS).save(out, "PNG")
+        except OSError as exc:
+            self.show_message("error", f"Could not save {out.name}: {exc.strerror or exc}")
+            return None
+        self.settings.setValue("save_folder", str(out.parent))
+        self.show_message("info", f"Saved {out.name}")
+        return out
+
+    # -- feedback --------------------------------------------------------------------
+    def set_overlay(self, name: str) -> None:
+        self.photo.set_overlay(name)
+        self.settings.setValue("overlay", name)
+
+    def show_message(self, level: str, text: str) -> None:
+        self.last_message = (level, text)
+        self.status.setText(text)
+        self.status.setStyleSheet("color:#c62828; font-weight:bold" if level == "error" else "")
+
+    def _busy(self, what: str, busy: bool) -> None:
+        if busy and what == "analysis":
+            self.status.setText("Analysing …")
+        if what == "models" and not busy and self.controller.engine is not None:
+            self.device_label.setText(f"{self.controller.engine.device_name} · "
+                                      f"{self.controller.engine.model_name}")
+
+    def _update_status(self) -> None:
+        t = self.state.timings
+        parts = [f"{k} {v:.0f} ms" for k, v in t.items()]
+        self.device_label.setText(
+            f"{self.controller.engine.device_name} · {self.controller.engine.model_name} · "
+            + ", ".join(parts) if self.controller.engine else ", ".join(parts))
+
+    def about(self) -> None:
+        from studio.core.assets import MODELS_DIR
+
+        cards = "".join(f"<li>{p.name}</li>" for p in sorted(MODELS_DIR.rglob("*.md")))
+        QMessageBox.about(self, "About Surrogate Studio", (
+            "<h3>Surrogate Studio</h3><p>Privacy-preserving surrogate faces that keep "
+            "expression and head pose but replace the identity.</p>"
+            f"<p>Model cards in <code>{MODELS_DIR}</code>:</p><ul>{cards}</ul>"
+            "<p>Weights and calibrations fitted on GENKI-4K, UTKFace and CelebA are for "
+            "<b>non-commercial research use only</b>. Third-party models: MediaPipe "
+            "FaceLandmarker (Apache-2.0), dlib face models and the Cydral gender network "
+            "(CC0).</p>"))
+
+    def closeEvent(self, event) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("splitter", self.splitter.saveState())
+        super().closeEvent(event)

@@ -1,0 +1,106 @@
+"""The small state object every widget binds to (glue's habit): data plus change signals.
+
+Widgets read it and call the controller; they never talk to each other or to the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from studio.core.analysis import FaceAnalysis, ImageAnalysis
+from studio.core.attributes import Attributes
+from studio.core.engine import SurrogateResult
+from studio.core.generator import slerp
+from studio.core.images import LoadedImage
+
+NEUTRAL = Attributes(0.5, 0.5, 0.0, 0.0, 0.0)
+HISTORY = 40  # identity distances kept for the history plot
+
+
+def z_for_seed(seed: int, dim: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, dim).astype(np.float32)
+
+
+class StudioState(QObject):
+    image_changed = Signal()  # a new photo (or none)
+    analysis_changed = Signal()  # faces found in it
+    face_changed = Signal()  # which face is chosen
+    targets_changed = Signal()  # slider values
+    identity_changed = Signal()  # seeds, mix, mode, lock
+    surrogate_changed = Signal()  # a new surrogate and its comparison
+    busy_changed = Signal(str, bool)  # what, busy
+    message = Signal(str, str)  # level ("info" | "error"), text
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: str | None = None
+        self.image: LoadedImage | None = None
+        self.analysis: ImageAnalysis | None = None
+        self.face_index: int | None = None
+        self.targets: Attributes = NEUTRAL
+        self.seed_a, self.seed_b = 1, 2
+        self.mix = 0.0
+        self.mode = "slerp"
+        self.locked = False
+        self.surrogate: SurrogateResult | None = None
+        self.distances: list[float] = []
+        self.timings: dict[str, float] = {}
+
+    # -- derived -------------------------------------------------------------------
+    @property
+    def face(self) -> FaceAnalysis | None:
+        if self.analysis is None or self.face_index is None:
+            return None
+        if not 0 <= self.face_index < len(self.analysis.faces):
+            return None
+        return self.analysis.faces[self.face_index]
+
+    def z(self) -> np.ndarray:
+        a, b = z_for_seed(self.seed_a), z_for_seed(self.seed_b)
+        if self.mix <= 0:
+            return a
+        if self.mode == "linear":
+            return ((1 - self.mix) * a + self.mix * b).astype(np.float32)
+        return slerp(a, b, self.mix).astype(np.float32)
+
+    # -- setters that announce the change -----------------------------------------
+    def set_image(self, path: str | None, image: LoadedImage | None,
+                  analysis: ImageAnalysis | None) -> None:
+        self.path, self.image, self.analysis = path, image, analysis
+        self.face_index = 0 if analysis and analysis.faces else None
+        self.surrogate = None
+        self.image_changed.emit()
+        self.analysis_changed.emit()
+        self.face_changed.emit()
+
+    def set_face(self, index: int) -> None:
+        if self.analysis and 0 <= index < len(self.analysis.faces) and index != self.face_index:
+            self.face_index = index
+            self.face_changed.emit()
+
+    def set_targets(self, **values: float) -> None:
+        new = replace(self.targets, **values)
+        if new != self.targets:
+            self.targets = new
+            self.targets_changed.emit()
+
+    def set_identity(self, **values) -> None:
+        changed = False
+        for key, value in values.items():
+            if getattr(self, key) != value:
+                setattr(self, key, value)
+                changed = True
+        if changed:
+            self.identity_changed.emit()
+
+    def set_surrogate(self, result: SurrogateResult) -> None:
+        self.surrogate = result
+        comp = result.comparison
+        if comp is not None and comp.distance is not None:
+            self.distances = [*self.distances, comp.distance][-HISTORY:]
+        self.timings["generate"] = result.generate_ms
+        self.timings["compare"] = result.compare_ms
+        self.surrogate_changed.emit()

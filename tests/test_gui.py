@@ -1,0 +1,183 @@
+"""The studio window driven as a person would, offscreen, with pytest-qt."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings, Qt
+
+from studio.ui.controller import Controller
+from studio.ui.main_window import MainWindow
+from studio.ui.state import StudioState
+from studio.ui.workers import LatestOnly
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from studio.core.engine import SurrogateEngine
+
+    e = SurrogateEngine()
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, engine):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    state = StudioState()
+    controller = Controller(state, engine_factory=lambda: engine)
+    win = MainWindow(state, controller, settings)
+    qtbot.addWidget(win)
+    win.show()
+    controller.load_models()
+    qtbot.waitUntil(lambda: controller.engine is not None, timeout=30000)
+    return win
+
+
+def open_and_wait(qtbot, win, path) -> None:
+    before = win.surrogate.generation
+    win.open_path(path)
+    qtbot.waitUntil(lambda: win.state.path == str(path), timeout=30000)
+    if win.state.face is not None:
+        qtbot.waitUntil(lambda: win.surrogate.generation > before, timeout=30000)
+
+
+def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer):
+    open_and_wait(qtbot, window, utk_face_path)
+    expected = analyzer.analyze_path(utk_face_path).faces[0].attributes
+    panel = window.attributes
+    assert panel.values["joy"].text() == f"{expected.joy:.2f}"
+    assert panel.values["yaw"].text() == f"{expected.yaw:+.1f}°"
+    assert panel.bars["p_male"].value() == int(1000 * expected.p_male)
+    # The sliders start at the estimate.
+    assert window.sliders.sliders["yaw"].value() == round(expected.yaw)
+    assert window.surrogate.surrogate.pixmap() is not None
+    verdict = window.identity.verdict.text()
+    assert any(t in verdict for t in ("Different person", "SAME PERSON", "No face"))
+    comp = window.state.surrogate.comparison
+    assert comp.original is window.state.face
+
+
+def _pixels(label) -> np.ndarray:
+    img = label.pixmap().toImage().convertToFormat(label.pixmap().toImage().Format.Format_RGB888)
+    ptr = img.constBits()
+    return np.frombuffer(ptr, np.uint8, img.sizeInBytes()).copy()
+
+
+@pytest.mark.parametrize("name,value", [("joy", 5), ("p_male", 95), ("yaw", 25),
+                                        ("pitch", -15), ("roll", 12)])
+def test_each_slider_draws_a_new_surrogate(qtbot, window, utk_face_path, name, value):
+    open_and_wait(qtbot, window, utk_face_path)
+    gen, expr, ident = (window.surrogate.generation, window.expression.updates,
+                        window.identity.updates)
+    before = _pixels(window.surrogate.surrogate)
+    table_before = window.expression.table.item(0, 1).text()
+    window.sliders.sliders[name].setValue(value)  # what dragging does, step by step
+    qtbot.waitUntil(lambda: window.surrogate.generation > gen, timeout=30000)
+    qtbot.waitUntil(lambda: not window.controller.surrogate_jobs.busy, timeout=30000)
+    assert window.expression.updates > expr and window.identity.updates > ident
+    assert not np.array_equal(before, _pixels(window.surrogate.surrogate))
+    requested = window.state.surrogate.requested
+    steps = 100 if name in ("joy", "p_male") else 1
+    assert getattr(requested, name) == pytest.approx(value / steps)
+    comp = window.state.surrogate.comparison
+    if comp.distance is not None:  # the history plot gets the newest distance
+        assert window.state.distances[-1] == comp.distance
+    else:
+        assert "No face" in window.identity.verdict.text()
+    assert table_before is not None
+
+
+def test_choose_a_face_in_a_group_photo(qtbot, window, tmp_path, group_photo):
+    path = tmp_path / "group.png"
+    Image.fromarray(group_photo).save(path)
+    open_and_wait(qtbot, window, path)
+    assert len(window.state.analysis.faces) == 2 and window.state.face_index == 0
+    first = window.attributes.values["p_male"].text()
+    gen = window.surrogate.generation
+    qtbot.mouseClick(window.photo.viewport(), Qt.MouseButton.LeftButton,
+                     pos=window.photo.face_center_in_view(1))
+    assert window.state.face_index == 1
+    second = window.state.analysis.faces[1].attributes
+    assert window.attributes.values["p_male"].text() == f"{second.p_male:.2f}" != first
+    qtbot.waitUntil(lambda: window.surrogate.generation > gen, timeout=30000)
+    assert window.state.surrogate.comparison.original is window.state.analysis.faces[1]
+
+
+def test_bad_inputs_give_a_message_and_keep_the_window_usable(qtbot, window, tmp_path,
+                                                              utk_face_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture at all")
+    window.open_path(text)
+    qtbot.waitUntil(lambda: window.last_message[0] == "error", timeout=30000)
+    assert "not an image" in window.last_message[1]
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (300, 300), (180, 170, 160)).save(blank)
+    window.open_path(blank)
+    qtbot.waitUntil(lambda: "No face found" in window.last_message[1], timeout=30000)
+    assert window.state.face is None and window.attributes.values["joy"].text() == "–"
+    open_and_wait(qtbot, window, utk_face_path)
+    assert window.state.face is not None
+
+
+def test_a_slow_superseded_request_is_never_shown(qtbot):
+    runner = LatestOnly()
+    shown = []
+    runner.result.connect(lambda _id, value: shown.append(value))
+
+    def slow():
+        time.sleep(0.6)
+        return "old"
+
+    runner.submit(slow)
+    runner.submit(lambda: "middle")  # waits, then is superseded before it runs
+    last = runner.submit(lambda: "new")
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
+    assert shown == ["new"] and runner.latest_id == last
+    assert runner.dropped == 2
+
+
+def test_save_surrogate_png_has_no_original_data(qtbot, window, tmp_path, utk_face_path):
+    open_and_wait(qtbot, window, utk_face_path)
+    out = window.save_surrogate(str(tmp_path / "surrogate_0001.png"))
+    assert out is not None and out.name == "surrogate_0001.png"
+    with Image.open(out) as img:
+        assert img.size == (256, 256) and img.format == "PNG"
+        assert not img.info.get("exif") and not img.getexif()
+        assert utk_face_path.name not in str(img.info)
+
+
+def test_shortcuts_are_in_the_menus(window):
+    for action, key in [(window.open_action, "Ctrl+O"), (window.next_action, "Ctrl+Right"),
+                        (window.prev_action, "Ctrl+Left"), (window.new_id_action, "Ctrl+N"),
+                        (window.match_action, "Ctrl+M"), (window.save_action, "Ctrl+S")]:
+        assert action.shortcut().toString() == key
+
+
+def test_match_original_and_identity_controls(qtbot, window, utk_face_path):
+    open_and_wait(qtbot, window, utk_face_path)
+    estimate = window.state.face.attributes
+    window.sliders.sliders["joy"].setValue(3)
+    window.match_action.trigger()
+    assert window.state.targets.joy == pytest.approx(estimate.joy, abs=1e-3)
+    seed = window.state.seed_a
+    window.new_id_action.trigger()
+    assert window.state.seed_a != seed
+    window.sliders.lock.setChecked(True)
+    window.new_id_action.trigger()
+    assert not window.sliders.new_id.isEnabled()
+    gen = window.surrogate.generation
+    window.sliders.mix.setValue(50)
+    qtbot.waitUntil(lambda: window.surrogate.generation > gen, timeout=30000)
+    assert window.state.mix == 0.5
+
+
+def test_overlay_setting_persists(window):
+    window.set_overlay("mesh")
+    assert window.photo.overlay == "mesh"
+    assert window.settings.value("overlay") == "mesh"
