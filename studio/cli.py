@@ -211,12 +211,8 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    try:
-        from studio.ui.app import run
-    except ImportError:
-        # Until the window lands, the demo is the analysis of the demo face.
-        return cmd_analyze(argparse.Namespace(images=args.images, demo=not args.images,
-                                              json=False, landmarks=False, no_identity=False))
+    from studio.ui.app import run
+
     return run(args.images)
 
 

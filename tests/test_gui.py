@@ -181,3 +181,30 @@ def test_overlay_setting_persists(window):
     window.set_overlay("mesh")
     assert window.photo.overlay == "mesh"
     assert window.settings.value("overlay") == "mesh"
+
+
+def test_next_and_previous_in_folder_and_drop(qtbot, window, tmp_path, utk_face_path,
+                                             group_photo):
+    import shutil
+
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    shutil.copy(utk_face_path, tmp_path / "a_face.jpg")
+    Image.fromarray(group_photo).save(tmp_path / "b_group.png")
+    (tmp_path / "c_notes.txt").write_text("ignored: not an image suffix")
+    open_and_wait(qtbot, window, tmp_path / "a_face.jpg")
+    window.next_action.trigger()
+    qtbot.waitUntil(lambda: window.state.path == str(tmp_path / "b_group.png"), timeout=30000)
+    assert len(window.state.analysis.faces) == 2
+    window.prev_action.trigger()
+    qtbot.waitUntil(lambda: window.state.path == str(tmp_path / "a_face.jpg"), timeout=30000)
+    assert window.settings.value("last_folder") == str(tmp_path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "b_group.png"))])
+    drop = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    qtbot.waitUntil(lambda: window.state.path == str(tmp_path / "b_group.png"), timeout=30000)
+    recent = window._recent()
+    assert recent[0] == str(tmp_path / "b_group.png") and str(tmp_path / "a_face.jpg") in recent

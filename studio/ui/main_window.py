@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
     # -- feedback --------------------------------------------------------------------
     def set_overlay(self, name: str) -> None:
         self.photo.set_overlay(name)
+        self.overlay_chooser.set_current(name)
         self.settings.setValue("overlay", name)
 
     def show_message(self, level: str, text: str) -> None:

@@ -16,6 +16,14 @@ ORIGINAL_COLOR = (90, 150, 230)
 SURROGATE_COLOR = (240, 150, 60)
 
 
+def short_name(blendshape: str) -> str:
+    """mouthSmileLeft -> "mouthSmile L", so that five fit under one chart."""
+    for side, tag in (("Left", " L"), ("Right", " R")):
+        if blendshape.endswith(side):
+            return blendshape[: -len(side)] + tag
+    return blendshape
+
+
 class ExpressionPanel(QGroupBox):
     """Original against surrogate: joy and angles with differences, smile decisions, and
     the top blendshapes of both as a bar chart."""
@@ -87,13 +95,12 @@ class ExpressionPanel(QGroupBox):
             return
         scores = face.blendshapes if sur is None else np.maximum(face.blendshapes,
                                                                  sur.blendshapes)
-        top = [i for i in np.argsort(-scores) if BLENDSHAPE_NAMES[i] != "_neutral"][:6]
+        top = [i for i in np.argsort(-scores) if BLENDSHAPE_NAMES[i] != "_neutral"][:5]
         x = np.arange(len(top))
         self.bars_o.setOpts(x=x - 0.2, height=face.blendshapes[top])
         self.bars_s.setOpts(x=x + 0.2, height=sur.blendshapes[top] if sur is not None else
                             np.zeros(len(top)))
-        ticks = [(i, BLENDSHAPE_NAMES[j].replace("mouth", "m.").replace("eye", "e."))
-                 for i, j in enumerate(top)]
+        ticks = [(i, short_name(BLENDSHAPE_NAMES[j])) for i, j in enumerate(top)]
         self.plot.getAxis("bottom").setTicks([ticks])
 
 

@@ -219,10 +219,19 @@ class OverlayChooser(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Landmarks:"))
         self.group = QButtonGroup(self)
+        self.buttons: dict[str, QRadioButton] = {}
         for name in ("points", "contours", "mesh", "none"):
             b = QRadioButton(name)
             b.setChecked(name == current)
             b.toggled.connect(lambda on, n=name: on and self.changed.emit(n))
             self.group.addButton(b)
+            self.buttons[name] = b
             row.addWidget(b)
         row.addStretch(1)
+
+    def set_current(self, name: str) -> None:
+        button = self.buttons.get(name)
+        if button is not None and not button.isChecked():
+            button.blockSignals(True)
+            button.setChecked(True)
+            button.blockSignals(False)
