@@ -21,6 +21,15 @@ def _demo_image():
     return data.astronaut()
 
 
+def _data_present() -> bool:
+    from studio.core.datasets import data_available, data_root
+
+    if not data_available():
+        print(f"error: the research data is not at {data_root()} (set STUDIO_DATA).",
+              file=sys.stderr)
+    return data_available()
+
+
 def _print_analysis(result, out) -> None:
     n = len(result.faces)
     print(f"{result.source}  {result.width}x{result.height}  {n} face{'s' if n != 1 else ''}",
@@ -93,11 +102,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
     from studio.core import evaluate_analysis as ev
     from studio.core.analysis import FaceAnalyzer
-    from studio.core.datasets import data_available, data_root
 
-    if not data_available():
-        print(f"error: the research data is not at {data_root()} (set STUDIO_DATA).",
-              file=sys.stderr)
+    if not _data_present():
         return 2
     analyzer = FaceAnalyzer()
     progress = not args.quiet
@@ -167,15 +173,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_generator(args: argparse.Namespace) -> int:
     from studio.core.analysis import FaceAnalyzer
-    from studio.core.datasets import data_available, data_root
     from studio.core.evaluate_analysis import format_table
     from studio.core.evaluate_generator import evaluate
     from studio.core.generator import Generator
     from studio.core.training_data import read_cache_by_path
 
-    if not data_available():
-        print(f"error: the research data is not at {data_root()} (set STUDIO_DATA).",
-              file=sys.stderr)
+    if not _data_present():
         return 2
     generator = Generator(args.weights)
     analyzer = FaceAnalyzer()

@@ -33,6 +33,17 @@ ATTRIBUTES = [
 ]
 
 
+def add_row(grid: QGridLayout, row: int, label: str, widget: QWidget) -> QLabel:
+    """label | widget | value: the layout both attribute panels share."""
+    value = QLabel("–")
+    value.setMinimumWidth(56)
+    value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    grid.addWidget(QLabel(label), row, 0)
+    grid.addWidget(widget, row, 1)
+    grid.addWidget(value, row, 2)
+    return value
+
+
 def fmt(name: str, value: float) -> str:
     return f"{value:+.1f}°" if name in ("yaw", "pitch", "roll") else f"{value:.2f}"
 
@@ -51,13 +62,7 @@ class AttributesPanel(QGroupBox):
             bar.setRange(0, 1000)
             bar.setTextVisible(False)
             bar.setFixedHeight(12)
-            value = QLabel("–")
-            value.setMinimumWidth(56)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(QLabel(label), row, 0)
-            grid.addWidget(bar, row, 1)
-            grid.addWidget(value, row, 2)
-            self.bars[name], self.values[name] = bar, value
+            self.bars[name], self.values[name] = bar, add_row(grid, row, label, bar)
         self.smile = QLabel("")
         grid.addWidget(self.smile, len(ATTRIBUTES), 0, 1, 3)
         state.face_changed.connect(self.refresh)
@@ -98,13 +103,7 @@ class SliderPanel(QGroupBox):
             s.setTracking(True)  # redraw while the slider moves, not only on release
             s.valueChanged.connect(lambda v, n=name, k=steps: self._moved(n, v / k))
             s.setObjectName(f"slider_{name}")
-            value = QLabel("–")
-            value.setMinimumWidth(56)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(QLabel(label), row, 0)
-            grid.addWidget(s, row, 1)
-            grid.addWidget(value, row, 2)
-            self.sliders[name], self.labels[name] = s, value
+            self.sliders[name], self.labels[name] = s, add_row(grid, row, label, s)
         layout.addLayout(grid)
         self.match = QPushButton("Match original")
         self.match.setToolTip("Put the sliders back to the chosen face's estimates (Ctrl+M)")
