@@ -10,7 +10,8 @@ import pytest
 
 from studio.core.attributes import Attributes
 from studio.core.errors import ModelFileError
-from studio.core.generator import DEFAULT_WEIGHTS, Generator, slerp
+from studio.core.generator import DEFAULT_WEIGHTS, Generator
+from studio.core.latent import slerp
 
 
 @pytest.fixture(scope="module")

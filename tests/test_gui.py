@@ -45,6 +45,7 @@ def open_and_wait(qtbot, win, path) -> None:
     qtbot.waitUntil(lambda: win.state.path == str(path), timeout=30000)
     if win.state.face is not None:
         qtbot.waitUntil(lambda: win.surrogate.generation > before, timeout=30000)
+        qtbot.waitUntil(lambda: win.state.comparison is not None, timeout=30000)
 
 
 def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer):
@@ -59,7 +60,7 @@ def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer)
     assert window.surrogate.surrogate.pixmap() is not None
     verdict = window.identity.verdict.text()
     assert any(t in verdict for t in ("Different person", "SAME PERSON", "No face"))
-    comp = window.state.surrogate.comparison
+    comp = window.state.comparison
     assert comp.original is window.state.face
 
 
@@ -79,13 +80,13 @@ def test_each_slider_draws_a_new_surrogate(qtbot, window, utk_face_path, name, v
     table_before = window.expression.table.item(0, 1).text()
     window.sliders.sliders[name].setValue(value)  # what dragging does, step by step
     qtbot.waitUntil(lambda: window.surrogate.generation > gen, timeout=30000)
-    qtbot.waitUntil(lambda: not window.controller.surrogate_jobs.busy, timeout=30000)
-    assert window.expression.updates > expr and window.identity.updates > ident
+    qtbot.waitUntil(lambda: window.expression.updates > expr and window.identity.updates > ident
+                    and not window.controller.compare_jobs.busy, timeout=30000)
     assert not np.array_equal(before, _pixels(window.surrogate.surrogate))
     requested = window.state.surrogate.requested
     steps = 100 if name in ("joy", "p_male") else 1
     assert getattr(requested, name) == pytest.approx(value / steps)
-    comp = window.state.surrogate.comparison
+    comp = window.state.comparison
     if comp.distance is not None:  # the history plot gets the newest distance
         assert window.state.distances[-1] == comp.distance
     else:
@@ -105,8 +106,9 @@ def test_choose_a_face_in_a_group_photo(qtbot, window, tmp_path, group_photo):
     assert window.state.face_index == 1
     second = window.state.analysis.faces[1].attributes
     assert window.attributes.values["p_male"].text() == f"{second.p_male:.2f}" != first
-    qtbot.waitUntil(lambda: window.surrogate.generation > gen, timeout=30000)
-    assert window.state.surrogate.comparison.original is window.state.analysis.faces[1]
+    qtbot.waitUntil(lambda: window.surrogate.generation > gen and window.state.comparison
+                    is not None, timeout=30000)
+    assert window.state.comparison.original is window.state.analysis.faces[1]
 
 
 def test_bad_inputs_give_a_message_and_keep_the_window_usable(qtbot, window, tmp_path,

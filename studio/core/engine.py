@@ -13,18 +13,24 @@ from studio.core.attributes import Attributes
 from studio.core.comparison import Comparison, compare
 from studio.core.generator import Generator
 from studio.core.images import LoadedImage, load_image
-from studio.core.training_data import CropFrame, crop
 
 
 @dataclass(frozen=True)
 class SurrogateResult:
-    """One generated surrogate, with what it was asked for and how it measured up."""
+    """One generated surrogate and what it was asked for."""
 
     image: np.ndarray  # (64, 64, 3) uint8
     requested: Attributes
     z: np.ndarray
-    comparison: Comparison | None
     generate_ms: float
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """How a surrogate measured up against its original (the slower half of a slider move)."""
+
+    surrogate: SurrogateResult
+    comparison: Comparison
     compare_ms: float
 
 
@@ -54,17 +60,12 @@ class SurrogateEngine:
     def analyze(self, image: LoadedImage) -> ImageAnalysis:
         return self.analyzer.analyze(image)
 
-    @staticmethod
-    def original_crop(rgb: np.ndarray, face: FaceAnalysis, size: int = 64) -> np.ndarray:
-        """The original face in the generator's framing (translation and scale only)."""
-        return crop(rgb, CropFrame.from_landmarks(face.landmarks), size=size)
-
-    def surrogate(self, requested: Attributes, z: np.ndarray,
-                  original: FaceAnalysis | None) -> SurrogateResult:
+    def surrogate(self, requested: Attributes, z: np.ndarray) -> SurrogateResult:
         t0 = time.perf_counter()
         image = self.generator.sample(requested, z=z)[0]
-        t1 = time.perf_counter()
-        comparison = compare(self.analyzer, original, image) if original is not None else None
-        t2 = time.perf_counter()
-        return SurrogateResult(image, requested, z, comparison, (t1 - t0) * 1e3,
-                               (t2 - t1) * 1e3)
+        return SurrogateResult(image, requested, z, (time.perf_counter() - t0) * 1e3)
+
+    def compare(self, original: FaceAnalysis, result: SurrogateResult) -> ComparisonResult:
+        t0 = time.perf_counter()
+        comparison = compare(self.analyzer, original, result.image)
+        return ComparisonResult(result, comparison, (time.perf_counter() - t0) * 1e3)

@@ -117,3 +117,15 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     except OSError as exc:
         raise ImageLoadError(f"{name}: the file cannot be read ({exc.strerror}).") from exc
     return decode_image(data, source=str(p))
+
+
+def display_copy(rgb: np.ndarray, max_side: int = 1600) -> tuple[np.ndarray, float]:
+    """A copy small enough to paint quickly, and its scale (display px per image px)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return rgb, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale

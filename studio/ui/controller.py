@@ -8,28 +8,36 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject
 
-from studio.core.engine import SurrogateEngine
-from studio.core.images import SUPPORTED_SUFFIXES
+from studio.core.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
+
+
+def _default_engine():
+    from studio.core.engine import SurrogateEngine
+
+    return SurrogateEngine()
 
 
 class Controller(QObject):
     """Owns the engine and the job queues. Slider moves are coalesced: only the newest
     request is computed, and late results of older requests are dropped."""
 
-    def __init__(self, state: StudioState, engine_factory=SurrogateEngine) -> None:
+    def __init__(self, state: StudioState, engine_factory=None) -> None:
         super().__init__()
         self.state = state
-        self.engine: SurrogateEngine | None = None
-        self._engine_factory = engine_factory
+        self.engine = None  # SurrogateEngine, loaded in a worker (it imports torch)
+        self._engine_factory = engine_factory or _default_engine
         self.analysis_jobs = LatestOnly(self)
         self.surrogate_jobs = LatestOnly(self)
+        self.compare_jobs = LatestOnly(self)
         self.analysis_jobs.result.connect(self._on_opened)
         self.analysis_jobs.failed.connect(self._on_open_failed)
         self.analysis_jobs.busy_changed.connect(lambda b: state.busy_changed.emit("analysis", b))
-        self.surrogate_jobs.result.connect(lambda _id, r: state.set_surrogate(r))
+        self.surrogate_jobs.result.connect(self._on_surrogate)
         self.surrogate_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
+        self.compare_jobs.result.connect(lambda _id, r: state.set_comparison(r))
+        self.compare_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
         self.surrogate_jobs.busy_changed.connect(
             lambda b: state.busy_changed.emit("surrogate", b))
         state.targets_changed.connect(self.request_surrogate)
@@ -42,7 +50,7 @@ class Controller(QObject):
         self.state.busy_changed.emit("models", True)
         self.state.message.emit("info", "Loading models ...")
 
-        def done(engine: SurrogateEngine) -> None:
+        def done(engine) -> None:
             self.engine = engine
             self.state.busy_changed.emit("models", False)
             self.state.message.emit("info", f"Ready: {engine.model_name} on {engine.device_name}")
@@ -70,20 +78,23 @@ class Controller(QObject):
             self._queued_open = (path, rgb)
             return
         engine = self.engine
-        if rgb is None:
-            self.analysis_jobs.submit(lambda: (path, *engine.open(path)))
-        else:
-            from studio.core.images import LoadedImage
 
-            image = LoadedImage(np.ascontiguousarray(rgb), path, "RGB", False)
-            self.analysis_jobs.submit(lambda: (path, image, engine.analyze(image)))
+        def job():  # runs in a worker: loading, analysis and the display copy
+            if rgb is None:
+                image, analysis = engine.open(path)
+            else:
+                image = LoadedImage(np.ascontiguousarray(rgb), path, "RGB", False)
+                analysis = engine.analyze(image)
+            return path, image, analysis, display_copy(image.rgb)
+
+        self.analysis_jobs.submit(job)
 
     def _on_opened(self, _job_id: int, value: tuple) -> None:
-        path, image, analysis = value
+        path, image, analysis, display = value
         self.state.timings["analysis"] = analysis.timings_ms.get("analysis", 0.0)
         if not self.state.locked:
             self.state.seed_a = random.randrange(1, 100000)
-        self.state.set_image(path, image, analysis)
+        self.state.set_image(path, image, analysis, display)
         n = len(analysis.faces)
         name = Path(path).name
         if n == 0:
@@ -120,6 +131,7 @@ class Controller(QObject):
     def _on_face_changed(self) -> None:
         if self.state.face is not None:
             self.match_original()
+            self.request_surrogate()  # also when the new face's estimates equal the old
 
     def match_original(self) -> None:
         face = self.state.face
@@ -134,6 +146,10 @@ class Controller(QObject):
     def request_surrogate(self) -> None:
         if self.engine is None:
             return
-        engine, state = self.engine, self.state
-        targets, z, face = state.targets, state.z(), state.face
-        self.surrogate_jobs.submit(engine.surrogate, targets, z, face)
+        self.surrogate_jobs.submit(self.engine.surrogate, self.state.targets, self.state.z())
+
+    def _on_surrogate(self, _job_id: int, result) -> None:
+        # Show the face at once; measure it against the original in a second job.
+        self.state.set_surrogate(result)
+        if self.state.face is not None and self.engine is not None:
+            self.compare_jobs.submit(self.engine.compare, self.state.face, result)

@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.state.message.connect(self.show_message)
         self.state.busy_changed.connect(self._busy)
         self.state.surrogate_changed.connect(self._update_status)
+        self.state.comparison_changed.connect(self._update_status)
         self.state.surrogate_changed.connect(lambda: self.save_action.setEnabled(True))
         self.state.image_changed.connect(self._on_image_changed)
 

@@ -54,7 +54,7 @@ class ExpressionPanel(QGroupBox):
         self.plot.addItem(self.bars_s)
         layout.addWidget(self.plot)
         self.updates = 0
-        state.surrogate_changed.connect(self.refresh)
+        state.comparison_changed.connect(self.refresh)
         state.face_changed.connect(self.refresh)
 
     def _set(self, row: int, col: int, text: str) -> None:
@@ -64,8 +64,7 @@ class ExpressionPanel(QGroupBox):
 
     def refresh(self) -> None:
         face = self.state.face
-        result = self.state.surrogate
-        comp = result.comparison if result else None
+        comp = self.state.comparison
         sur = comp.surrogate if comp else None
         for r, (name, _) in enumerate(ROWS):
             o = getattr(face.attributes, name) if face else None
@@ -133,11 +132,11 @@ class IdentityPanel(QGroupBox):
                                     symbolSize=6, symbolBrush=(40, 90, 170))
         layout.addWidget(self.plot)
         self.updates = 0
-        state.surrogate_changed.connect(self.refresh)
+        state.comparison_changed.connect(self.refresh)
+        state.image_changed.connect(self.refresh)
 
     def refresh(self) -> None:
-        result = self.state.surrogate
-        comp = result.comparison if result else None
+        comp = self.state.comparison
         if comp is None or comp.distance is None:
             text = "No face in the surrogate" if comp is not None else "–"
             self.verdict.setText(text)

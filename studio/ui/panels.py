@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.framing import original_crop
 from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 
@@ -190,14 +191,12 @@ class SurrogateView(QGroupBox):
         state.surrogate_changed.connect(self.refresh_surrogate)
 
     def refresh_original(self) -> None:
-        from studio.core.engine import SurrogateEngine
-
         face, image = self.state.face, self.state.image
         if face is None or image is None:
             self.original.clear()
             self.original.setText("no face")
             return
-        crop = SurrogateEngine.original_crop(image.rgb, face, size=self.size)
+        crop = original_crop(image.rgb, face.landmarks, size=self.size)
         self.original.setPixmap(to_pixmap(crop))
 
     def refresh_surrogate(self) -> None:

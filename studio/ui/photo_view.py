@@ -30,8 +30,16 @@ class PhotoView(QGraphicsView):
         self.setMinimumSize(320, 260)
         self.setAcceptDrops(False)  # the main window takes drops
         self._links: dict[str, np.ndarray] = {}
-        state.image_changed.connect(self.redraw)
+        self._pixmap = None  # made once per photo, from the small display copy
+        state.image_changed.connect(self._new_image)
         state.face_changed.connect(self.redraw)
+
+    def _new_image(self) -> None:
+        self._pixmap = None
+        if self.state.display is not None:
+            rgb, scale = self.state.display
+            self._pixmap = (to_pixmap(rgb), scale)
+        self.redraw()
 
     def set_overlay(self, name: str) -> None:
         if name in OVERLAYS:
@@ -51,7 +59,11 @@ class PhotoView(QGraphicsView):
             scene.addText("Open a photo (Ctrl+O) or drop one here").setDefaultTextColor(
                 QColor("#aaaaaa"))
             return
-        scene.addPixmap(to_pixmap(image.rgb))
+        if self._pixmap is not None:
+            pixmap, scale = self._pixmap
+            item = scene.addPixmap(pixmap)
+            item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+            item.setScale(1.0 / scale)  # scene units stay the photo's own pixels
         scene.setSceneRect(QRectF(0, 0, image.width, image.height))
         faces = self.state.analysis.faces if self.state.analysis else []
         width = max(1.0, max(image.width, image.height) / 500)

@@ -6,15 +6,19 @@ Widgets read it and call the controller; they never talk to each other or to the
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from studio.core.analysis import FaceAnalysis, ImageAnalysis
 from studio.core.attributes import Attributes
-from studio.core.engine import SurrogateResult
-from studio.core.generator import slerp
-from studio.core.images import LoadedImage
+from studio.core.latent import slerp
+
+if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-up path
+    from studio.core.analysis import FaceAnalysis, ImageAnalysis
+    from studio.core.comparison import Comparison
+    from studio.core.engine import ComparisonResult, SurrogateResult
+    from studio.core.images import LoadedImage
 
 NEUTRAL = Attributes(0.5, 0.5, 0.0, 0.0, 0.0)
 HISTORY = 40  # identity distances kept for the history plot
@@ -30,7 +34,8 @@ class StudioState(QObject):
     face_changed = Signal()  # which face is chosen
     targets_changed = Signal()  # slider values
     identity_changed = Signal()  # seeds, mix, mode, lock
-    surrogate_changed = Signal()  # a new surrogate and its comparison
+    surrogate_changed = Signal()  # a new surrogate image
+    comparison_changed = Signal()  # its expression and identity measures
     busy_changed = Signal(str, bool)  # what, busy
     message = Signal(str, str)  # level ("info" | "error"), text
 
@@ -38,6 +43,7 @@ class StudioState(QObject):
         super().__init__()
         self.path: str | None = None
         self.image: LoadedImage | None = None
+        self.display: tuple[np.ndarray, float] | None = None  # small copy to paint, scale
         self.analysis: ImageAnalysis | None = None
         self.face_index: int | None = None
         self.targets: Attributes = NEUTRAL
@@ -46,6 +52,7 @@ class StudioState(QObject):
         self.mode = "slerp"
         self.locked = False
         self.surrogate: SurrogateResult | None = None
+        self.comparison: Comparison | None = None
         self.distances: list[float] = []
         self.timings: dict[str, float] = {}
 
@@ -68,10 +75,13 @@ class StudioState(QObject):
 
     # -- setters that announce the change -----------------------------------------
     def set_image(self, path: str | None, image: LoadedImage | None,
-                  analysis: ImageAnalysis | None) -> None:
+                  analysis: ImageAnalysis | None,
+                  display: tuple[np.ndarray, float] | None = None) -> None:
         self.path, self.image, self.analysis = path, image, analysis
+        self.display = display if display is not None or image is None else (image.rgb, 1.0)
         self.face_index = 0 if analysis and analysis.faces else None
         self.surrogate = None
+        self.comparison = None
         self.image_changed.emit()
         self.analysis_changed.emit()
         self.face_changed.emit()
@@ -79,7 +89,9 @@ class StudioState(QObject):
     def set_face(self, index: int) -> None:
         if self.analysis and 0 <= index < len(self.analysis.faces) and index != self.face_index:
             self.face_index = index
+            self.comparison = None  # it measured the previous face
             self.face_changed.emit()
+            self.comparison_changed.emit()
 
     def set_targets(self, **values: float) -> None:
         new = replace(self.targets, **values)
@@ -98,9 +110,14 @@ class StudioState(QObject):
 
     def set_surrogate(self, result: SurrogateResult) -> None:
         self.surrogate = result
-        comp = result.comparison
-        if comp is not None and comp.distance is not None:
-            self.distances = [*self.distances, comp.distance][-HISTORY:]
         self.timings["generate"] = result.generate_ms
-        self.timings["compare"] = result.compare_ms
         self.surrogate_changed.emit()
+
+    def set_comparison(self, result: ComparisonResult) -> None:
+        if result.surrogate is not self.surrogate or result.comparison.original is not self.face:
+            return  # measured for a surrogate or face that is no longer shown
+        self.comparison = result.comparison
+        if result.comparison.distance is not None:
+            self.distances = [*self.distances, result.comparison.distance][-HISTORY:]
+        self.timings["compare"] = result.compare_ms
+        self.comparison_changed.emit()
