@@ -7,7 +7,7 @@ STAMP := $(VENV)/.deps-stamp
 DEBS := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libegl1 \
         libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3
 
-.PHONY: setup run test models system-deps lint bench evaluate clean
+.PHONY: setup run test models system-deps lint bench evaluate screenshot clean
 
 setup: system-deps $(STAMP) models
 
@@ -47,6 +47,11 @@ lint: $(STAMP)
 
 bench: setup
 	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/bench_generator.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
+
+screenshot: setup
+	xvfb-run -a -s "-screen 0 1600x1000x24" env QT_QPA_PLATFORM=xcb $(PY) docs/make_screenshot.py docs/screenshot.png
 
 evaluate: setup
 	$(PY) -m studio evaluate-analysis

@@ -53,3 +53,13 @@ def test_analyze_bad_inputs_exit_nonzero(tmp_path):
     assert "no face found" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert studio("analyze", str(tmp_path / "missing.png")).returncode == 1
+
+
+def test_gui_without_a_display_says_so():
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "studio", "gui"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and "no display" in proc.stderr

@@ -206,6 +206,10 @@ class Trainer:
 
     def run(self, minutes: float, grid_every_s: float = 300, progress: bool = True) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        with (self.out / "runs.jsonl").open("a") as fh:  # what each resumed run used
+            fh.write(json.dumps({"start_step": self.step, "minutes": minutes,
+                                 "device": str(self.device), "threads": torch.get_num_threads(),
+                                 "settings": asdict(self.s)}) + "\n")
         log_path = self.out / "log.csv"
         new_log = not log_path.exists()
         budget = minutes * 60

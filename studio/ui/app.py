@@ -7,6 +7,15 @@ from pathlib import Path
 
 
 def run(images: list[str] | None = None) -> int:
+    import os
+
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM"))
+    if headless:
+        print("error: no display to open the studio window on. Run it from a desktop session, "
+              "or on a server with `xvfb-run -a make run`.", file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
     from studio.ui.main_window import MainWindow
