@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,17 @@ def plot_convergence(log_csv: Path, out: Path) -> None:
     m = np.array([float(r["M"]) for r in rows])
     k = np.array([float(r["k"]) for r in rows])
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
-    smooth = np.convolve(m, np.ones(9) / 9, mode="same") if len(m) > 9 else m
     ax.plot(step, m, color="#bbb", lw=0.6, label="M")
-    ax.plot(step, smooth, color="#1f5f9f", lw=1.6, label="M (smoothed)")
+    if len(m) > 9:  # moving average, without the edge dips of a zero-padded one
+        ax.plot(step[4:-4], np.convolve(m, np.ones(9) / 9, mode="valid"), color="#1f5f9f",
+                lw=1.6, label="M (smoothed)")
+    runs = log_csv.parent / "runs.jsonl"
+    if runs.is_file():  # mark where each resumed run started, with its gamma
+        for line in runs.read_text().splitlines():
+            rec = json.loads(line)
+            ax.axvline(rec["start_step"], color="#888", ls=":", lw=1)
+            ax.text(rec["start_step"], ax.get_ylim()[1], f" gamma {rec['settings']['gamma']}",
+                    fontsize=7, va="top", color="#555")
     ax.set_xlabel("step")
     ax.set_ylabel("convergence M")
     ax2 = ax.twinx()
