@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QThreadPool
 
 from studio.ui.controller import Controller
 from studio.ui.main_window import MainWindow
@@ -23,6 +23,7 @@ def engine():
 
     e = SurrogateEngine()
     yield e
+    QThreadPool.globalInstance().waitForDone(30000)  # no job may outlive the models
     e.close()
 
 
@@ -36,7 +37,8 @@ def window(qtbot, tmp_path, engine):
     win.show()
     controller.load_models()
     qtbot.waitUntil(lambda: controller.engine is not None, timeout=30000)
-    return win
+    yield win
+    QThreadPool.globalInstance().waitForDone(30000)
 
 
 def open_and_wait(qtbot, win, path) -> None:
