@@ -8,6 +8,7 @@ import numpy as np
 
 from studio.core.analysis import FaceAnalysis, FaceAnalyzer
 from studio.core.identity import SAME_PERSON_THRESHOLD, identity_distance
+from studio.core.landmarks import largest_face
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,6 @@ class Comparison:
         a, b = self.original.attributes, self.surrogate.attributes
         return {"joy": b.joy - a.joy, "yaw": b.yaw - a.yaw, "pitch": b.pitch - a.pitch,
                 "roll": b.roll - a.roll}
-
-
-def largest_face(faces: list[FaceAnalysis]) -> FaceAnalysis | None:
-    if not faces:
-        return None
-    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
 def compare(analyzer: FaceAnalyzer, original: FaceAnalysis, surrogate_rgb: np.ndarray

@@ -13,6 +13,7 @@ from studio.core.analysis import FaceAnalyzer
 from studio.core.datasets import celeba_id, genki, utkface
 from studio.core.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.images import load_image
+from studio.core.landmarks import largest_face
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,6 @@ class Metric:
     detail: str = ""
 
 
-def _largest(faces):
-    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-
-
 def evaluate_genki(analyzer: FaceAnalyzer, limit: int | None = None,
                    progress: bool = True) -> list[Metric]:
     items = genki("test")[:limit]
@@ -35,7 +32,7 @@ def evaluate_genki(analyzer: FaceAnalyzer, limit: int | None = None,
     for item in tqdm(items, desc="GENKI-4K test", disable=not progress, unit="img"):
         faces = analyzer.analyze(load_image(item.path)).faces
         if faces:
-            a = _largest(faces).attributes
+            a = largest_face(faces).attributes
             rows.append((item.smile, a.joy, item.yaw, a.yaw, item.pitch, a.pitch, item.roll,
                          a.roll))
     r = np.array(rows)
@@ -68,7 +65,7 @@ def evaluate_gender(analyzer: FaceAnalyzer, n: int = 2000, progress: bool = True
             missed += 1
             continue
         total += 1
-        correct += (_largest(faces).attributes.p_male >= 0.5) == item.male
+        correct += (largest_face(faces).attributes.p_male >= 0.5) == item.male
     acc = correct / max(total, 1)
     return [Metric("gender accuracy, UTKFace age >= 16", acc, ">= 0.92", acc >= 0.92,
                    f"{total} faces of {n} images ({missed} without a detected face)")]
@@ -98,7 +95,7 @@ def evaluate_identity(analyzer: FaceAnalyzer, n_identities: int | None = None,
     desc: dict = {}
     for p in tqdm(paths, desc="celeba-id descriptors", disable=not progress, unit="img"):
         faces = analyzer.analyze(load_image(p)).faces
-        desc[p] = _largest(faces).descriptor if faces else None
+        desc[p] = largest_face(faces).descriptor if faces else None
     ok = total = 0
     dists = {True: [], False: []}
     for is_same, pairs in ((True, same), (False, diff)):

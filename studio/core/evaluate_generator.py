@@ -17,6 +17,7 @@ from studio.core.attributes import Attributes
 from studio.core.evaluate_analysis import Metric
 from studio.core.generator import Generator
 from studio.core.identity import SAME_PERSON_THRESHOLD
+from studio.core.landmarks import largest_face
 
 
 @dataclass
@@ -26,10 +27,6 @@ class SampleMeasure:
     descriptor: np.ndarray | None
 
 
-def _largest(faces):
-    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-
-
 def measure(analyzer: FaceAnalyzer, images: np.ndarray, requested: list[Attributes],
             progress: bool, desc: str) -> list[SampleMeasure]:
     out = []
@@ -37,7 +34,7 @@ def measure(analyzer: FaceAnalyzer, images: np.ndarray, requested: list[Attribut
                          disable=not progress, unit="img"):
         faces = analyzer.analyze(img).faces
         if faces:
-            f = _largest(faces)
+            f = largest_face(faces)
             out.append(SampleMeasure(req, f.attributes, f.descriptor))
         else:
             out.append(SampleMeasure(req, None, None))
@@ -151,13 +148,13 @@ def evaluate(generator: Generator, analyzer: FaceAnalyzer, cache_records: dict[s
         found = analyzer.analyze(load_image(it.path)).faces
         if not found:
             continue
-        f = _largest(found)
+        f = largest_face(found)
         real_desc.append(f.descriptor)
         sur = analyzer.analyze(generator.sample(f.attributes, seed=rng.randrange(1 << 30))[0])
         if not sur.faces:
             continue
         total += 1
-        far += np.linalg.norm(_largest(sur.faces).descriptor - f.descriptor) >= \
+        far += np.linalg.norm(largest_face(sur.faces).descriptor - f.descriptor) >= \
             SAME_PERSON_THRESHOLD
     share = far / max(total, 1)
     metrics.append(Metric("privacy: surrogate >= 0.6 from its original", share, ">= 0.95",
@@ -171,7 +168,7 @@ def evaluate(generator: Generator, analyzer: FaceAnalyzer, cache_records: dict[s
                   disable=not progress, unit="img"):
         found = analyzer.analyze(load_image(p)).faces
         if found:
-            ref.append(_largest(found).descriptor)
+            ref.append(largest_face(found).descriptor)
     ref_arr = np.array(ref)
     gen_desc = np.array([s.descriptor for s in samples if s.descriptor is not None])
     med_gen = float(np.median(nearest_distances(gen_desc, ref_arr)))

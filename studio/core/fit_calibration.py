@@ -8,7 +8,7 @@ from tqdm import tqdm
 from studio.core.calibration import Calibration, raw_euler
 from studio.core.datasets import genki
 from studio.core.images import load_image
-from studio.core.landmarks import FaceLandmarker
+from studio.core.landmarks import FaceLandmarker, largest_face
 
 
 def genki_features(split: str, landmarker: FaceLandmarker, progress: bool = True):
@@ -21,7 +21,7 @@ def genki_features(split: str, landmarker: FaceLandmarker, progress: bool = True
             missed += 1
             continue
         # A tight crop holds one subject; take the largest face if there are more.
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        face = largest_face(faces)
         shapes.append(face.blendshapes)
         euler.append(raw_euler(face.transform))
         labels.append((item.smile, item.yaw, item.pitch, item.roll))

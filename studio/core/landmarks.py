@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from studio.core.assets import third_party_file
+
+F = TypeVar("F")
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging off the console
 
@@ -60,6 +64,13 @@ class DetectedFace:
         out = self.landmarks.copy()
         out[:, 0] = width - 1 - out[:, 0]
         return out
+
+
+def largest_face(faces: Sequence[F]) -> F | None:
+    """The face with the largest box: the subject of a tight crop or a surrogate."""
+    if not faces:
+        return None
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
 def connections(kind: str) -> np.ndarray:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from studio.core.analysis import FaceAnalyzer
 from studio.core.framing import CropFrame, crop
 from studio.core.images import load_image
+from studio.core.landmarks import largest_face
 
 
 def file_sha256(path: Path) -> str:
@@ -66,7 +67,7 @@ def _analyse(analyzer: FaceAnalyzer, path: Path, digest: str) -> dict:
     faces = analyzer.analyze(load_image(path)).faces
     if not faces:
         return {"sha256": digest, "faces": 0}
-    face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    face = largest_face(faces)
     frame = CropFrame.from_landmarks(face.landmarks)
     rec = {"sha256": digest, "faces": len(faces), **face.attributes.to_dict(),
            "cx": round(frame.cx, 2), "cy": round(frame.cy, 2), "side": round(frame.side, 2)}
