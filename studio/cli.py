@@ -134,6 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{len(data.labels)} training crops: {data.counts}")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     settings = TrainSettings(batch=args.batch, seed=args.seed, gamma=args.gamma,
+                             label_weight=args.label_weight,
+                             label_standardize=not args.plain_label_loss,
                              config=BeganConfig(base_channels=args.channels))
     trainer = Trainer(data, out, settings, pick_device(args.device))
     if args.resume and trainer.state_path.is_file():
@@ -262,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--channels", type=int, default=16, help="base channel count")
     p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--label-weight", type=float, default=0.1,
+                   help="weight of the auxiliary label loss")
+    p.add_argument("--plain-label-loss", action="store_true",
+                   help="plain MSE over the labels (the thesis) instead of variance-scaled")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")

@@ -146,3 +146,21 @@ def test_normalisation_round_trip():
     b = Attributes.from_normalized(a.normalized())
     assert b.yaw == pytest.approx(12.0, abs=1e-4) and b.pitch == pytest.approx(-5.0, abs=1e-4)
     assert b.roll == pytest.approx(3.0, abs=1e-4) and b.joy == pytest.approx(0.7)
+
+
+def test_pose_angles_equal_scipys_euler_decomposition(analyzer, genki_test):
+    from scipy.spatial.transform import Rotation
+
+    from studio.core.calibration import EULER_ORDER, raw_euler
+
+    faces = [analyzer.landmarker.detect(load_image(it.path).rgb) for it in genki_test[:8]]
+    transforms = [f[0].transform for f in faces if f]
+    assert len(transforms) >= 5
+    rng = np.random.default_rng(0)
+    for angles in rng.uniform(-60, 60, (20, 3)):
+        m = np.eye(4)
+        m[:3, :3] = Rotation.from_euler(EULER_ORDER, angles, degrees=True).as_matrix() * 1.3
+        transforms.append(m)  # a scaled pose matrix, as a similarity transform would give
+    for t in transforms:
+        expected = Rotation.from_matrix(t[:3, :3]).as_euler(EULER_ORDER, degrees=True)
+        np.testing.assert_allclose(raw_euler(t), expected, atol=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -64,6 +65,44 @@ def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer)
     assert any(t in verdict for t in ("Different person", "SAME PERSON", "No face"))
     comp = window.state.comparison
     assert comp.original is window.state.face
+
+
+def test_photo_is_analysed_while_the_generator_still_loads(qtbot, tmp_path, utk_face_path):
+    """The window's staged start: landmarks and attributes first, then the surrogate and
+    the identity measure once torch and the generator are in."""
+    from studio.core.engine import SurrogateEngine
+
+    gate = threading.Event()
+
+    class SlowGenerationEngine(SurrogateEngine):
+        def load_generation(self) -> None:
+            gate.wait(60)  # as if importing torch took a long time
+            super().load_generation()
+
+    engines: list[SurrogateEngine] = []
+    state = StudioState()
+    controller = Controller(state, engine_factory=lambda: engines.append(
+        SlowGenerationEngine(staged=True)) or engines[0])
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(state, controller, settings)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        controller.load_models(then=lambda: win.open_path(utk_face_path))
+        qtbot.waitUntil(lambda: state.face is not None, timeout=30000)
+        assert state.face.descriptor is None and state.surrogate is None
+        assert win.attributes.values["joy"].text() == f"{state.face.attributes.joy:.2f}"
+        assert "loading" in win.surrogate.surrogate.text()
+        gate.set()
+        qtbot.waitUntil(lambda: state.comparison is not None
+                        and state.comparison.distance is not None, timeout=60000)
+        assert state.face.descriptor is not None and state.surrogate is not None
+        assert "step" in win.device_label.text()  # the model is named once it has loaded
+    finally:
+        gate.set()
+        QThreadPool.globalInstance().waitForDone(30000)
+        for e in engines:
+            e.close()
 
 
 def _pixels(label) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,15 @@ class FaceAnalyzer:
         faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, d)
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings)
+
+    def describe(self, rgb: np.ndarray, analysis: ImageAnalysis) -> ImageAnalysis:
+        """The same analysis with identity descriptors for faces that have none."""
+        if self.identity is None:
+            raise RuntimeError("the identity encoder is not loaded")
+        faces = [f if f.descriptor is not None else
+                 replace(f, descriptor=self.identity.descriptor(rgb, f.landmarks))
+                 for f in analysis.faces]
+        return replace(analysis, faces=faces)
 
     def analyze_path(self, path: str | os.PathLike[str]) -> ImageAnalysis:
         t0 = time.perf_counter()

@@ -12,7 +12,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from studio.core.assets import MODELS_DIR
 from studio.core.errors import ModelFileError
@@ -23,8 +22,19 @@ EULER_ORDER = "yxz"
 
 
 def raw_euler(transform: np.ndarray) -> np.ndarray:
-    """MediaPipe's (yaw, pitch, roll) in degrees, before calibration."""
-    return Rotation.from_matrix(np.asarray(transform)[:3, :3]).as_euler(EULER_ORDER, degrees=True)
+    """MediaPipe's (yaw, pitch, roll) in degrees, before calibration.
+
+    Extrinsic y-x-z angles of R = Rz(roll) Rx(pitch) Ry(yaw), in numpy rather than scipy's
+    Rotation: scipy inspects ``sys.modules["torch"]`` on every call and fails while another
+    thread is still importing torch, which the window does at start-up. A test holds this
+    equal to ``Rotation.as_euler("yxz")``.
+    """
+    u, _, vt = np.linalg.svd(np.asarray(transform, np.float64)[:3, :3])
+    r = u @ vt  # the nearest rotation: drops any scale in the pose matrix
+    yaw = np.arctan2(-r[2, 0], r[2, 2])
+    pitch = np.arcsin(np.clip(r[2, 1], -1.0, 1.0))
+    roll = np.arctan2(-r[0, 1], r[1, 1])
+    return np.degrees([yaw, pitch, roll])
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,10 @@ import numpy as np
 from studio.core.analysis import FaceAnalysis, FaceAnalyzer, ImageAnalysis
 from studio.core.attributes import Attributes
 from studio.core.comparison import Comparison, compare
-from studio.core.generator import Generator
 from studio.core.images import LoadedImage, load_image
+
+if TYPE_CHECKING:  # imports torch
+    from studio.core.generator import Generator
 
 
 @dataclass(frozen=True)
@@ -35,21 +38,44 @@ class ComparisonResult:
 
 
 class SurrogateEngine:
-    """Loads the analyzer and the generator once; every method may run in a worker thread."""
+    """Loads the analyzer and the generator once; every method may run in a worker thread.
 
-    def __init__(self, weights: str | Path | None = None) -> None:
-        self.analyzer = FaceAnalyzer()
-        self.generator = Generator(weights)
+    With ``staged=True`` only the analysis half loads (MediaPipe, gender, calibration: no
+    torch), so a window can show a photo's landmarks and attributes about three seconds
+    sooner; ``load_generation`` then adds the identity encoder and the generator.
+    """
+
+    def __init__(self, weights: str | Path | None = None, staged: bool = False) -> None:
+        self._weights = weights
+        self.analyzer = FaceAnalyzer(identity=False)
+        self.generator: Generator | None = None
+        if not staged:
+            self.load_generation()
+
+    def load_generation(self) -> None:
+        from studio.core.generator import Generator
+        from studio.core.identity import IdentityEncoder
+
+        if self.analyzer.identity is None:
+            self.analyzer.identity = IdentityEncoder()
+        if self.generator is None:
+            self.generator = Generator(self._weights)
+
+    @property
+    def can_generate(self) -> bool:
+        return self.generator is not None
 
     def close(self) -> None:
         self.analyzer.close()
 
     @property
     def device_name(self) -> str:
-        return self.generator.device_name
+        return self.generator.device_name if self.generator else "loading the generator"
 
     @property
     def model_name(self) -> str:
+        if self.generator is None:
+            return "generator not loaded yet"
         step = self.generator.metadata.get("step", "?")
         return f"{self.generator.path.stem} (step {step})"
 
@@ -60,7 +86,13 @@ class SurrogateEngine:
     def analyze(self, image: LoadedImage) -> ImageAnalysis:
         return self.analyzer.analyze(image)
 
+    def describe(self, image: LoadedImage, analysis: ImageAnalysis) -> ImageAnalysis:
+        """Add the identity descriptors an analysis made before ``load_generation`` lacks."""
+        return self.analyzer.describe(image.rgb, analysis)
+
     def surrogate(self, requested: Attributes, z: np.ndarray) -> SurrogateResult:
+        if self.generator is None:
+            raise RuntimeError("the generator is still loading")
         t0 = time.perf_counter()
         image = self.generator.sample(requested, z=z)[0]
         return SurrogateResult(image, requested, z, (time.perf_counter() - t0) * 1e3)

@@ -16,7 +16,7 @@ from studio.ui.workers import LatestOnly, run_in_thread
 def _default_engine():
     from studio.core.engine import SurrogateEngine
 
-    return SurrogateEngine()
+    return SurrogateEngine(staged=True)
 
 
 class Controller(QObject):
@@ -47,24 +47,51 @@ class Controller(QObject):
 
     # -- start-up --------------------------------------------------------------------
     def load_models(self, then=None) -> None:
-        self.state.busy_changed.emit("models", True)
-        self.state.message.emit("info", "Loading models ...")
+        """Load the analysis half, run ``then`` (open the first photo), then the generator.
 
-        def done(engine) -> None:
-            self.engine = engine
-            self.state.busy_changed.emit("models", False)
-            self.state.message.emit("info", f"Ready: {engine.model_name} on {engine.device_name}")
-            if self._queued_open is not None:
-                args, self._queued_open = self._queued_open, None
-                self._submit_open(*args)
-            if then is not None:
-                then()
+        The generator's half imports torch, about three seconds on a CPU; the photo's
+        landmarks and attributes show while it loads.
+        """
+        self.state.busy_changed.emit("models", True)
+        self.state.message.emit("info", "Loading the face analysis …")
 
         def failed(msg: str) -> None:
             self.state.busy_changed.emit("models", False)
             self.state.message.emit("error", f"The models could not be loaded: {msg}")
 
-        run_in_thread(self, self._engine_factory, on_done=done, on_failed=failed)
+        def analysis_ready(engine) -> None:
+            self.engine = engine
+            if self._queued_open is not None:
+                args, self._queued_open = self._queued_open, None
+                self._submit_open(*args)
+            if then is not None:
+                then()
+            if engine.can_generate:
+                self._generation_ready()
+            else:
+                run_in_thread(self, engine.load_generation,
+                              on_done=lambda _none: self._generation_ready(), on_failed=failed)
+
+        run_in_thread(self, self._engine_factory, on_done=analysis_ready, on_failed=failed)
+
+    def _generation_ready(self) -> None:
+        engine = self.engine
+        self.state.busy_changed.emit("models", False)
+        if not self.analysis_jobs.busy:
+            self.state.message.emit("info", f"Ready: {engine.model_name} on {engine.device_name}")
+        analysis, image = self.state.analysis, self.state.image
+        if analysis is None or image is None or all(f.descriptor is not None
+                                                    for f in analysis.faces):
+            self.request_surrogate()
+            return
+
+        def described(new_analysis) -> None:
+            if self.state.analysis is analysis:  # still the photo on screen
+                self.state.set_descriptors(new_analysis)
+                self.request_surrogate()
+
+        run_in_thread(self, engine.describe, image, analysis, on_done=described,
+                      on_failed=lambda m: self.state.message.emit("error", m))
 
     # -- photos ----------------------------------------------------------------------
     def open_path(self, path: str | Path) -> None:
@@ -144,7 +171,7 @@ class Controller(QObject):
             self.state.set_identity(seed_a=random.randrange(1, 100000), mix=0.0)
 
     def request_surrogate(self) -> None:
-        if self.engine is None:
+        if self.engine is None or not self.engine.can_generate:
             return
         self.surrogate_jobs.submit(self.engine.surrogate, self.state.targets, self.state.z())
 

@@ -189,6 +189,11 @@ class SurrogateView(QGroupBox):
         self.generation = 0  # counts surrogates shown (tests read it)
         state.face_changed.connect(self.refresh_original)
         state.surrogate_changed.connect(self.refresh_surrogate)
+        state.busy_changed.connect(self._on_busy)
+
+    def _on_busy(self, what: str, busy: bool) -> None:
+        if what == "models" and self.state.surrogate is None:
+            self.surrogate.setText("loading the generator …" if busy else "surrogate")
 
     def refresh_original(self) -> None:
         face, image = self.state.face, self.state.image
@@ -203,6 +208,7 @@ class SurrogateView(QGroupBox):
         result = self.state.surrogate
         if result is None:
             self.surrogate.clear()
+            self.surrogate.setText("surrogate")
             return
         self.surrogate.setPixmap(to_pixmap(result.image, self.size))
         self.generation += 1

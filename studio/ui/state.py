@@ -86,6 +86,13 @@ class StudioState(QObject):
         self.analysis_changed.emit()
         self.face_changed.emit()
 
+    def set_descriptors(self, analysis: ImageAnalysis) -> None:
+        """The same faces, now with identity descriptors (made once the encoder loaded)."""
+        self.analysis = analysis
+        self.comparison = None
+        self.analysis_changed.emit()
+        self.comparison_changed.emit()
+
     def set_face(self, index: int) -> None:
         if self.analysis and 0 <= index < len(self.analysis.faces) and index != self.face_index:
             self.face_index = index
