@@ -48,6 +48,7 @@ lint: $(STAMP)
 bench: setup
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_generator.py
+	$(PY) benchmarks/bench_3d.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 
 screenshot: setup
@@ -55,6 +56,8 @@ screenshot: setup
 
 evaluate: setup
 	$(PY) -m studio evaluate-analysis
+	$(PY) -m studio evaluate-generator
+	$(PY) -m studio evaluate-3d
 
 clean:
 	rm -rf $(VENV) models/third_party .pytest_cache

@@ -25,7 +25,8 @@ def main(out: str = "docs/screenshot.png") -> None:
         win.show()
         win.controller.load_models(then=win.open_demo)
         end = time.perf_counter() + 120
-        while win.state.comparison is None and time.perf_counter() < end:
+        while ((win.state.comparison is None or win.state.comparison3d is None)
+               and time.perf_counter() < end):
             app.processEvents()
             time.sleep(0.01)
         for _ in range(50):

@@ -99,6 +99,41 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_morphable(args: argparse.Namespace) -> int:
+    from studio.core.build_morphable import build
+    from studio.core.morphable import MORPHABLE_FILE
+
+    if not _data_present():
+        return 2
+    model = build(n_utk=args.utk, n_genki=args.genki, k_identity=args.identity_components,
+                  k_texture=args.texture_components, seed=args.seed, progress=not args.quiet)
+    out = Path(args.out) if args.out else MORPHABLE_FILE
+    model.save(out)
+    print(json.dumps(model.info, indent=1))
+    print(f"morphable model -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_evaluate_3d(args: argparse.Namespace) -> int:
+    from studio.core.analysis import FaceAnalyzer
+    from studio.core.evaluate_3d import evaluate
+    from studio.core.evaluate_analysis import format_table
+    from studio.core.surrogate3d import Surrogate3DMaker
+
+    if not _data_present():
+        return 2
+    analyzer = FaceAnalyzer()
+    maker = Surrogate3DMaker()
+    try:
+        metrics = evaluate(analyzer, maker, n_genki=args.genki, n_utk=args.utk,
+                           progress=not args.quiet)
+    finally:
+        maker.close()
+        analyzer.close()
+    print(format_table(metrics))
+    return 0 if all(m.passed for m in metrics) or not args.strict else 1
+
+
 def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
     from studio.core import evaluate_analysis as ev
     from studio.core.analysis import FaceAnalyzer
@@ -242,6 +277,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="refit joy and pose calibration on GENKI-4K train")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("build-morphable",
+                       help="build the 3D morphable face model from ../shared/data")
+    p.add_argument("--utk", type=int, default=2000, help="UTKFace training images to use")
+    p.add_argument("--genki", type=int, default=1500, help="GENKI-4K training images to use")
+    p.add_argument("--identity-components", type=int, default=40)
+    p.add_argument("--texture-components", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="default: models/morphable/face_3dmm.safetensors")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_build_morphable)
+
+    p = sub.add_parser("evaluate-3d", help="measure 3D surrogates on held-out faces")
+    p.add_argument("--genki", type=int, default=300, help="GENKI-4K test images")
+    p.add_argument("--utk", type=int, default=200, help="held-out UTKFace images")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate_3d)
 
     p = sub.add_parser("evaluate-analysis", help="measure the analysis on held-out data")
     p.add_argument("--limit", type=int, default=None, help="GENKI-4K test images (all 1,200)")

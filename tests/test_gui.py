@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt, QThreadPool
+from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool
 
 from studio.ui.controller import Controller
 from studio.ui.main_window import MainWindow
@@ -251,3 +251,66 @@ def test_next_and_previous_in_folder_and_drop(qtbot, window, tmp_path, utk_face_
     qtbot.waitUntil(lambda: window.state.path == str(tmp_path / "b_group.png"), timeout=30000)
     recent = window._recent()
     assert recent[0] == str(tmp_path / "b_group.png") and str(tmp_path / "a_face.jpg") in recent
+
+
+def wait_3d(qtbot, win, after: int) -> None:
+    qtbot.waitUntil(lambda: win.surrogate3d.generation > after, timeout=30000)
+    qtbot.waitUntil(lambda: not win.controller.render3d_jobs.busy
+                    and not win.controller.compare3d_jobs.busy, timeout=30000)
+
+
+def test_3d_panel_renders_orbits_and_is_measured(qtbot, window, utk_face_path):
+    open_and_wait(qtbot, window, utk_face_path)
+    view = window.surrogate3d
+    qtbot.waitUntil(lambda: window.state.comparison3d is not None, timeout=30000)
+    comp = window.state.comparison3d
+    assert comp.original is window.state.face and comp.surrogate is not None
+    assert window.expression.table.item(0, 3).text() == f"{comp.surrogate.attributes.joy:.2f}"
+    assert window.identity.verdict3d.text().startswith("3D: ")
+    assert "Different person" in window.identity.verdict3d.text()
+    front = _pixels(view.image)
+
+    # Drag to orbit: a new camera view and a new render.
+    gen = view.generation
+    label = view.image
+    qtbot.mousePress(label, Qt.MouseButton.LeftButton, pos=label.rect().center())
+    qtbot.mouseMove(label, label.rect().center() + QPoint(60, 0))
+    qtbot.mouseRelease(label, Qt.MouseButton.LeftButton, pos=label.rect().center()
+                       + QPoint(60, 0))
+    wait_3d(qtbot, window, gen)
+    assert window.state.view3d[0] == pytest.approx(30.0)
+    assert window.state.surrogate3d.request.view.azimuth == pytest.approx(30.0)
+    assert not np.array_equal(front, _pixels(view.image))
+
+    # Reset, then wireframe: a different picture of the same head.
+    gen = view.generation
+    view.reset.click()
+    wait_3d(qtbot, window, gen)
+    assert window.state.view3d == (0.0, 0.0, 1.0)
+    gen = view.generation
+    view.mode.setCurrentIndex(view.mode.findData("wireframe"))
+    wait_3d(qtbot, window, gen)
+    assert window.state.surrogate3d.request.mode == "wireframe"
+    assert not np.array_equal(front, _pixels(view.image))
+
+    # The reconstruction is labelled as such.
+    gen = view.generation
+    view.identity.setCurrentIndex(view.identity.findData("reconstruction"))
+    wait_3d(qtbot, window, gen)
+    assert window.state.surrogate3d.is_reconstruction
+    assert "NOT anonymous" in view.caption.text()
+    view.identity.setCurrentIndex(view.identity.findData("seed"))
+    view.mode.setCurrentIndex(view.mode.findData("textured"))
+
+
+def test_joy_slider_moves_the_3d_smile(qtbot, window, utk_face_path):
+    open_and_wait(qtbot, window, utk_face_path)
+    qtbot.waitUntil(lambda: window.state.surrogate3d is not None, timeout=30000)
+    for value in (95, 5):
+        gen = window.surrogate3d.generation
+        window.sliders.sliders["joy"].setValue(value)
+        wait_3d(qtbot, window, gen)
+        qtbot.waitUntil(lambda: window.state.comparison3d is not None, timeout=30000)
+        seen = window.state.comparison3d.surrogate
+        assert seen is not None
+        assert seen.attributes.smiling == (value > 50)

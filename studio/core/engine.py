@@ -14,8 +14,9 @@ from studio.core.attributes import Attributes
 from studio.core.comparison import Comparison, compare
 from studio.core.images import LoadedImage, load_image
 
-if TYPE_CHECKING:  # imports torch
+if TYPE_CHECKING:  # imports torch / OpenGL
     from studio.core.generator import Generator
+    from studio.core.surrogate3d import Request3D, Surrogate3D, Surrogate3DMaker
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,11 @@ class SurrogateEngine:
         self._weights = weights
         self.analyzer = FaceAnalyzer(identity=False)
         self.generator: Generator | None = None
+        self._maker3d: Surrogate3DMaker | None = None
+        self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face
         if not staged:
             self.load_generation()
+            self.load_3d()
 
     def load_generation(self) -> None:
         from studio.core.generator import Generator
@@ -66,7 +70,49 @@ class SurrogateEngine:
         return self.generator is not None
 
     def close(self) -> None:
+        if self._maker3d is not None:
+            self._maker3d.close()
         self.analyzer.close()
+
+    # -- 3D ----------------------------------------------------------------------------
+    def load_3d(self) -> None:
+        """The morphable model and its offscreen renderer, warmed up with one render so that
+        OpenGL's start-up (a platform probe, pyrender's imports, the context) happens here
+        and not on the first slider move, and never alongside torch's import: scipy, which
+        pyrender pulls in, trips over a half-imported torch."""
+        if self._maker3d is None:
+            from studio.core.surrogate3d import Surrogate3DMaker
+
+            maker = Surrogate3DMaker()
+            model = maker.model
+            maker.renderer.render(model.mean_shape * (10, -10, -10) + 128, model.triangles,
+                                  mode="shaded")
+            self._maker3d = maker
+
+    @property
+    def can_render3d(self) -> bool:
+        return self._maker3d is not None
+
+    @property
+    def maker3d(self) -> Surrogate3DMaker:
+        if self._maker3d is None:
+            self.load_3d()
+        return self._maker3d
+
+    def surrogate3d(self, image: LoadedImage, face: FaceAnalysis,
+                    request: Request3D) -> Surrogate3D:
+        maker = self.maker3d
+        cached = self._fits.get(id(face))
+        if cached is None or cached[0] is not face:
+            fit, _ = maker.fit(face.landmarks, face.blendshapes)
+            self._fits = {id(face): (face, fit)}  # only the face on screen is kept
+        else:
+            fit = cached[1]
+        return maker.make(image.rgb, face.landmarks, face.blendshapes, face.attributes,
+                          request, fit=fit)
+
+    def compare3d(self, original: FaceAnalysis, result: Surrogate3D) -> Comparison:
+        return compare(self.analyzer, original, result.image)
 
     @property
     def device_name(self) -> str:

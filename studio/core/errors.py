@@ -17,3 +17,7 @@ class ModelFileError(StudioError):
 
 class NoFaceError(StudioError):
     """The image holds no face the landmarker could find."""
+
+
+class RenderError(StudioError):
+    """Offscreen OpenGL rendering is unavailable (missing system libraries or driver)."""

@@ -110,8 +110,13 @@ class FaceLandmarker:
         )
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._lock = threading.Lock()
-        # MediaPipe's own __del__ fails during interpreter shutdown; close before that.
+        # MediaPipe closes through a thread pool that Python shuts down before atexit and
+        # weakref finalizers run, so an open landmarker printed tracebacks at exit. Close it
+        # from a hook that runs before that shutdown (threading's own, as
+        # concurrent.futures uses).
         self._finalizer = weakref.finalize(self, self._landmarker.close)
+        ref = weakref.ref(self)
+        threading._register_atexit(lambda: (lm := ref()) is not None and lm.close())
 
     def close(self) -> None:
         with self._lock:

@@ -31,6 +31,8 @@ class Controller(QObject):
         self.analysis_jobs = LatestOnly(self)
         self.surrogate_jobs = LatestOnly(self)
         self.compare_jobs = LatestOnly(self)
+        self.render3d_jobs = LatestOnly(self)
+        self.compare3d_jobs = LatestOnly(self)
         self.analysis_jobs.result.connect(self._on_opened)
         self.analysis_jobs.failed.connect(self._on_open_failed)
         self.analysis_jobs.busy_changed.connect(lambda b: state.busy_changed.emit("analysis", b))
@@ -40,8 +42,15 @@ class Controller(QObject):
         self.compare_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
         self.surrogate_jobs.busy_changed.connect(
             lambda b: state.busy_changed.emit("surrogate", b))
+        self.render3d_jobs.result.connect(self._on_surrogate3d)
+        self.render3d_jobs.failed.connect(self._on_render3d_failed)
+        self.compare3d_jobs.result.connect(lambda _id, r: state.set_comparison3d(*r))
+        self.compare3d_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
         state.targets_changed.connect(self.request_surrogate)
         state.identity_changed.connect(self.request_surrogate)
+        state.targets_changed.connect(self.request_surrogate3d)
+        state.identity_changed.connect(self.request_surrogate3d)
+        state.options3d_changed.connect(self.request_surrogate3d)
         state.face_changed.connect(self._on_face_changed)
         self._queued_open: tuple | None = None
 
@@ -77,6 +86,20 @@ class Controller(QObject):
     def _generation_ready(self) -> None:
         engine = self.engine
         self.state.busy_changed.emit("models", False)
+        if engine.can_render3d:
+            self.request_surrogate3d()
+        else:
+            self.state.busy_changed.emit("3d", True)
+
+            def ready3d(_none) -> None:
+                self.state.busy_changed.emit("3d", False)
+                self.request_surrogate3d()
+
+            def failed3d(msg: str) -> None:
+                self.state.busy_changed.emit("3d", False)
+                self.state.message.emit("error", f"The 3D view is unavailable: {msg}")
+
+            run_in_thread(self, engine.load_3d, on_done=ready3d, on_failed=failed3d)
         if not self.analysis_jobs.busy:
             self.state.message.emit("info", f"Ready: {engine.model_name} on {engine.device_name}")
         analysis, image = self.state.analysis, self.state.image
@@ -89,6 +112,7 @@ class Controller(QObject):
             if self.state.analysis is analysis:  # still the photo on screen
                 self.state.set_descriptors(new_analysis)
                 self.request_surrogate()
+                self.request_surrogate3d()
 
         run_in_thread(self, engine.describe, image, analysis, on_done=described,
                       on_failed=lambda m: self.state.message.emit("error", m))
@@ -159,6 +183,7 @@ class Controller(QObject):
         if self.state.face is not None:
             self.match_original()
             self.request_surrogate()  # also when the new face's estimates equal the old
+            self.request_surrogate3d()
 
     def match_original(self) -> None:
         face = self.state.face
@@ -174,6 +199,32 @@ class Controller(QObject):
         if self.engine is None or not self.engine.can_generate:
             return
         self.surrogate_jobs.submit(self.engine.surrogate, self.state.targets, self.state.z())
+
+    # -- the 3D surrogate ---------------------------------------------------------------
+    def request_surrogate3d(self) -> None:
+        state, engine = self.state, self.engine
+        if (engine is None or not engine.can_render3d or state.face is None
+                or state.image is None):
+            return
+        from studio.core.render3d import View
+        from studio.core.surrogate3d import RECONSTRUCTION, Request3D
+
+        identity = {"seed": state.seed_a, "mean": 0,
+                    "reconstruction": RECONSTRUCTION}[state.identity3d]
+        az, el, zoom = state.view3d
+        request = Request3D(identity=identity, targets=state.targets, mode=state.mode3d,
+                            background=state.background3d, view=View(az, el, zoom))
+        self.render3d_jobs.submit(engine.surrogate3d, state.image, state.face, request)
+
+    def _on_surrogate3d(self, _job_id: int, result) -> None:
+        self.state.set_surrogate3d(result)
+        face = self.state.face
+        if face is not None and self.engine is not None and result.request.mode != "wireframe":
+            engine = self.engine
+            self.compare3d_jobs.submit(lambda: (result, engine.compare3d(face, result)))
+
+    def _on_render3d_failed(self, _job_id: int, message: str) -> None:
+        self.state.message.emit("error", f"The 3D view cannot render: {message}")
 
     def _on_surrogate(self, _job_id: int, result) -> None:
         # Show the face at once; measure it against the original in a second job.

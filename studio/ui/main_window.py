@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from studio.core.images import SUPPORTED_SUFFIXES
 from studio.ui.controller import Controller
 from studio.ui.metrics_panels import ExpressionPanel, IdentityPanel
+from studio.ui.panel3d import Surrogate3DView
 from studio.ui.panels import AttributesPanel, OverlayChooser, SliderPanel, SurrogateView
 from studio.ui.photo_view import PhotoView
 from studio.ui.state import StudioState
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
         self.attributes = AttributesPanel(self.state)
         self.sliders = SliderPanel(self.state)
         self.surrogate = SurrogateView(self.state)
+        self.surrogate3d = Surrogate3DView(self.state)
         self.expression = ExpressionPanel(self.state)
         self.identity = IdentityPanel(self.state)
 
@@ -65,7 +67,7 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.attributes)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(_column(self.surrogate, self.sliders))
+        self.splitter.addWidget(_column(self.surrogate, self.surrogate3d, self.sliders))
         self.splitter.addWidget(_column(self.expression, self.identity))
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setSizes([560, 460, 560])

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-u
     from studio.core.comparison import Comparison
     from studio.core.engine import ComparisonResult, SurrogateResult
     from studio.core.images import LoadedImage
+    from studio.core.surrogate3d import Surrogate3D
 
 NEUTRAL = Attributes(0.5, 0.5, 0.0, 0.0, 0.0)
 HISTORY = 40  # identity distances kept for the history plot
@@ -36,6 +37,9 @@ class StudioState(QObject):
     identity_changed = Signal()  # seeds, mix, mode, lock
     surrogate_changed = Signal()  # a new surrogate image
     comparison_changed = Signal()  # its expression and identity measures
+    surrogate3d_changed = Signal()  # a new 3D render
+    comparison3d_changed = Signal()  # its expression and identity measures
+    options3d_changed = Signal()  # identity kind, mode, background or view of the 3D panel
     busy_changed = Signal(str, bool)  # what, busy
     message = Signal(str, str)  # level ("info" | "error"), text
 
@@ -54,6 +58,14 @@ class StudioState(QObject):
         self.surrogate: SurrogateResult | None = None
         self.comparison: Comparison | None = None
         self.distances: list[float] = []
+        self.distances3d: list[float] = []
+        # The 3D panel: "seed" (the GAN's identity seed), "mean" or "reconstruction".
+        self.identity3d = "seed"
+        self.mode3d = "textured"
+        self.background3d = "plain"
+        self.view3d = (0.0, 0.0, 1.0)  # azimuth, elevation (degrees), zoom
+        self.surrogate3d: Surrogate3D | None = None
+        self.comparison3d: Comparison | None = None
         self.timings: dict[str, float] = {}
 
     # -- derived -------------------------------------------------------------------
@@ -82,6 +94,8 @@ class StudioState(QObject):
         self.face_index = 0 if analysis and analysis.faces else None
         self.surrogate = None
         self.comparison = None
+        self.surrogate3d = None
+        self.comparison3d = None
         self.image_changed.emit()
         self.analysis_changed.emit()
         self.face_changed.emit()
@@ -90,15 +104,19 @@ class StudioState(QObject):
         """The same faces, now with identity descriptors (made once the encoder loaded)."""
         self.analysis = analysis
         self.comparison = None
+        self.comparison3d = None
         self.analysis_changed.emit()
         self.comparison_changed.emit()
+        self.comparison3d_changed.emit()
 
     def set_face(self, index: int) -> None:
         if self.analysis and 0 <= index < len(self.analysis.faces) and index != self.face_index:
             self.face_index = index
             self.comparison = None  # it measured the previous face
+            self.comparison3d = None
             self.face_changed.emit()
             self.comparison_changed.emit()
+            self.comparison3d_changed.emit()
 
     def set_targets(self, **values: float) -> None:
         new = replace(self.targets, **values)
@@ -106,13 +124,16 @@ class StudioState(QObject):
             self.targets = new
             self.targets_changed.emit()
 
-    def set_identity(self, **values) -> None:
+    def _assign(self, values: dict) -> bool:
         changed = False
         for key, value in values.items():
             if getattr(self, key) != value:
                 setattr(self, key, value)
                 changed = True
-        if changed:
+        return changed
+
+    def set_identity(self, **values) -> None:
+        if self._assign(values):
             self.identity_changed.emit()
 
     def set_surrogate(self, result: SurrogateResult) -> None:
@@ -128,3 +149,21 @@ class StudioState(QObject):
             self.distances = [*self.distances, result.comparison.distance][-HISTORY:]
         self.timings["compare"] = result.compare_ms
         self.comparison_changed.emit()
+
+    # -- the 3D panel -----------------------------------------------------------------
+    def set_options3d(self, **values) -> None:
+        if self._assign(values):
+            self.options3d_changed.emit()
+
+    def set_surrogate3d(self, result: Surrogate3D) -> None:
+        self.surrogate3d = result
+        self.timings["render3d"] = result.render_ms
+        self.surrogate3d_changed.emit()
+
+    def set_comparison3d(self, result: Surrogate3D, comparison: Comparison) -> None:
+        if result is not self.surrogate3d or comparison.original is not self.face:
+            return  # measured for a render or face that is no longer shown
+        self.comparison3d = comparison
+        if comparison.distance is not None:
+            self.distances3d = [*self.distances3d, comparison.distance][-HISTORY:]
+        self.comparison3d_changed.emit()

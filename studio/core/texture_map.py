@@ -1,0 +1,86 @@
+"""Unwrap a photographed face into the canonical mesh's UV layout (piecewise affine).
+
+Every texel is assigned once to the mesh triangle that covers it in UV space, with its
+barycentric coordinates; a face's texture is then one ``cv2.remap`` of the photo through
+the same barycentric mix of that face's landmark positions, the piecewise-affine warp
+without a per-triangle loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class UvRaster:
+    size: int
+    triangle: np.ndarray  # (T, T) int: covering triangle, -1 outside the mesh
+    bary: np.ndarray  # (T, T, 3) barycentric weights of its three vertices
+
+    @property
+    def inside(self) -> np.ndarray:
+        return self.triangle >= 0
+
+
+def rasterize_uv(uv: np.ndarray, triangles: np.ndarray, size: int) -> UvRaster:
+    """Which triangle covers each texel centre (v = 0 is the top row)."""
+    tri_of = np.full((size, size), -1, np.int32)
+    bary = np.zeros((size, size, 3), np.float32)
+    pts = np.asarray(uv, np.float64) * size - 0.5  # texel centres at integer + 0.5
+    for f, (i, j, k) in enumerate(triangles):
+        a, b, c = pts[i], pts[j], pts[k]
+        x0, y0 = np.floor(np.minimum(np.minimum(a, b), c)).astype(int)
+        x1, y1 = np.ceil(np.maximum(np.maximum(a, b), c)).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size - 1), min(y1, size - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        xs, ys = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
+        m = np.array([[b[0] - a[0], c[0] - a[0]], [b[1] - a[1], c[1] - a[1]]])
+        det = np.linalg.det(m)
+        if abs(det) < 1e-12:
+            continue
+        inv = np.linalg.inv(m)
+        dx, dy = xs - a[0], ys - a[1]
+        l2 = inv[0, 0] * dx + inv[0, 1] * dy
+        l3 = inv[1, 0] * dx + inv[1, 1] * dy
+        l1 = 1 - l2 - l3
+        hit = (l1 >= -1e-6) & (l2 >= -1e-6) & (l3 >= -1e-6)
+        tri_of[ys[hit], xs[hit]] = f
+        bary[ys[hit], xs[hit]] = np.stack([l1[hit], l2[hit], l3[hit]], axis=-1)
+    return UvRaster(size, tri_of, bary)
+
+
+def unwrap(rgb: np.ndarray, landmarks: np.ndarray, raster: UvRaster,
+           triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, T, 3) uint8 texture of this face and a (T, T) visibility weight in [0, 1].
+
+    Texels on triangles that face away from the camera get weight 0 (hidden by the head).
+    """
+    pts = np.asarray(landmarks, np.float64)[:, :3]
+    inside = raster.inside
+    tri = triangles[np.where(inside, raster.triangle, 0)]  # (T, T, 3) vertex ids
+    xy = (raster.bary[..., :, None] * pts[tri][..., :2]).sum(axis=-2)
+    map_x = np.where(inside, xy[..., 0], -1).astype(np.float32)
+    map_y = np.where(inside, xy[..., 1], -1).astype(np.float32)
+    texture = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # Facing: image-space normal of each triangle; the camera looks along +z (into the
+    # screen), so a visible triangle's normal points to -z.
+    v = pts[triangles]
+    normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    length = np.linalg.norm(normal, axis=1) + 1e-9
+    facing = np.clip(-normal[:, 2] / length, 0, 1)
+    # The canonical triangles wind one way; take whichever sign most triangles agree on.
+    if np.median(normal[:, 2]) > 0:
+        facing = np.clip(normal[:, 2] / length, 0, 1)
+    weight = np.where(inside, facing[np.where(inside, raster.triangle, 0)], 0.0)
+    return texture, weight.astype(np.float32)
+
+
+def fill_outside(texture: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Extend colours past the mesh's UV islands, so bilinear sampling at triangle edges
+    never pulls in black."""
+    mask = (~inside).astype(np.uint8)
+    return cv2.inpaint(texture, mask, 3, cv2.INPAINT_TELEA)
