@@ -165,3 +165,21 @@ def test_seeds_give_different_identities_and_the_same_seed_the_same(maker, analy
     b = maker.make(*args, Request3D(identity=2)).image
     assert np.array_equal(a1, a2)
     assert np.abs(a1.astype(int) - b).mean() > 2
+
+
+def test_new_identities_are_drawn_away_from_the_original(maker, analyzer, utk_face):
+    from studio.core.texture_map import unwrap
+
+    face = largest_face(analyzer.analyze(utk_face).faces)
+    fit, _ = maker.fit(face.landmarks, face.blendshapes, utk_face)
+    model = maker.model
+    # The photo's texture coefficients explain it better than the mean texture does.
+    tex, weight = unwrap(utk_face, face.landmarks, maker._raster, model.triangles)
+    seen = weight > 0.5
+    err_mean = np.abs(model.texture().astype(int) - tex)[seen].mean()
+    err_fit = np.abs(model.texture(fit.texture).astype(int) - tex)[seen].mean()
+    assert err_fit < 0.8 * err_mean
+    for seed in range(1, 40):
+        shape, texture = model.sample_identity(seed, away_from=fit)
+        for sample, original in ((shape, fit.identity), (texture, fit.texture)):
+            assert sample @ original / np.linalg.norm(original) <= -1.0 + 1e-5

@@ -104,7 +104,7 @@ class SurrogateEngine:
         maker = self.maker3d
         cached = self._fits.get(id(face))
         if cached is None or cached[0] is not face:
-            fit, _ = maker.fit(face.landmarks, face.blendshapes)
+            fit, _ = maker.fit(face.landmarks, face.blendshapes, image.rgb)
             self._fits = {id(face): (face, fit)}  # only the face on screen is kept
         else:
             fit = cached[1]

@@ -52,7 +52,7 @@ def measure(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, paths: list,
             no_face += 1
             continue
         a = face.attributes
-        fit, fit_ms = maker.fit(face.landmarks, face.blendshapes)
+        fit, fit_ms = maker.fit(face.landmarks, face.blendshapes, rgb)
         request = Request3D(identity=1000 + i)
         s = maker.make(rgb, face.landmarks, face.blendshapes, a, request, fit=fit)
         seen = largest_face(analyzer.analyze(s.image).faces)

@@ -56,6 +56,16 @@ def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ rx @ ry
 
 
+def _opposite(sample: np.ndarray, original: np.ndarray, margin: float) -> np.ndarray:
+    original = np.asarray(original, np.float64)
+    norm = float(np.linalg.norm(original))
+    if norm < 1e-6:
+        return sample
+    u = original / norm
+    along = float(sample @ u)
+    return sample + (min(along, -margin) - along) * u
+
+
 @dataclass(frozen=True)
 class Fit:
     """A face explained by the model: image ≈ to_image(scale · R · shape + t)."""
@@ -67,6 +77,7 @@ class Fit:
     expression: np.ndarray  # (52,) blendshape-like weights
     rms_px: float  # landmark error of the fit, pixels
     nme: float  # the same over the outer-eye-corner distance
+    texture: np.ndarray | None = None  # (Kt,) the photo's texture in the model's terms
 
 
 @dataclass(frozen=True)
@@ -141,13 +152,33 @@ class MorphableModel:
             tex = tex + np.tensordot(coefficients, self.texture_basis, axes=1)
         return np.clip(np.round(tex * 255), 0, 255).astype(np.uint8)
 
-    def sample_identity(self, seed: int, spread: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    def sample_identity(self, seed: int, spread: float = 0.8, away_from: Fit | None = None,
+                        margin: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Shape and texture coefficients of a new identity, deterministic in the seed.
-        ``spread`` < 1 keeps samples away from the model's extremes."""
+        ``spread`` < 1 keeps samples away from the model's extremes. With ``away_from``, the
+        sample is moved to the far side of the mean face from that fitted original (at
+        least ``margin`` standard deviations along the original's direction), in shape and
+        in texture, so that no seed lands close to the person it replaces."""
         rng = np.random.default_rng(seed)
         shape = np.clip(rng.standard_normal(self.n_identity), -2.5, 2.5) * spread
         tex = np.clip(rng.standard_normal(len(self.texture_basis)), -2.5, 2.5) * spread
+        if away_from is not None:
+            shape = _opposite(shape, away_from.identity, margin)
+            if away_from.texture is not None:
+                tex = _opposite(tex, away_from.texture, margin)
         return shape, tex
+
+    def project_texture(self, texture: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Texture coefficients of an unwrapped photo (uint8), counting visible texels."""
+        x = (texture.astype(np.float32) / 255 - self.mean_texture) * weight[..., None]
+        basis, norm2 = self._texture_projector
+        return basis @ x.ravel() / norm2
+
+    @cached_property
+    def _texture_projector(self) -> tuple[np.ndarray, np.ndarray]:
+        basis = np.ascontiguousarray(self.texture_basis.reshape(len(self.texture_basis), -1),
+                                     dtype=np.float32)
+        return basis, np.maximum((basis ** 2).sum(1), 1e-9)
 
     # -- fitting ---------------------------------------------------------------------
     @cached_property

@@ -7,7 +7,7 @@ the GAN surrogate and the original's crop line up in the window.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -92,17 +92,23 @@ class Surrogate3DMaker:
     def close(self) -> None:
         self.renderer.close()
 
-    def fit(self, landmarks: np.ndarray, blendshapes: np.ndarray) -> tuple[Fit, float]:
+    def fit(self, landmarks: np.ndarray, blendshapes: np.ndarray,
+            rgb: np.ndarray | None = None) -> tuple[Fit, float]:
+        """Shape fit, plus the photo's texture coefficients when ``rgb`` is given (new
+        identities are then kept away from the original's texture too)."""
         t0 = time.perf_counter()
         fit = self.model.fit(landmarks, blendshapes)
+        if rgb is not None:
+            tex, weight = unwrap(rgb, landmarks, self._raster, self.model.triangles)
+            fit = replace(fit, texture=self.model.project_texture(tex, weight))
         return fit, (time.perf_counter() - t0) * 1e3
 
     def make(self, rgb: np.ndarray, landmarks: np.ndarray, blendshapes: np.ndarray,
              attributes: Attributes, request: Request3D = Request3D(),
              fit: Fit | None = None) -> Surrogate3D:
         fit_ms = 0.0
-        if fit is None:
-            fit, fit_ms = self.fit(landmarks, blendshapes)
+        if fit is None or fit.texture is None:
+            fit, fit_ms = self.fit(landmarks, blendshapes, rgb)
         model = self.model
         targets = request.targets or attributes
         # Surrogates wear MediaPipe's blendshape scores, which describe the expression apart
@@ -125,7 +131,7 @@ class Surrogate3DMaker:
         elif int(request.identity) == 0:
             identity, texture = None, model.texture()
         else:
-            identity, tex_coef = model.sample_identity(int(request.identity))
+            identity, tex_coef = model.sample_identity(int(request.identity), away_from=fit)
             texture = model.texture(tex_coef)
         vertices = model.posed(fit, identity, expression, rotation)
         frame = CropFrame.from_landmarks(np.asarray(landmarks))
