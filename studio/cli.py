@@ -134,6 +134,55 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
     return 0 if all(m.passed for m in metrics) or not args.strict else 1
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from studio.core.batch import run_batch
+    from studio.core.engine import SurrogateEngine
+    from studio.core.workspace import Workspace
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    engine = SurrogateEngine(staged=True)
+    engine.load_generation()
+    try:
+        with Workspace(args.workspace) as ws:
+            report = run_batch(args.folder, ws, engine, candidates=args.candidates,
+                               methods=methods, progress=not args.quiet)
+            summary = ws.summary()
+    finally:
+        engine.close()
+    for problem in report.problems:
+        print(f"  {problem}", file=sys.stderr)
+    print(f"{report.originals} photos ({report.skipped_done} already done, "
+          f"{report.unreadable} unreadable, {report.no_face} without a face), "
+          f"{report.faces} faces, {report.candidates} candidates in {report.seconds:.1f} s "
+          f"({report.faces_per_second:.2f} faces/s)")
+    print(f"workspace {args.workspace}: {json.dumps(summary)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from studio.core.analysis import FaceAnalyzer
+    from studio.core.export import export_batch, read_truth
+    from studio.core.workspace import Workspace
+
+    truth = read_truth(args.truth) if args.truth else None
+    analyzer = FaceAnalyzer()
+    try:
+        with Workspace(args.workspace) as ws:
+            report = export_batch(
+                ws, args.out_dir, analyzer,
+                formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+                base_url=args.base_url, mapping=args.mapping, truth=truth, gold=args.gold,
+                repeats=args.repeat, expressions=args.expressions, seed=args.seed)
+    finally:
+        analyzer.close()
+    for line in report.refused:
+        print(f"REFUSED by the identity gate: {line}", file=sys.stderr)
+    print(f"exported {report.items} items, {report.gold} gold, {report.repeats} repeats "
+          f"-> {report.out_dir}")
+    print(f"private mapping (keep it away from workers) -> {report.mapping}")
+    return 1 if report.refused else 0
+
+
 def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
     from studio.core import evaluate_analysis as ev
     from studio.core.analysis import FaceAnalyzer
@@ -295,6 +344,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate_3d)
+
+    p = sub.add_parser("batch", help="fill a curation workspace from a folder of photos")
+    p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
+    p.add_argument("--workspace", required=True, help="workspace file, e.g. study.studio")
+    p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
+    p.add_argument("--methods", default="gan,3d", help="gan, 3d or both")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("export", help="write accepted surrogates as a crowd annotation batch")
+    p.add_argument("workspace", help="workspace file")
+    p.add_argument("out_dir", help="new folder for the batch (must not exist)")
+    p.add_argument("--format", default="mturk,labelstudio", help="mturk, labelstudio or both")
+    p.add_argument("--base-url", default="", help="where OUT_DIR will be served (for mturk)")
+    p.add_argument("--mapping", default=None,
+                   help="private item -> original mapping (default: OUT_DIR.private-mapping"
+                        ".csv beside OUT_DIR)")
+    p.add_argument("--truth", default=None, help="CSV original_key,label for gold items")
+    p.add_argument("--gold", type=int, default=0, help="gold items (need --truth)")
+    p.add_argument("--repeat", type=int, default=0, help="repeated items for consistency")
+    p.add_argument("--expressions", action="store_true",
+                   help="also ask for one of seven basic expressions (Label Studio)")
+    p.add_argument("--seed", type=int, default=None, help="item ids and order are random")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate-analysis", help="measure the analysis on held-out data")
     p.add_argument("--limit", type=int, default=None, help="GENKI-4K test images (all 1,200)")

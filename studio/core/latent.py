@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def z_for_seed(seed: int, dim: int = 64) -> np.ndarray:
+    """The generator's z for an identity seed: the same seed is the same face everywhere."""
+    return np.random.default_rng(seed).uniform(-1, 1, dim).astype(np.float32)
+
+
 def slerp(z0: np.ndarray, z1: np.ndarray, t: float) -> np.ndarray:
     """Spherical interpolation: keeps the norm of uniform z roughly constant on the path."""
     a, b = np.asarray(z0, np.float64), np.asarray(z1, np.float64)

@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from studio.core.attributes import Attributes
-from studio.core.latent import slerp
+from studio.core.latent import slerp, z_for_seed
 
 if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-up path
     from studio.core.analysis import FaceAnalysis, ImageAnalysis
@@ -23,10 +23,6 @@ if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-u
 
 NEUTRAL = Attributes(0.5, 0.5, 0.0, 0.0, 0.0)
 HISTORY = 40  # identity distances kept for the history plot
-
-
-def z_for_seed(seed: int, dim: int = 64) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1, 1, dim).astype(np.float32)
 
 
 class StudioState(QObject):
