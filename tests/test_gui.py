@@ -314,3 +314,12 @@ def test_joy_slider_moves_the_3d_smile(qtbot, window, utk_face_path):
         seen = window.state.comparison3d.surrogate
         assert seen is not None
         assert seen.attributes.smiling == (value > 50)
+
+
+def test_save_latent_walk_writes_filmstrip_and_gif(qtbot, window, utk_face_path, tmp_path):
+    open_and_wait(qtbot, window, utk_face_path)
+    window.save_walk(str(tmp_path / "demo_walk.png"))
+    qtbot.waitUntil(lambda: "demo_walk.gif" in window.last_message[1], timeout=30000)
+    with Image.open(tmp_path / "demo_walk.png") as strip, \
+            Image.open(tmp_path / "demo_walk.gif") as gif:
+        assert strip.size[0] > 8 * strip.size[1] and gif.n_frames == 16

@@ -23,6 +23,7 @@ from studio.ui.panel3d import Surrogate3DView
 from studio.ui.panels import AttributesPanel, OverlayChooser, SliderPanel, SurrogateView
 from studio.ui.photo_view import PhotoView
 from studio.ui.state import StudioState
+from studio.ui.workers import run_in_thread
 
 MAX_RECENT = 10
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ")"
@@ -144,6 +145,10 @@ class MainWindow(QMainWindow):
         sur = bar.addMenu("&Surrogate")
         sur.addAction(self.new_id_action)
         sur.addAction(self.match_action)
+        sur.addSeparator()
+        self.walk_action = self._action("Save latent &walk A → B…", self.save_walk, None,
+                                        "Filmstrip PNG and animated GIF between seeds A and B")
+        sur.addAction(self.walk_action)
         bar.addMenu("&Help").addAction(self.about_action)
 
         tools = self.addToolBar("Main")
@@ -227,6 +232,36 @@ class MainWindow(QMainWindow):
         self.settings.setValue("save_folder", str(out.parent))
         self.show_message("info", f"Saved {out.name}")
         return out
+
+    def save_walk(self, path: str | None = None) -> None:
+        """Filmstrip PNG and GIF from identity A to B at the current sliders (a worker job)."""
+        engine = self.controller.engine
+        if engine is None or not engine.can_generate:
+            self.show_message("error", "The generator is still loading.")
+            return
+        if not path:
+            folder = str(self.settings.value("save_folder", str(Path.home())))
+            path, _ = QFileDialog.getSaveFileName(self, "Save latent walk",
+                                                  str(Path(folder) / "walk.png"),
+                                                  "PNG filmstrip (*.png)")
+            if not path:
+                return
+        out = Path(path).with_suffix(".png")
+        state = self.state
+        targets, a, b, mode = state.targets, state.seed_a, state.seed_b, state.mode
+
+        def job() -> Path:
+            from PIL import Image
+
+            from studio.core import interpolation as walk
+
+            frames = walk.between_identities(engine.generator, targets, a, b, 9, mode)
+            Image.fromarray(walk.filmstrip(frames)).save(out)
+            return walk.save_animation(frames, out.with_suffix(".gif"))
+
+        run_in_thread(self, job, on_done=lambda gif: self.show_message(
+            "info", f"Saved {out.name} and {gif.name}"), on_failed=lambda m: self.show_message(
+            "error", f"Could not save the walk: {m}"))
 
     # -- feedback --------------------------------------------------------------------
     def set_overlay(self, name: str) -> None:
