@@ -323,3 +323,44 @@ def test_save_latent_walk_writes_filmstrip_and_gif(qtbot, window, utk_face_path,
     with Image.open(tmp_path / "demo_walk.png") as strip, \
             Image.open(tmp_path / "demo_walk.gif") as gif:
         assert strip.size[0] > 8 * strip.size[1] and gif.n_frames == 16
+
+
+def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, genki_test):
+    import shutil
+
+    from studio.core.batch import run_batch
+    from studio.core.workspace import Workspace
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for item in genki_test[:2]:
+        shutil.copy(item.path, folder / item.path.name)
+    with Workspace(tmp_path / "c.studio") as ws:
+        run_batch(folder, ws, engine, candidates=1, progress=False)
+    cur = window.open_workspace(str(tmp_path / "c.studio"))
+    qtbot.addWidget(cur)
+    assert len(cur.face_ids) == 2 and len(cur.candidates) == 2  # one GAN, one 3D
+    qtbot.waitUntil(lambda: cur.state.comparison is not None
+                    or cur.state.comparison3d is not None, timeout=30000)
+    blurred_px = cur.original.pixmap().toImage()
+    qtbot.keyClick(cur, Qt.Key.Key_Space)
+    assert cur.revealed and cur.original.pixmap().toImage() != blurred_px
+    first = cur.candidates[cur.current]
+    qtbot.keyClick(cur, Qt.Key.Key_A)
+    assert {c.id: c.decision for c in cur.ws.candidates()}[first.id] == "accepted"
+    second = cur.candidates[cur.current]
+    assert second.id != first.id
+    qtbot.keyClick(cur, Qt.Key.Key_R)
+    assert {c.id: c.decision for c in cur.ws.candidates()}[second.id] == "rejected"
+    qtbot.keyClick(cur, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert {c.id: c.decision for c in cur.ws.candidates()}[second.id] == "pending"
+    before = len(cur.ws.candidates())
+    cur.select(0)
+    qtbot.keyClick(cur, Qt.Key.Key_G)
+    qtbot.waitUntil(lambda: len(cur.ws.candidates()) == before + 1, timeout=60000)
+    cur.filter.setCurrentText("rejected")
+    assert cur.face_ids == []
+    cur.filter.setCurrentText("all")
+    assert len(cur.face_ids) == 2
+    QThreadPool.globalInstance().waitForDone(30000)
+    cur.close()

@@ -136,6 +136,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.next_action)
         file_menu.addSeparator()
         file_menu.addAction(self.save_action)
+        file_menu.addAction(self._action("Curate a &workspace…", self.open_workspace, None,
+                                         "Review the candidates of a `studio batch` run"))
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view = bar.addMenu("&View")
@@ -232,6 +234,26 @@ class MainWindow(QMainWindow):
         self.settings.setValue("save_folder", str(out.parent))
         self.show_message("info", f"Saved {out.name}")
         return out
+
+    def open_workspace(self, path: str | None = None):
+        """A curation window on a workspace file, sharing this window's models."""
+        from studio.core.workspace import Workspace, WorkspaceError
+        from studio.ui.curation import CurationWindow
+
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a workspace", str(Path.home()),
+                                                  "Studio workspace (*.studio)")
+            if not path:
+                return None
+        try:
+            workspace = Workspace(path)
+        except WorkspaceError as exc:
+            self.show_message("error", str(exc))
+            return None
+        window = CurationWindow(workspace, engine_provider=lambda: self.controller.engine)
+        self._curation = window  # keep it alive
+        window.show()
+        return window
 
     def save_walk(self, path: str | None = None) -> None:
         """Filmstrip PNG and GIF from identity A to B at the current sliders (a worker job)."""

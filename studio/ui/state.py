@@ -163,3 +163,13 @@ class StudioState(QObject):
         if comparison.distance is not None:
             self.distances3d = [*self.distances3d, comparison.distance][-HISTORY:]
         self.comparison3d_changed.emit()
+
+    def show_candidate(self, analysis: ImageAnalysis, comparison: Comparison,
+                       method: str) -> None:
+        """The curation view: one original face and one stored, re-measured candidate."""
+        self.analysis, self.face_index = analysis, 0
+        self.comparison = comparison if method == "gan" else None
+        self.comparison3d = comparison if method == "3d" else None
+        self.face_changed.emit()
+        self.comparison_changed.emit()
+        self.comparison3d_changed.emit()
