@@ -302,6 +302,8 @@ def _read_mturk(text: str, source: str, known: Collection[str] | None) -> Parsed
             out.problems.append(f"{where}: {exc}")
             continue
         out.add(Answer(worker, item, smile, where), known)
+    if not out.n_records:
+        out.problems.append("the file holds no assignment rows")
     return out
 
 
@@ -339,7 +341,7 @@ def _read_label_studio(text: str, source: str, known: Collection[str] | None) ->
         return out
     if isinstance(tasks, dict):
         tasks = [tasks]
-    if not isinstance(tasks, list):
+    if not isinstance(tasks, list) or not tasks:
         out.problems.append("the JSON is not a list of Label Studio tasks")
         return out
     for i, task in enumerate(tasks):

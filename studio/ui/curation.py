@@ -134,6 +134,7 @@ class CurationWindow(QMainWindow):
         self.items.blockSignals(False)
         row = self.face_ids.index(keep_face) if keep_face in self.face_ids else 0
         if self.face_ids:
+            self.status("")
             self.items.setCurrentRow(row)
             self._on_item(row)
         else:
