@@ -49,6 +49,7 @@ bench: setup
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_generator.py
 	$(PY) benchmarks/bench_3d.py
+	$(PY) benchmarks/bench_batch.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 
 screenshot: setup

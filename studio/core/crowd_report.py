@@ -47,18 +47,26 @@ def accuracy_figure(a: CrowdAnalysis) -> Figure:
     groups = ["average", "majority", "majority, ≥75%", "majority, ≥90%"]
     width = 0.8 / max(1, len(a.versions))
     for i, v in enumerate(a.versions):
-        levels = {c.level: c.majority_accuracy for c in a.consensus if c.version == v.version}
-        values = [v.accuracy, levels.get(0.5, np.nan), levels.get(0.75, np.nan),
-                  levels.get(0.9, np.nan)]
+        levels = {c.level: c for c in a.consensus if c.version == v.version}
+        values = [v.accuracy, *(levels[lv].majority_accuracy if lv in levels else np.nan
+                                for lv in (0.5, 0.75, 0.9))]
         x = np.arange(len(groups)) + (i - (len(a.versions) - 1) / 2) * width
         err = np.array([[v.accuracy - v.ci_low, 0, 0, 0], [v.ci_high - v.accuracy, 0, 0, 0]])
         ax.bar(x, values, width, color=COLORS.get(v.version), label=_label(v.version),
                yerr=np.nan_to_num(err), capsize=3)
+        for xi, lv in zip(x[2:], (0.75, 0.9), strict=True):  # how many images reach the level
+            if lv in levels:
+                c = levels[lv]
+                ax.text(xi, 0.03, f"{c.n_reached}/{c.n_images} images", ha="center",
+                        va="bottom", fontsize=7, rotation=90,
+                        color="white" if c.n_reached else "#444")
     ax.axhline(0.5, color="#888", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set_ylim(0, 1.05)
+    ax.set_xlim(-0.5, len(groups) - 0.5)
+    ax.set_ylim(0, 1.15)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("accuracy")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", ncol=max(1, len(a.versions)), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -174,7 +182,11 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
           _fmt(t.sd_difference, 2), _fmt(t.t, 2), _p(t.p)] for t in a.tests]))
     parts.append("<p class='note'>One-sample t-tests (scipy.stats.ttest_1samp against 0) on "
                  "per-image differences of correct counts.</p>")
+    titles = {"accuracy": "Accuracy plot", "differences": "Per-image differences",
+              "workers": "Majority vote against workers sampled",
+              "joy": "Accuracy against joy evidence"}
     for name, caption in FIGURES.items():
+        parts.append(f"<h2>{titles[name]}</h2>")
         if name in figure_files:
             parts.append(f"<figure><img src='{e(figure_files[name])}' alt='{e(name)}'>"
                          f"<figcaption>{e(caption)}</figcaption></figure>")

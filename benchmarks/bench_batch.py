@@ -1,0 +1,47 @@
+"""`studio batch` throughput on this machine, in faces per second, for GAN candidates and
+for 3D candidates (3 per face, each measured against its original). Targets: >= 10 faces/s
+with GAN candidates, >= 3 faces/s with 3D candidates. Model loading is not counted.
+
+Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_batch.py [--faces N]``.
+Faces: GENKI-4K test images from ../shared/data, linked (not copied) into a temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from studio.core.batch import run_batch
+from studio.core.datasets import genki
+from studio.core.engine import SurrogateEngine
+from studio.core.workspace import Workspace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--faces", type=int, default=40)
+    parser.add_argument("--candidates", type=int, default=3)
+    args = parser.parse_args()
+    engine = SurrogateEngine()
+    print(f"studio batch benchmark ({os.cpu_count()} cores, {args.candidates} candidates "
+          "per face, with metrics)")
+    try:
+        for method, target in (("gan", 10), ("3d", 3)):
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp) / "photos"
+                folder.mkdir()
+                for item in genki("test")[: args.faces]:
+                    (folder / item.path.name).symlink_to(item.path)
+                with Workspace(Path(tmp) / "bench.studio") as ws:
+                    r = run_batch(folder, ws, engine, candidates=args.candidates,
+                                  methods=(method,), progress=False)
+            print(f"  {method:>3} candidates: {r.faces} faces in {r.seconds:5.1f} s = "
+                  f"{r.faces_per_second:5.2f} faces/s   (target >= {target})")
+    finally:
+        engine.close()
+
+
+if __name__ == "__main__":
+    main()
