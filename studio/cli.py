@@ -333,7 +333,7 @@ def cmd_crowd_report(args: argparse.Namespace) -> int:
     skipped = "".join(f", {n} skipped ({why})" for why, n in sorted(a.skipped.items()))
     print(f"{a.source} ({a.format}): {a.n_records} records, {a.n_answers} answers kept{skipped}")
     if a.problems:
-        print(f"{len(a.problems)} problems (all listed in the report), first ones:")
+        print(f"problems: {len(a.problems)} (all listed in the report); the first ones:")
         for problem in a.problems[:5]:
             print(f"  {problem}")
     for v in a.versions:

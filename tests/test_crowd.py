@@ -370,7 +370,7 @@ def test_crowd_report_cli_end_to_end(tmp_path):
                            str(out), "--truth", str(truth), "--mapping", str(mapping)],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
-    assert "1 problems" in proc.stdout and "0000deadbeef" in proc.stdout
+    assert "problems: 1 " in proc.stdout and "0000deadbeef" in proc.stdout
     pngs = {p.name for p in out.glob("*.png")}
     assert pngs == {"accuracy.png", "differences.png", "workers.png", "joy.png"}
     page = (out / "index.html").read_text()

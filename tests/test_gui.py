@@ -364,3 +364,24 @@ def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, ge
     assert len(cur.face_ids) == 2
     QThreadPool.globalInstance().waitForDone(30000)
     cur.close()
+
+
+def test_crowd_report_window_shows_the_report_figures(qtbot, window, tmp_path):
+    from test_crowd import Study
+
+    study = Study(40, 10, {"gan": 0.8, "3d": 0.7}, seed=5)
+    mapping, truth, results = study.write(tmp_path)
+    view = window.open_crowd_report()
+    qtbot.addWidget(view)
+    view.run.click()
+    assert "Choose the results, mapping, truth" in view.summary.text()
+    for key, path in (("results", results), ("mapping", mapping), ("truth", truth)):
+        view.paths[key].setText(str(path))
+    view.run.click()
+    qtbot.waitUntil(lambda: view.tabs.count() == 4, timeout=60000)
+    assert [view.tabs.tabText(i) for i in range(4)] == ["accuracy", "differences", "workers",
+                                                        "joy"]
+    accuracy = {v.version: v.accuracy for v in view.analysis.versions}
+    assert accuracy["gan"] == pytest.approx(study.correct["gan"] / study.total["gan"])
+    assert "gan: accuracy" in view.summary.text()
+    view.close()

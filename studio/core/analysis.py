@@ -94,6 +94,26 @@ class FaceAnalyzer:
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings)
 
+    def analyze_many(self, images: list[np.ndarray]) -> list[ImageAnalysis]:
+        """Several images at once (a batch's candidates): the identity network runs once
+        over all their faces, which is what costs most per face."""
+        from studio.core.identity import identity_chip
+
+        found = []
+        for rgb in images:
+            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+            detected = self.landmarker.detect(rgb)
+            found.append((rgb, detected, [self.attributes(rgb, f) for f in detected]))
+        chips = [identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det]
+        descs = iter(self.identity.descriptors_of_chips(np.stack(chips))
+                     if chips and self.identity else [None] * len(chips))
+        out = []
+        for rgb, detected, attrs in found:
+            faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, next(descs))
+                     for f, a in zip(detected, attrs, strict=True)]
+            out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {}))
+        return out
+
     def describe(self, rgb: np.ndarray, analysis: ImageAnalysis) -> ImageAnalysis:
         """The same analysis with identity descriptors for faces that have none."""
         if self.identity is None:

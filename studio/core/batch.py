@@ -85,30 +85,35 @@ def candidate_seed(sha256: str, face_index: int, i: int) -> int:
 
 
 class CandidateMaker:
-    """Makes and measures one candidate of either method for a face; the engine's models
-    are loaded once."""
+    """Makes and measures candidates of either method for a face; the engine's models are
+    loaded once, and a face's candidates are generated and measured as one batch."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
 
     def make(self, method: str, image, face: FaceAnalysis, seed: int) -> tuple[bytes, dict]:
-        from studio.core.comparison import compare
+        return self.make_many(method, image, face, [seed])[0]
+
+    def make_many(self, method: str, image, face: FaceAnalysis, seeds: list[int]
+                  ) -> list[tuple[bytes, dict]]:
+        from studio.core.comparison import compare_many
 
         engine = self.engine
         if method == "gan":
             from studio.core.latent import z_for_seed
 
-            result = engine.surrogate(face.attributes, z_for_seed(seed))
-            rgb = result.image
+            z = np.stack([z_for_seed(s) for s in seeds])
+            rgbs = list(engine.generator.sample(face.attributes, z=z))
         elif method == "3d":
             from studio.core.surrogate3d import Request3D
 
-            rgb = engine.surrogate3d(image, face, Request3D(identity=seed, size=EXPORT_SIZE)
-                                     ).image
+            rgbs = [engine.surrogate3d(image, face, Request3D(identity=s, size=EXPORT_SIZE)
+                                       ).image for s in seeds]
         else:
             raise StudioError(f"unknown method {method!r}; use gan or 3d")
-        comparison = compare(engine.analyzer, face, rgb)
-        return png_bytes(rgb), candidate_metrics(face, comparison)
+        comparisons = compare_many(engine.analyzer, face, rgbs)
+        return [(png_bytes(rgb), candidate_metrics(face, c))
+                for rgb, c in zip(rgbs, comparisons, strict=True)]
 
 
 def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int = 3,
@@ -157,10 +162,10 @@ def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int 
             for fi, face in enumerate(analysis.faces):
                 face_id = workspace.add_face(db, oid, fi, face)
                 report.faces += 1
+                seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
                 for method in methods:
-                    for i in range(candidates):
-                        seed = candidate_seed(sha, fi, i)
-                        png, metrics = maker.make(method, image, face, seed)
+                    made = maker.make_many(method, image, face, seeds)
+                    for seed, (png, metrics) in zip(seeds, made, strict=True):
                         workspace.add_candidate(db, face_id, method, seed, face.attributes,
                                                 metrics, png)
                         report.candidates += 1

@@ -42,10 +42,20 @@ class Comparison:
                 "roll": b.roll - a.roll}
 
 
-def compare(analyzer: FaceAnalyzer, original: FaceAnalysis, surrogate_rgb: np.ndarray
-            ) -> Comparison:
-    face = largest_face(analyzer.analyze(surrogate_rgb).faces)
+def _comparison(original: FaceAnalysis, face: FaceAnalysis | None) -> Comparison:
     distance = None
     if face is not None and face.descriptor is not None and original.descriptor is not None:
         distance = identity_distance(original.descriptor, face.descriptor)
     return Comparison(original, face, distance)
+
+
+def compare(analyzer: FaceAnalyzer, original: FaceAnalysis, surrogate_rgb: np.ndarray
+            ) -> Comparison:
+    return _comparison(original, largest_face(analyzer.analyze(surrogate_rgb).faces))
+
+
+def compare_many(analyzer: FaceAnalyzer, original: FaceAnalysis,
+                 surrogates: list[np.ndarray]) -> list[Comparison]:
+    """``compare`` for several surrogates of one original, batched (studio batch)."""
+    return [_comparison(original, largest_face(a.faces))
+            for a in analyzer.analyze_many(surrogates)]

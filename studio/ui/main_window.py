@@ -138,6 +138,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.save_action)
         file_menu.addAction(self._action("Curate a &workspace…", self.open_workspace, None,
                                          "Review the candidates of a `studio batch` run"))
+        file_menu.addAction(self._action("Crowd &report…", self.open_crowd_report, None,
+                                         "Analyse the answers crowd workers gave"))
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view = bar.addMenu("&View")
@@ -252,6 +254,14 @@ class MainWindow(QMainWindow):
             return None
         window = CurationWindow(workspace, engine_provider=lambda: self.controller.engine)
         self._curation = window  # keep it alive
+        window.show()
+        return window
+
+    def open_crowd_report(self):
+        from studio.ui.crowd_view import CrowdReportWindow
+
+        window = CrowdReportWindow()
+        self._crowd = window  # keep it alive
         window.show()
         return window
 
