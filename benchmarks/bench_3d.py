@@ -11,18 +11,13 @@ import argparse
 import os
 import time
 
-import numpy as np
 from skimage import data
+from timing import stats
 
 from studio.core.analysis import FaceAnalyzer
 from studio.core.landmarks import largest_face
 from studio.core.render3d import View
 from studio.core.surrogate3d import Request3D, Surrogate3DMaker
-
-
-def stats(values: list[float]) -> str:
-    a = np.array(values)
-    return f"median {np.median(a):6.1f} ms   p95 {np.percentile(a, 95):6.1f} ms"
 
 
 def main() -> None:

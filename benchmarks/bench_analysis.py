@@ -15,14 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+from timing import stats
 
 from studio.core.analysis import FaceAnalyzer
 from studio.core.images import load_image
-
-
-def stats(values: list[float]) -> str:
-    a = np.array(values)
-    return f"median {np.median(a):7.1f} ms   p95 {np.percentile(a, 95):7.1f} ms"
 
 
 def main() -> None:

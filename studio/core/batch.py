@@ -6,7 +6,6 @@ committed in one transaction, so a killed run loses at most the photo it was on.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from studio.core.analysis import FaceAnalysis
+from studio.core.assets import sha256_of
 from studio.core.comparison import Comparison
 from studio.core.errors import StudioError
 from studio.core.images import SUPPORTED_SUFFIXES, load_image
@@ -42,14 +42,6 @@ class BatchReport:
     @property
     def faces_per_second(self) -> float:
         return self.faces / self.seconds if self.seconds > 0 else 0.0
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -133,7 +125,7 @@ def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int 
     for path in bar:
         report.originals += 1
         try:
-            sha = sha256_file(path)
+            sha = sha256_of(path)
         except OSError as exc:
             report.unreadable += 1
             report.problems.append(f"{path.name}: cannot be read ({exc.strerror or exc})")
