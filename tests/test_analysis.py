@@ -164,3 +164,15 @@ def test_pose_angles_equal_scipys_euler_decomposition(analyzer, genki_test):
     for t in transforms:
         expected = Rotation.from_matrix(t[:3, :3]).as_euler(EULER_ORDER, degrees=True)
         np.testing.assert_allclose(raw_euler(t), expected, atol=1e-6)
+
+
+def test_batched_analysis_equals_one_by_one(analyzer, utk_face, group_photo):
+    blank = np.full((120, 120, 3), 128, np.uint8)
+    images = [utk_face, group_photo, blank]
+    batched = analyzer.analyze_many(images)
+    assert [len(a.faces) for a in batched] == [1, 2, 0]
+    for rgb, b in zip(images, batched, strict=True):
+        single = analyzer.analyze(rgb)
+        for f1, f2 in zip(single.faces, b.faces, strict=True):
+            np.testing.assert_allclose(f1.descriptor, f2.descriptor, atol=1e-4)
+            assert f1.attributes == f2.attributes
