@@ -363,6 +363,17 @@ def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, ge
     cur.filter.setCurrentText("all")
     assert len(cur.face_ids) == 2
     QThreadPool.globalInstance().waitForDone(30000)
+    # Export the accepted candidate from the dialog.
+    dialog = cur.open_export()
+    dialog.out_dir.setText(str(tmp_path / "exported"))
+    dialog.mturk.setChecked(False)
+    dialog.export_button.click()
+    qtbot.waitUntil(lambda: dialog.report is not None or "color" in dialog.result.text(),
+                    timeout=60000)
+    assert dialog.report is not None, dialog.result.text()
+    assert dialog.report.items + len(dialog.report.refused) == 1
+    assert (tmp_path / "exported" / "labelstudio_tasks.json").is_file()
+    dialog.close()
     cur.close()
 
 

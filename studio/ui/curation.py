@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -76,6 +77,9 @@ class CurationWindow(QMainWindow):
         left.addWidget(QLabel("Show"))
         left.addWidget(self.filter)
         left.addWidget(self.items, 1)
+        self.export_button = QPushButton("Export accepted…")
+        self.export_button.clicked.connect(self.open_export)
+        left.addWidget(self.export_button)
         middle = QVBoxLayout()
         top = QHBoxLayout()
         top.addWidget(self.original)
@@ -290,6 +294,17 @@ class CurationWindow(QMainWindow):
         self.status("Regenerating …")
         run_in_thread(self, job, on_done=done,
                       on_failed=lambda m: self.status(f"Could not regenerate: {m}", error=True))
+
+    def open_export(self):
+        from studio.ui.export_dialog import ExportDialog
+
+        engine = self.engine_provider()
+        if engine is None:
+            self.status("The models are still loading.", error=True)
+            return None
+        dialog = ExportDialog(self.ws, engine.analyzer, self)
+        dialog.show()
+        return dialog
 
     def closeEvent(self, event) -> None:
         self.measure_jobs.result.disconnect()
