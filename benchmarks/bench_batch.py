@@ -23,10 +23,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", type=int, default=40)
     parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="as studio batch's default")
     args = parser.parse_args()
-    engine = SurrogateEngine()
-    print(f"studio batch benchmark ({os.cpu_count()} cores, {args.candidates} candidates "
-          "per face, with metrics)")
+    if args.workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // args.workers))
+    engine = SurrogateEngine(landmarkers=args.workers)
+    print(f"studio batch benchmark ({os.cpu_count()} cores, {args.workers} workers, "
+          f"{args.candidates} candidates per face, with metrics)")
     try:
         for method, target in (("gan", 10), ("3d", 3)):
             with tempfile.TemporaryDirectory() as tmp:
@@ -36,7 +41,7 @@ def main() -> None:
                     (folder / item.path.name).symlink_to(item.path)
                 with Workspace(Path(tmp) / "bench.studio") as ws:
                     r = run_batch(folder, ws, engine, candidates=args.candidates,
-                                  methods=(method,), progress=False)
+                                  methods=(method,), progress=False, workers=args.workers)
             print(f"  {method:>3} candidates: {r.faces} faces in {r.seconds:5.1f} s = "
                   f"{r.faces_per_second:5.2f} faces/s   (target >= {target})")
     finally:

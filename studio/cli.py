@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,12 +141,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from studio.core.workspace import Workspace
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    engine = SurrogateEngine(staged=True)
+    workers = max(1, args.workers)
+    if workers > 1:  # photos in parallel, each with one torch thread
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
+    engine = SurrogateEngine(staged=True, landmarkers=workers)
     engine.load_generation()
     try:
         with Workspace(args.workspace) as ws:
             report = run_batch(args.folder, ws, engine, candidates=args.candidates,
-                               methods=methods, progress=not args.quiet)
+                               methods=methods, progress=not args.quiet, workers=workers)
             summary = ws.summary()
     finally:
         engine.close()
@@ -435,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", required=True, help="workspace file, e.g. study.studio")
     p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
     p.add_argument("--methods", default="gan,3d", help="gan, 3d or both")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="photos analysed in parallel")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_batch)
 

@@ -12,7 +12,12 @@ import numpy as np
 from studio.core.attributes import Attributes
 from studio.core.calibration import Calibration, load_calibration
 from studio.core.images import LoadedImage, load_image
-from studio.core.landmarks import BLENDSHAPE_NAMES, DetectedFace, FaceLandmarker
+from studio.core.landmarks import (
+    BLENDSHAPE_NAMES,
+    DetectedFace,
+    FaceLandmarker,
+    LandmarkerPool,
+)
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,14 @@ class ImageAnalysis:
 class FaceAnalyzer:
     """Loads the models once; ``analyze`` is safe to call from worker threads."""
 
-    def __init__(self, identity: bool = True, gender: bool = True, max_faces: int = 8) -> None:
+    def __init__(self, identity: bool = True, gender: bool = True, max_faces: int = 8,
+                 landmarkers: int = 1) -> None:
         from studio.core.gender import GenderClassifier
         from studio.core.identity import IdentityEncoder
 
         self.calibration: Calibration = load_calibration()
-        self.landmarker = FaceLandmarker(max_faces=max_faces)
+        self.landmarker = (FaceLandmarker(max_faces=max_faces) if landmarkers <= 1 else
+                           LandmarkerPool(landmarkers, max_faces=max_faces))
         self.gender = GenderClassifier() if gender else None
         self.identity = IdentityEncoder() if identity else None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +107,54 @@ class CandidateMaker:
                 for rgb, c in zip(rgbs, comparisons, strict=True)]
 
 
+@dataclass
+class PhotoResult:
+    """One original, analysed and with its candidates made: what a worker hands back."""
+
+    path: Path
+    sha256: str
+    status: str  # ok | unreadable | no_face | done
+    message: str = ""
+    size: tuple[int, int] | None = None
+    faces: list[tuple[FaceAnalysis, dict[str, list[tuple[int, bytes, dict]]]]] = field(
+        default_factory=list)
+
+
+def process_photo(path: Path, engine, maker: CandidateMaker, done: set[str], candidates: int,
+                  methods: tuple[str, ...]) -> PhotoResult:
+    """Everything for one photo except writing it down; safe to run in several threads."""
+    try:
+        sha = sha256_of(path)
+    except OSError as exc:
+        return PhotoResult(path, "", "unreadable", f"{path}: cannot be read "
+                                                   f"({exc.strerror or exc})")
+    if sha in done:
+        return PhotoResult(path, sha, "done")
+    try:
+        image = load_image(path)
+    except StudioError as exc:
+        return PhotoResult(path, sha, "unreadable", str(exc))
+    analysis = engine.analyze(image)
+    size = (image.rgb.shape[1], image.rgb.shape[0])
+    if not analysis.faces:
+        return PhotoResult(path, sha, "no_face", "no face found", size)
+    result = PhotoResult(path, sha, "ok", "", size)
+    for fi, face in enumerate(analysis.faces):
+        seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
+        made = {m: [(seed, png, metrics) for seed, (png, metrics) in
+                    zip(seeds, maker.make_many(m, image, face, seeds), strict=True)]
+                for m in methods}
+        result.faces.append((face, made))
+    return result
+
+
 def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int = 3,
               methods: tuple[str, ...] = METHODS, progress: bool = True,
-              on_original: Callable[[Path], None] | None = None) -> BatchReport:
+              workers: int = 1) -> BatchReport:
+    """``workers`` > 1 analyses photos in parallel (the engine needs as many landmarkers);
+    the workspace is written from this thread only, one transaction per photo."""
+    from concurrent.futures import ThreadPoolExecutor
+
     folder = Path(folder)
     if not folder.is_dir():
         raise StudioError(f"{folder} is not a folder")
@@ -119,49 +163,41 @@ def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int 
             raise StudioError(f"unknown method {m!r}; use {', '.join(METHODS)}")
     maker = CandidateMaker(engine)
     report = BatchReport()
+    done = {row[0] for row in workspace.db.execute("SELECT sha256 FROM originals")}
     t0 = time.perf_counter()
     paths = list_images(folder)
-    bar = tqdm(paths, desc="photos", unit="photo", disable=not progress)
-    for path in bar:
-        report.originals += 1
-        try:
-            sha = sha256_of(path)
-        except OSError as exc:
-            report.unreadable += 1
-            report.problems.append(f"{path.name}: cannot be read ({exc.strerror or exc})")
-            continue
-        if workspace.original_status(sha) is not None:
-            report.skipped_done += 1
-            continue
-        if on_original is not None:
-            on_original(path)
-        try:
-            image = load_image(path)
-        except StudioError as exc:
-            with workspace.transaction() as db:
-                workspace.add_original(db, str(path), sha, "unreadable", str(exc))
-            report.unreadable += 1
-            report.problems.append(str(exc))
-            continue
-        analysis = engine.analyze(image)
-        size = (image.rgb.shape[1], image.rgb.shape[0])
-        with workspace.transaction() as db:
-            if not analysis.faces:
-                workspace.add_original(db, str(path), sha, "no_face", "no face found", size)
-                report.no_face += 1
+    bar = tqdm(total=len(paths), desc="photos", unit="photo", disable=not progress)
+
+    def work(path: Path) -> PhotoResult:
+        return process_photo(path, engine, maker, done, candidates, methods)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for r in pool.map(work, paths):
+            bar.update(1)
+            report.originals += 1
+            if r.status == "done":
+                report.skipped_done += 1
                 continue
-            oid = workspace.add_original(db, str(path), sha, "ok", "", size)
-            for fi, face in enumerate(analysis.faces):
-                face_id = workspace.add_face(db, oid, fi, face)
-                report.faces += 1
-                seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
-                for method in methods:
-                    made = maker.make_many(method, image, face, seeds)
-                    for seed, (png, metrics) in zip(seeds, made, strict=True):
-                        workspace.add_candidate(db, face_id, method, seed, face.attributes,
-                                                metrics, png)
-                        report.candidates += 1
-        report.seconds = time.perf_counter() - t0
-        bar.set_postfix_str(f"{report.faces} faces, {report.faces_per_second:.1f} faces/s")
+            if r.status == "unreadable":
+                report.unreadable += 1
+                report.problems.append(r.message)
+                if not r.sha256:
+                    continue
+            with workspace.transaction() as db:
+                oid = workspace.add_original(db, str(r.path), r.sha256, r.status, r.message,
+                                             r.size)
+                if r.status == "no_face":
+                    report.no_face += 1
+                for fi, (face, made) in enumerate(r.faces):
+                    face_id = workspace.add_face(db, oid, fi, face)
+                    report.faces += 1
+                    for method, rows in made.items():
+                        for seed, png, metrics in rows:
+                            workspace.add_candidate(db, face_id, method, seed, face.attributes,
+                                                    metrics, png)
+                            report.candidates += 1
+            report.seconds = time.perf_counter() - t0
+            bar.set_postfix_str(f"{report.faces} faces, {report.faces_per_second:.1f} faces/s")
+    bar.close()
     report.seconds = time.perf_counter() - t0
     return report

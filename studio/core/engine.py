@@ -46,9 +46,10 @@ class SurrogateEngine:
     sooner; ``load_generation`` then adds the identity encoder and the generator.
     """
 
-    def __init__(self, weights: str | Path | None = None, staged: bool = False) -> None:
+    def __init__(self, weights: str | Path | None = None, staged: bool = False,
+                 landmarkers: int = 1) -> None:
         self._weights = weights
-        self.analyzer = FaceAnalyzer(identity=False)
+        self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers)
         self.generator: Generator | None = None
         self._maker3d: Surrogate3DMaker | None = None
         self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face

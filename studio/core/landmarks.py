@@ -157,3 +157,27 @@ class FaceLandmarker:
             padded, top, left = pad_image(rgb, fraction)
             faces = self._run(padded, top, left, True)
         return sorted(faces, key=lambda f: f.box[0])
+
+
+class LandmarkerPool:
+    """Several landmarkers for several threads. MediaPipe's calls release the GIL, so two
+    threads on two cores analyse about 1.5 times as many images as one (studio batch)."""
+
+    def __init__(self, size: int, **options) -> None:
+        import queue
+
+        self._all = [FaceLandmarker(**options) for _ in range(size)]
+        self._free: queue.Queue[FaceLandmarker] = queue.Queue()
+        for landmarker in self._all:
+            self._free.put(landmarker)
+
+    def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        landmarker = self._free.get()
+        try:
+            return landmarker.detect(rgb)
+        finally:
+            self._free.put(landmarker)
+
+    def close(self) -> None:
+        for landmarker in self._all:
+            landmarker.close()
