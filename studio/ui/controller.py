@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QThreadPool, QTimer
 
 from studio.core.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
+
+THROTTLE_3D_MS = 150
+MEASURE_3D_AFTER_MS = 250
 
 
 def _default_engine():
@@ -28,8 +32,16 @@ class Controller(QObject):
         self.state = state
         self.engine = None  # SurrogateEngine, loaded in a worker (it imports torch)
         self._engine_factory = engine_factory or _default_engine
-        self.analysis_jobs = LatestOnly(self)
-        self.surrogate_jobs = LatestOnly(self)
+        # The GAN surrogate is what a slider move waits for: it never queues behind the
+        # slower measuring and 3D jobs (more pool threads than cores; it goes first).
+        # Worker threads (3D rendering, measuring) hold the GIL in many short stretches;
+        # a 1 ms switch interval (Python's default is 5) keeps the UI thread and the GAN
+        # job from waiting a whole interval at each hand-over.
+        sys.setswitchinterval(0.001)
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), 3))
+        self.analysis_jobs = LatestOnly(self, priority=5)
+        self.surrogate_jobs = LatestOnly(self, priority=10)
         self.compare_jobs = LatestOnly(self)
         self.render3d_jobs = LatestOnly(self)
         self.compare3d_jobs = LatestOnly(self)
@@ -48,8 +60,18 @@ class Controller(QObject):
         self.compare3d_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
         state.targets_changed.connect(self.request_surrogate)
         state.identity_changed.connect(self.request_surrogate)
-        state.targets_changed.connect(self.request_surrogate3d)
-        state.identity_changed.connect(self.request_surrogate3d)
+        # While a slider is dragged the 3D view follows at most every THROTTLE_3D_MS, so
+        # that its render and measuring do not slow the GAN surrogate down.
+        self._throttle3d = QTimer(self)
+        self._throttle3d.setSingleShot(True)
+        self._throttle3d.setInterval(THROTTLE_3D_MS)
+        self._throttle3d.timeout.connect(self._throttled_surrogate3d)
+        self._measure3d = QTimer(self)
+        self._measure3d.setSingleShot(True)
+        self._measure3d.setInterval(MEASURE_3D_AFTER_MS)
+        self._measure3d.timeout.connect(self._measure_surrogate3d)
+        state.targets_changed.connect(self._schedule_surrogate3d)
+        state.identity_changed.connect(self._schedule_surrogate3d)
         state.options3d_changed.connect(self.request_surrogate3d)
         state.face_changed.connect(self._on_face_changed)
         self._queued_open: tuple | None = None
@@ -183,7 +205,7 @@ class Controller(QObject):
         if self.state.face is not None:
             self.match_original()
             self.request_surrogate()  # also when the new face's estimates equal the old
-            self.request_surrogate3d()
+            self._schedule_surrogate3d()
 
     def match_original(self) -> None:
         face = self.state.face
@@ -200,7 +222,22 @@ class Controller(QObject):
             return
         self.surrogate_jobs.submit(self.engine.surrogate, self.state.targets, self.state.z())
 
+    def stop(self) -> None:
+        """No more delayed work: the window is closing."""
+        self._throttle3d.stop()
+        self._measure3d.stop()
+
     # -- the 3D surrogate ---------------------------------------------------------------
+    def _schedule_surrogate3d(self) -> None:
+        if not self._throttle3d.isActive():
+            self._throttle3d.start()
+
+    def _throttled_surrogate3d(self) -> None:
+        if self.surrogate_jobs.busy:  # the GAN surrogate first; try again shortly
+            self._throttle3d.start()
+        else:
+            self.request_surrogate3d()
+
     def request_surrogate3d(self) -> None:
         state, engine = self.state, self.engine
         if (engine is None or not engine.can_render3d or state.face is None
@@ -218,10 +255,16 @@ class Controller(QObject):
 
     def _on_surrogate3d(self, _job_id: int, result) -> None:
         self.state.set_surrogate3d(result)
-        face = self.state.face
-        if face is not None and self.engine is not None and result.request.mode != "wireframe":
-            engine = self.engine
-            self.compare3d_jobs.submit(lambda: (result, engine.compare3d(face, result)))
+        self._measure3d.start()  # measured once the view has been still for a moment
+
+    def _measure_surrogate3d(self) -> None:
+        result, face, engine = self.state.surrogate3d, self.state.face, self.engine
+        if result is None or face is None or engine is None or result.request.mode == "wireframe":
+            return
+        if self.surrogate_jobs.busy or self.render3d_jobs.busy:
+            self._measure3d.start()
+            return
+        self.compare3d_jobs.submit(lambda: (result, engine.compare3d(face, result)))
 
     def _on_render3d_failed(self, _job_id: int, message: str) -> None:
         self.state.message.emit("error", f"The 3D view cannot render: {message}")

@@ -334,6 +334,7 @@ class MainWindow(QMainWindow):
             "(CC0).</p>"))
 
     def closeEvent(self, event) -> None:
+        self.controller.stop()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("splitter", self.splitter.saveState())
         super().closeEvent(event)

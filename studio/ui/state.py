@@ -62,6 +62,7 @@ class StudioState(QObject):
         self.view3d = (0.0, 0.0, 1.0)  # azimuth, elevation (degrees), zoom
         self.surrogate3d: Surrogate3D | None = None
         self.comparison3d: Comparison | None = None
+        self.measured3d: Surrogate3D | None = None  # the render comparison3d measured
         self.timings: dict[str, float] = {}
 
     # -- derived -------------------------------------------------------------------
@@ -160,6 +161,7 @@ class StudioState(QObject):
         if result is not self.surrogate3d or comparison.original is not self.face:
             return  # measured for a render or face that is no longer shown
         self.comparison3d = comparison
+        self.measured3d = result
         if comparison.distance is not None:
             self.distances3d = [*self.distances3d, comparison.distance][-HISTORY:]
         self.comparison3d_changed.emit()

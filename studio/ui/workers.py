@@ -46,9 +46,11 @@ class LatestOnly(QObject):
     failed = Signal(int, str)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None,
+                 priority: int = 0) -> None:
         super().__init__(parent)
         self._pool = pool or QThreadPool.globalInstance()
+        self._priority = priority  # queued jobs with a higher priority start first
         self._latest = 0
         self._running: _Job | None = None
         self._pending: tuple[int, Callable[..., Any], tuple] | None = None
@@ -82,7 +84,7 @@ class LatestOnly(QObject):
         self._running = job
         if not was_busy:
             self.busy_changed.emit(True)
-        self._pool.start(job)
+        self._pool.start(job, self._priority)
 
     def _finish(self) -> None:
         self._running = None
