@@ -32,14 +32,18 @@ def test_identity_walk_starts_and_ends_at_the_two_identities(generator):
 
 
 def test_joy_walk_goes_from_no_smile_to_smile(generator, analyzer):
-    frames = walk.along_attribute(generator, LABELS, 5, "joy", 0.0, 1.0, steps=5)
-    joys = []
-    for f in (frames[0], frames[-1]):
-        big = np.asarray(Image.fromarray(f).resize((128, 128), Image.BICUBIC))
-        faces = analyzer.analyze(big).faces
-        assert faces, "a walk frame must still be a face"
-        joys.append(faces[0].attributes.joy)
-    assert joys[0] < 0.5 <= joys[1]
+    followed = 0
+    for seed in range(1, 9):
+        frames = walk.along_attribute(generator, LABELS, seed, "joy", 0.0, 1.0, steps=5)
+        joys = []
+        for f in (frames[0], frames[-1]):
+            big = np.asarray(Image.fromarray(f).resize((128, 128), Image.BICUBIC))
+            faces = analyzer.analyze(big).faces
+            assert faces, "a walk frame must still be a face"
+            joys.append(faces[0].attributes.joy)
+        followed += joys[0] < 0.5 <= joys[1]
+    # The generator's smile agreement is about 0.91 (studio evaluate-generator).
+    assert followed >= 7
 
 
 def test_filmstrip_and_gif(generator, tmp_path):

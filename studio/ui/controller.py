@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 from pathlib import Path
@@ -75,6 +76,7 @@ class Controller(QObject):
         state.options3d_changed.connect(self.request_surrogate3d)
         state.face_changed.connect(self._on_face_changed)
         self._queued_open: tuple | None = None
+        self._stopped = False
 
     # -- start-up --------------------------------------------------------------------
     def load_models(self, then=None) -> None:
@@ -91,6 +93,8 @@ class Controller(QObject):
             self.state.message.emit("error", f"The models could not be loaded: {msg}")
 
         def analysis_ready(engine) -> None:
+            if self._stopped:
+                return
             self.engine = engine
             if self._queued_open is not None:
                 args, self._queued_open = self._queued_open, None
@@ -106,6 +110,8 @@ class Controller(QObject):
         run_in_thread(self, self._engine_factory, on_done=analysis_ready, on_failed=failed)
 
     def _generation_ready(self) -> None:
+        if self._stopped:
+            return
         engine = self.engine
         self.state.busy_changed.emit("models", False)
         if engine.can_render3d:
@@ -114,6 +120,8 @@ class Controller(QObject):
             self.state.busy_changed.emit("3d", True)
 
             def ready3d(_none) -> None:
+                if self._stopped:
+                    return
                 self.state.busy_changed.emit("3d", False)
                 self.request_surrogate3d()
 
@@ -131,7 +139,7 @@ class Controller(QObject):
             return
 
         def described(new_analysis) -> None:
-            if self.state.analysis is analysis:  # still the photo on screen
+            if not self._stopped and self.state.analysis is analysis:  # still the photo on screen
                 self.state.set_descriptors(new_analysis)
                 self.request_surrogate()
                 self.request_surrogate3d()
@@ -223,9 +231,18 @@ class Controller(QObject):
         self.surrogate_jobs.submit(self.engine.surrogate, self.state.targets, self.state.z())
 
     def stop(self) -> None:
-        """No more delayed work: the window is closing."""
+        """No more delayed work, and results still in flight are dropped: the window is
+        closing, and its widgets may be gone before a worker reports back."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._throttle3d.stop()
         self._measure3d.stop()
+        for jobs in (self.analysis_jobs, self.surrogate_jobs, self.compare_jobs,
+                     self.render3d_jobs, self.compare3d_jobs):
+            for signal in (jobs.result, jobs.failed):
+                with contextlib.suppress(RuntimeError, TypeError):  # none connected any more
+                    signal.disconnect()
 
     # -- the 3D surrogate ---------------------------------------------------------------
     def _schedule_surrogate3d(self) -> None:
