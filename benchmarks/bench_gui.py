@@ -59,7 +59,7 @@ def main() -> None:
         # Steady state: the 3D model and renderer load last (stage 3); measure after that.
         wait(app, lambda: win.state.surrogate3d is not None)
         first_3d = time.perf_counter() - T_START
-        wait(app, lambda: not win.controller.compare3d_jobs.busy)
+        wait(app, lambda: win.state.measured3d is win.state.surrogate3d)
 
         # Slider latency: change to new surrogate painted.
         painted: list[float] = []

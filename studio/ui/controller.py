@@ -14,7 +14,7 @@ from studio.core.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
 
-THROTTLE_3D_MS = 150
+THROTTLE_3D_MS = 250
 MEASURE_3D_AFTER_MS = 250
 
 
