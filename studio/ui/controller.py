@@ -14,7 +14,7 @@ from studio.core.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
 
-THROTTLE_3D_MS = 250
+SETTLE_3D_MS = 300
 MEASURE_3D_AFTER_MS = 250
 
 
@@ -61,11 +61,12 @@ class Controller(QObject):
         self.compare3d_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
         state.targets_changed.connect(self.request_surrogate)
         state.identity_changed.connect(self.request_surrogate)
-        # While a slider is dragged the 3D view follows at most every THROTTLE_3D_MS, so
-        # that its render and measuring do not slow the GAN surrogate down.
+        # The 3D view is redrawn once the sliders have been still for SETTLE_3D_MS: its
+        # render and measuring share the GIL with the window and would slow the GAN
+        # surrogate, which follows the slider live, down.
         self._throttle3d = QTimer(self)
         self._throttle3d.setSingleShot(True)
-        self._throttle3d.setInterval(THROTTLE_3D_MS)
+        self._throttle3d.setInterval(SETTLE_3D_MS)
         self._throttle3d.timeout.connect(self._throttled_surrogate3d)
         self._measure3d = QTimer(self)
         self._measure3d.setSingleShot(True)
@@ -246,8 +247,7 @@ class Controller(QObject):
 
     # -- the 3D surrogate ---------------------------------------------------------------
     def _schedule_surrogate3d(self) -> None:
-        if not self._throttle3d.isActive():
-            self._throttle3d.start()
+        self._throttle3d.start()  # (re)start: wait until the sliders settle
 
     def _throttled_surrogate3d(self) -> None:
         if self.surrogate_jobs.busy:  # the GAN surrogate first; try again shortly
