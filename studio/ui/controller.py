@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 import sys
 from pathlib import Path
@@ -123,6 +124,10 @@ class Controller(QObject):
             def ready3d(_none) -> None:
                 if self._stopped:
                     return
+                # The models are in: move their millions of objects out of the garbage
+                # collector's sight, so that a full collection no longer pauses the window
+                # for tens of milliseconds in the middle of a slider drag.
+                gc.freeze()
                 self.state.busy_changed.emit("3d", False)
                 self.request_surrogate3d()
 
