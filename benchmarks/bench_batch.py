@@ -13,9 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from studio.core.batch import run_batch
+from studio.core.batch import batch_engine, run_batch
 from studio.core.datasets import genki
-from studio.core.engine import SurrogateEngine
 from studio.core.workspace import Workspace
 
 
@@ -25,11 +24,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="as studio batch's default")
     args = parser.parse_args()
-    if args.workers > 1:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // args.workers))
-    engine = SurrogateEngine(landmarkers=args.workers)
+    engine = batch_engine(args.workers)
     print(f"studio batch benchmark ({os.cpu_count()} cores, {args.workers} workers, "
           f"{args.candidates} candidates per face, with metrics)")
     try:

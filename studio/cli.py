@@ -123,31 +123,20 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
 
     if not _data_present():
         return 2
-    analyzer = FaceAnalyzer()
-    maker = Surrogate3DMaker()
-    try:
+    with FaceAnalyzer() as analyzer, Surrogate3DMaker() as maker:
         metrics = evaluate(analyzer, maker, n_genki=args.genki, n_utk=args.utk,
                            progress=not args.quiet)
-    finally:
-        maker.close()
-        analyzer.close()
     print(format_table(metrics))
     return 0 if all(m.passed for m in metrics) or not args.strict else 1
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from studio.core.batch import run_batch
-    from studio.core.engine import SurrogateEngine
+    from studio.core.batch import batch_engine, run_batch
     from studio.core.workspace import Workspace
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     workers = max(1, args.workers)
-    if workers > 1:  # photos in parallel, each with one torch thread
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
-    engine = SurrogateEngine(staged=True, landmarkers=workers)
-    engine.load_generation()
+    engine = batch_engine(workers)
     try:
         with Workspace(args.workspace) as ws:
             report = run_batch(args.folder, ws, engine, candidates=args.candidates,
@@ -167,20 +156,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.core.analysis import FaceAnalyzer
-    from studio.core.export import export_batch, read_truth
+    from studio.core.crowd import read_truth
+    from studio.core.export import export_batch
     from studio.core.workspace import Workspace
 
-    truth = read_truth(args.truth) if args.truth else None
-    analyzer = FaceAnalyzer()
-    try:
-        with Workspace(args.workspace) as ws:
-            report = export_batch(
-                ws, args.out_dir, analyzer,
-                formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
-                base_url=args.base_url, mapping=args.mapping, truth=truth, gold=args.gold,
-                repeats=args.repeat, expressions=args.expressions, seed=args.seed)
-    finally:
-        analyzer.close()
+    truth = None
+    if args.truth:
+        truth, problems = read_truth(Path(args.truth))
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    with FaceAnalyzer() as analyzer, Workspace(args.workspace) as ws:
+        report = export_batch(
+            ws, args.out_dir, analyzer,
+            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+            base_url=args.base_url, mapping=args.mapping, truth=truth, gold=args.gold,
+            repeats=args.repeat, expressions=args.expressions, seed=args.seed)
     for line in report.refused:
         print(f"REFUSED by the identity gate: {line}", file=sys.stderr)
     print(f"exported {report.items} items, {report.gold} gold, {report.repeats} repeats "

@@ -148,7 +148,7 @@ def _accepted_workspace(tmp_path, engine, genki_test) -> Workspace:
 def test_export_has_no_original_data_and_a_private_mapping(tmp_path, engine, genki_test,
                                                            analyzer):
     ws = _accepted_workspace(tmp_path, engine, genki_test)
-    truth = {f.key: "smile" for f in ws.faces()}
+    truth = {f.key: True for f in ws.faces()}
     out = tmp_path / "batch1"
     report = export_batch(ws, out, analyzer, base_url="https://data.example.org/b1",
                           truth=truth, gold=2, repeats=2, seed=3)

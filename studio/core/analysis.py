@@ -75,6 +75,12 @@ class FaceAnalyzer:
     def close(self) -> None:
         self.landmarker.close()
 
+    def __enter__(self) -> FaceAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def attributes(self, rgb: np.ndarray, face: DetectedFace) -> Attributes:
         joy = self.calibration.joy(face.blendshapes)
         p_male = self.gender.p_male(rgb, face.landmarks) if self.gender else float("nan")

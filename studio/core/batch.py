@@ -75,6 +75,23 @@ def candidate_seed(sha256: str, face_index: int, i: int) -> int:
     return (int(sha256[:8], 16) + 7919 * face_index + 104729 * i) % 1_000_000 + 1
 
 
+def batch_engine(workers: int):
+    """An engine for ``run_batch`` with ``workers`` photos in flight: one landmarker each,
+    and torch's threads shared out so that the workers do not oversubscribe the cores."""
+    import os
+
+    import torch
+
+    from studio.core.engine import SurrogateEngine
+
+    workers = max(1, workers)
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
+    engine = SurrogateEngine(staged=True, landmarkers=workers)
+    engine.load_generation()
+    return engine
+
+
 class CandidateMaker:
     """Makes and measures candidates of either method for a face; the engine's models are
     loaded once, and a face's candidates are generated and measured as one batch."""

@@ -22,14 +22,15 @@ import numpy as np
 from PIL import Image
 
 from studio.core.batch import EXPORT_SIZE, png_bytes
+from studio.core.crowd import MAPPING_COLUMNS
 from studio.core.errors import StudioError
 from studio.core.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.landmarks import largest_face
 from studio.core.workspace import Candidate, FaceRecord, Workspace
 
 FORMATS = ("mturk", "labelstudio")
-MAPPING_FIELDS = ["item_id", "original_key", "version", "seed", "kind", "gold_label", "joy",
-                  "candidate_id", "original_path", "face_index"]
+#: The crowd report's columns, then what lets the researcher find the original again.
+MAPPING_FIELDS = [*MAPPING_COLUMNS, "candidate_id", "original_path", "face_index"]
 BASIC_EXPRESSIONS = ["Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger"]
 
 
@@ -58,19 +59,6 @@ def label_studio_config(expressions: bool = False) -> str:
         parts += [f'    <Choice value="{e}"/>' for e in BASIC_EXPRESSIONS]
         parts += ['  </Choices>']
     return "\n".join([*parts, '</View>']) + "\n"
-
-
-def read_truth(path: str | Path) -> dict[str, str]:
-    """original_key -> "smile" | "no_smile" from a CSV with original_key,label."""
-    out = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            label = str(row.get("label", "")).strip().lower()
-            if label in ("smile", "1", "yes", "true"):
-                out[row["original_key"].strip()] = "smile"
-            elif label in ("no_smile", "0", "no", "false", "no smile"):
-                out[row["original_key"].strip()] = "no_smile"
-    return out
 
 
 class IdentityGate:
@@ -102,7 +90,7 @@ def _item_id(taken: set[str]) -> str:
 
 def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
                  formats: tuple[str, ...] = FORMATS, base_url: str = "",
-                 mapping: str | Path | None = None, truth: dict[str, str] | None = None,
+                 mapping: str | Path | None = None, truth: dict[str, bool] | None = None,
                  gold: int = 0, repeats: int = 0, expressions: bool = False,
                  seed: int | None = None) -> ExportReport:
     out_dir = Path(out_dir).resolve()
@@ -157,7 +145,7 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     known = [x for x in ok if truth and x[1].key in truth]
     for i in rng.permutation(len(known))[:gold]:
         cand, face, png = known[i]
-        add(cand, face, png, "gold", truth[face.key])
+        add(cand, face, png, "gold", "smile" if truth[face.key] else "no_smile")
         report.gold += 1
     for i in rng.permutation(len(ok))[:repeats]:
         add(*ok[i], "repeat")

@@ -92,6 +92,12 @@ class Surrogate3DMaker:
     def close(self) -> None:
         self.renderer.close()
 
+    def __enter__(self) -> Surrogate3DMaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def fit(self, landmarks: np.ndarray, blendshapes: np.ndarray,
             rgb: np.ndarray | None = None) -> tuple[Fit, float]:
         """Shape fit, plus the photo's texture coefficients when ``rgb`` is given (new

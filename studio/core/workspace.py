@@ -165,17 +165,23 @@ class Workspace:
              _blob(face.blendshapes), _blob(face.descriptor)))
         return int(cur.fetchone()[0])
 
-    def faces(self) -> list[FaceRecord]:
-        rows = self.db.execute(
-            "SELECT f.id, f.original_id, o.path, o.sha256, f.face_index, f.attributes, "
-            "f.landmarks, f.blendshapes, f.descriptor FROM faces f "
-            "JOIN originals o ON o.id = f.original_id ORDER BY o.id, f.face_index").fetchall()
+    def faces(self, face_id: int | None = None) -> list[FaceRecord]:
+        sql = ("SELECT f.id, f.original_id, o.path, o.sha256, f.face_index, f.attributes, "
+               "f.landmarks, f.blendshapes, f.descriptor FROM faces f "
+               "JOIN originals o ON o.id = f.original_id")
+        args: tuple = ()
+        if face_id is not None:
+            sql, args = sql + " WHERE f.id = ?", (face_id,)
+        rows = self.db.execute(sql + " ORDER BY o.id, f.face_index", args).fetchall()
         return [FaceRecord(r[0], r[1], r[2], r[3], r[4], Attributes(**json.loads(r[5])),
                            _array(r[6], (-1, 3)), _array(r[7], (-1,)), _array(r[8], (-1,)))
                 for r in rows]
 
     def face(self, face_id: int) -> FaceRecord:
-        return next(f for f in self.faces() if f.id == face_id)
+        found = self.faces(face_id)
+        if not found:
+            raise WorkspaceError(f"no face {face_id}")
+        return found[0]
 
     # -- candidates ------------------------------------------------------------------
     def add_candidate(self, db: sqlite3.Connection, face_id: int, method: str, seed: int,
@@ -202,6 +208,13 @@ class Workspace:
         rows = self.db.execute(sql + " ORDER BY face_id, method, id", args).fetchall()
         return [Candidate(r[0], r[1], r[2], r[3], Attributes(**json.loads(r[4])),
                           json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def face_of(self, candidate_id: int) -> int:
+        row = self.db.execute("SELECT face_id FROM candidates WHERE id=?",
+                              (candidate_id,)).fetchone()
+        if row is None:
+            raise WorkspaceError(f"no candidate {candidate_id}")
+        return int(row[0])
 
     def image(self, candidate_id: int) -> bytes:
         row = self.db.execute("SELECT image FROM candidates WHERE id=?",

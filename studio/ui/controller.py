@@ -65,10 +65,10 @@ class Controller(QObject):
         # The 3D view is redrawn once the sliders have been still for SETTLE_3D_MS: its
         # render and measuring share the GIL with the window and would slow the GAN
         # surrogate, which follows the slider live, down.
-        self._throttle3d = QTimer(self)
-        self._throttle3d.setSingleShot(True)
-        self._throttle3d.setInterval(SETTLE_3D_MS)
-        self._throttle3d.timeout.connect(self._throttled_surrogate3d)
+        self._settle3d = QTimer(self)
+        self._settle3d.setSingleShot(True)
+        self._settle3d.setInterval(SETTLE_3D_MS)
+        self._settle3d.timeout.connect(self._settled_surrogate3d)
         self._measure3d = QTimer(self)
         self._measure3d.setSingleShot(True)
         self._measure3d.setInterval(MEASURE_3D_AFTER_MS)
@@ -132,6 +132,7 @@ class Controller(QObject):
                 self.request_surrogate3d()
 
             def failed3d(msg: str) -> None:
+                gc.freeze()  # what loaded is loaded: keep it out of the collector's way
                 self.state.busy_changed.emit("3d", False)
                 self.state.message.emit("error", f"The 3D view is unavailable: {msg}")
 
@@ -242,7 +243,7 @@ class Controller(QObject):
         if self._stopped:
             return
         self._stopped = True
-        self._throttle3d.stop()
+        self._settle3d.stop()
         self._measure3d.stop()
         for jobs in (self.analysis_jobs, self.surrogate_jobs, self.compare_jobs,
                      self.render3d_jobs, self.compare3d_jobs):
@@ -252,11 +253,11 @@ class Controller(QObject):
 
     # -- the 3D surrogate ---------------------------------------------------------------
     def _schedule_surrogate3d(self) -> None:
-        self._throttle3d.start()  # (re)start: wait until the sliders settle
+        self._settle3d.start()  # (re)start: wait until the sliders settle
 
-    def _throttled_surrogate3d(self) -> None:
+    def _settled_surrogate3d(self) -> None:
         if self.surrogate_jobs.busy:  # the GAN surrogate first; try again shortly
-            self._throttle3d.start()
+            self._settle3d.start()
         else:
             self.request_surrogate3d()
 

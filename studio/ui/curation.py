@@ -106,6 +106,8 @@ class CurationWindow(QMainWindow):
         self.candidates = []
         self.current = 0
         self._original_rgb: np.ndarray | None = None
+        self._thumbs: dict[int, object] = {}  # candidate id -> QPixmap
+        self._measured_id: int | None = None
         self.filter.currentTextChanged.connect(lambda _t: self.reload())
         self.items.currentRowChanged.connect(self._on_item)
         self.original.clicked.connect(self.toggle_reveal)
@@ -184,8 +186,7 @@ class CurationWindow(QMainWindow):
                 label.hide()
                 continue
             c = self.candidates[i]
-            png = np.asarray(Image.open(io.BytesIO(self.ws.image(c.id))).convert("RGB"))
-            label.setPixmap(to_pixmap(png, THUMB - 8))
+            label.setPixmap(self._thumbnail(c.id))
             width = 5 if i == self.current else 2
             label.setStyleSheet(f"border:{width}px solid {BORDER[c.decision]}")
             label.setToolTip(f"{c.method} seed {c.seed}: {c.decision}")
@@ -196,9 +197,18 @@ class CurationWindow(QMainWindow):
             self.info.setText(f"{c.method.upper()} seed {c.seed} · {c.decision}"
                               + (f" · distance {d:.2f}" if d is not None else " · no face found")
                               + (f" · note: {c.note}" if c.note else ""))
-            self._measure(c)
+            if c.id != self._measured_id:  # a decision alone does not re-measure
+                self._measured_id = c.id
+                self._measure(c)
         else:
             self.info.setText("")
+
+    def _thumbnail(self, candidate_id: int):
+        """Decoded once per candidate: key presses redraw the row many times."""
+        if candidate_id not in self._thumbs:
+            rgb = np.asarray(Image.open(io.BytesIO(self.ws.image(candidate_id))).convert("RGB"))
+            self._thumbs[candidate_id] = to_pixmap(rgb, THUMB - 8)
+        return self._thumbs[candidate_id]
 
     def _measure(self, candidate) -> None:
         analyzer = getattr(self.engine_provider(), "analyzer", None)
@@ -260,8 +270,7 @@ class CurationWindow(QMainWindow):
         if cid is None:
             self.status("Nothing to undo.")
             return
-        face_id = next(c.face_id for c in self.ws.candidates() if c.id == cid)
-        self.reload(keep_face=face_id)
+        self.reload(keep_face=self.ws.face_of(cid))
         self.select(next(i for i, c in enumerate(self.candidates) if c.id == cid))
         self.status("Undone.")
 

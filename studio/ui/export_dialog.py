@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from studio.core.errors import StudioError
 from studio.core.workspace import Workspace
 from studio.ui.workers import run_in_thread
 
@@ -73,14 +74,15 @@ class ExportDialog(QDialog):
         self.report = None
 
     def export(self) -> None:
-        from studio.core.export import export_batch, read_truth
+        from studio.core.crowd import read_truth
+        from studio.core.export import export_batch
 
         formats = tuple(f for f, box in (("mturk", self.mturk), ("labelstudio", self.labelstudio))
                         if box.isChecked())
         truth_path = self.truth.text().strip()
         try:
-            truth = read_truth(truth_path) if truth_path else None
-        except OSError as exc:
+            truth = read_truth(Path(truth_path))[0] if truth_path else None
+        except (OSError, StudioError) as exc:
             self.result.setText(f"<b style='color:#c62828'>{exc}</b>")
             return
         args = dict(formats=formats, base_url=self.base_url.text().strip(), truth=truth,
