@@ -81,9 +81,11 @@ class FaceAnalyzer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def attributes(self, rgb: np.ndarray, face: DetectedFace) -> Attributes:
+    def attributes(self, rgb: np.ndarray, face: DetectedFace, gender: bool = True
+                   ) -> Attributes:
         joy = self.calibration.joy(face.blendshapes)
-        p_male = self.gender.p_male(rgb, face.landmarks) if self.gender else float("nan")
+        p_male = (self.gender.p_male(rgb, face.landmarks) if self.gender and gender
+                  else float("nan"))
         yaw, pitch, roll = self.calibration.pose(face.transform)
         return Attributes(joy, p_male, float(yaw), float(pitch), float(roll))
 
@@ -107,16 +109,18 @@ class FaceAnalyzer:
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings)
 
-    def analyze_many(self, images: list[np.ndarray]) -> list[ImageAnalysis]:
+    def analyze_many(self, images: list[np.ndarray], gender: bool = True
+                     ) -> list[ImageAnalysis]:
         """Several images at once (a batch's candidates): the identity network runs once
-        over all their faces, which is what costs most per face."""
+        over all their faces, which is what costs most per face. ``gender=False`` leaves
+        P(male) as NaN where nobody reads it."""
         from studio.core.identity import identity_chip
 
         found = []
         for rgb in images:
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
             detected = self.landmarker.detect(rgb)
-            found.append((rgb, detected, [self.attributes(rgb, f) for f in detected]))
+            found.append((rgb, detected, [self.attributes(rgb, f, gender) for f in detected]))
         chips = [identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det]
         descs = iter(self.identity.descriptors_of_chips(np.stack(chips))
                      if chips and self.identity else [None] * len(chips))

@@ -56,6 +56,7 @@ def compare(analyzer: FaceAnalyzer, original: FaceAnalysis, surrogate_rgb: np.nd
 
 def compare_many(analyzer: FaceAnalyzer, original: FaceAnalysis,
                  surrogates: list[np.ndarray]) -> list[Comparison]:
-    """``compare`` for several surrogates of one original, batched (studio batch)."""
+    """``compare`` for several surrogates of one original, batched (studio batch). The
+    surrogates' P(male) is not measured: a batch's metrics are expression and identity."""
     return [_comparison(original, largest_face(a.faces))
-            for a in analyzer.analyze_many(surrogates)]
+            for a in analyzer.analyze_many(surrogates, gender=False)]
