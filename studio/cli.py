@@ -130,6 +130,29 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
     return 0 if all(m.passed for m in metrics) or not args.strict else 1
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from studio.core.evaluation import FAMILIES
+    from studio.core.evaluation_report import checks, evaluate_folders
+
+    families = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if families == ["all"]:
+        families = list(FAMILIES)
+    done = evaluate_folders(args.data, families, args.out, limit=args.limit,
+                            workers=max(1, args.workers), markdown=args.markdown,
+                            command=" ".join(["studio", *sys.argv[1:]]),
+                            progress=not args.quiet)
+    run = done.run
+    for problem in run.problems:
+        print(f"  {problem}", file=sys.stderr)
+    print(f"{sum(len(d.sources) for d in run.datasets)} photos, {run.computed} analysed now "
+          f"(the rest from the cache) in {run.seconds:.1f} s; report: {done.index}")
+    passed = True
+    for dataset, name, value, ok in checks(done.results):
+        print(f"  GAN surrogate, {dataset}: {name} {value} {'pass' if ok else 'FAIL'}")
+        passed &= ok
+    return 0 if passed or not args.strict else 1
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from studio.core.batch import batch_engine, run_batch
     from studio.core.workspace import Workspace
@@ -404,6 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate_3d)
+
+    p = sub.add_parser("evaluate", help="privacy and utility of surrogates against blur, "
+                                        "pixelation and masks, with re-identification attacks")
+    p.add_argument("--data", action="append", required=True, metavar="DIR",
+                   help="GENKI-4K, celeba-id or UTKFace folder, or any folder of photos "
+                        "(sub-folders name the person); repeat for several")
+    p.add_argument("--methods", default=",".join(("gan", "3d", "blur", "pixelate", "mask")),
+                   help="comma-separated: gan, 3d, blur, pixelate, mask (or all)")
+    p.add_argument("--out", required=True, help="report folder (index.html, per_face.csv, "
+                                                "summary.json, plots)")
+    p.add_argument("--markdown", default=None, help="also write the report as Markdown here")
+    p.add_argument("--limit", type=int, default=None, help="photos per data folder")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--strict", action="store_true", help="exit 1 when a GAN bar is missed")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("interpolate", help="filmstrip and GIF of a latent or attribute walk")
     p.add_argument("--seed", type=int, default=1, help="identity (start of the walk)")

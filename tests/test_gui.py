@@ -402,3 +402,40 @@ def test_crowd_report_window_shows_the_report_figures(qtbot, window, tmp_path):
     assert accuracy["gan"] == pytest.approx(study.correct["gan"] / study.total["gan"])
     assert "gan: accuracy" in view.summary.text()
     view.close()
+
+
+def test_evaluation_window_runs_on_a_folder_and_plots(qtbot, window, tmp_path, genki_test,
+                                                       monkeypatch):
+    import shutil
+
+    import pyqtgraph as pg
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))  # measured now, not cached
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for item in genki_test[:4]:
+        shutil.copy(item.path, folder / item.path.name)
+    (folder / "broken.jpg").write_bytes(b"nothing")
+    view = window.open_evaluation()
+    qtbot.addWidget(view)
+    view.start()
+    assert "Choose a folder" in view.status.text()
+    view.folder.setText(str(folder))
+    view.out.setText(str(tmp_path / "report"))
+    for family in ("3d", "pixelate", "mask"):
+        view.methods[family].setChecked(False)
+    view.run_button.click()
+    assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: view.run_button.isEnabled(), timeout=180000)
+    assert "report written" in view.status.text() and "broken.jpg" in view.status.text()
+    assert [r.method for r in view.results] == ["original", "gan", "blur-light", "blur-strong"]
+    points = [i for i in view.scatter.getPlotItem().items if isinstance(i, pg.ScatterPlotItem)]
+    assert len(points) == 4
+    gan = next(r for r in view.results if r.method == "gan")
+    assert points[1].data["x"][0] == pytest.approx(gan.deidentified)
+    curves = view.histogram.getPlotItem().listDataItems()
+    assert len(curves) == 3  # every output but the original itself
+    assert view.table.rowCount() > 8 and view.table.item(0, 0).text().startswith("Utility")
+    assert (tmp_path / "report" / "index.html").is_file()
+    assert view.progress.value() == view.progress.maximum() == 5  # the broken file too
+    view.close()

@@ -109,11 +109,11 @@ class FaceAnalyzer:
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings)
 
-    def analyze_many(self, images: list[np.ndarray], gender: bool = True
-                     ) -> list[ImageAnalysis]:
+    def analyze_many(self, images: list[np.ndarray], gender: bool = True,
+                     identity: bool = True) -> list[ImageAnalysis]:
         """Several images at once (a batch's candidates): the identity network runs once
         over all their faces, which is what costs most per face. ``gender=False`` leaves
-        P(male) as NaN where nobody reads it."""
+        P(male) as NaN and ``identity=False`` the descriptors None, where nobody reads them."""
         from studio.core.identity import identity_chip
 
         found = []
@@ -121,12 +121,14 @@ class FaceAnalyzer:
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
             detected = self.landmarker.detect(rgb)
             found.append((rgb, detected, [self.attributes(rgb, f, gender) for f in detected]))
-        chips = [identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det]
-        descs = iter(self.identity.descriptors_of_chips(np.stack(chips))
-                     if chips and self.identity else [None] * len(chips))
+        describe = identity and self.identity is not None
+        chips = ([identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det]
+                 if describe else [])
+        descs = iter(self.identity.descriptors_of_chips(np.stack(chips)) if chips else [])
         out = []
         for rgb, detected, attrs in found:
-            faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, next(descs))
+            faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a,
+                                  next(descs, None))
                      for f, a in zip(detected, attrs, strict=True)]
             out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {}))
         return out

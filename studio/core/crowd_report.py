@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from studio.core.crowd import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
+from studio.core.report_html import figure, fmt, page, table
 
 COLORS = {"original": "#4c72b0", "gan": "#dd8452", "3d": "#55a868"}
 LABELS = {"original": "original", "gan": "GAN surrogate", "3d": "3D surrogate"}
@@ -31,18 +31,12 @@ FIGURES = {  # file stem -> caption
 }
 
 
-def _figure(width: float = 7.0, height: float = 4.0) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _label(version: str) -> str:
     return LABELS.get(version, version)
 
 
 def accuracy_figure(a: CrowdAnalysis) -> Figure:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     groups = ["average", "majority", "majority, ≥75%", "majority, ≥90%"]
     width = 0.8 / max(1, len(a.versions))
@@ -72,7 +66,7 @@ def accuracy_figure(a: CrowdAnalysis) -> Figure:
 
 
 def differences_figure(a: CrowdAnalysis) -> Figure:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     correct = {(i.original_key, i.version): i.n_correct for i in a.images}
     rng = np.random.default_rng(0)  # jitter only
@@ -93,7 +87,7 @@ def differences_figure(a: CrowdAnalysis) -> Figure:
 
 
 def workers_figure(a: CrowdAnalysis) -> Figure:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     for c in a.curves:
         ax.plot(c.k, c.accuracy, "-o", ms=3, color=COLORS.get(c.version), label=_label(c.version))
@@ -107,7 +101,7 @@ def workers_figure(a: CrowdAnalysis) -> Figure:
 
 
 def joy_figure(a: CrowdAnalysis) -> Figure:
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     for v in a.versions:
         imgs = [i for i in a.images if i.version == v.version and i.evidence is not None]
@@ -139,21 +133,8 @@ class ReportFiles:
     figures: dict[str, Path]
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or not np.isfinite(x):
-        return "–"
-    return f"{x:.{digits}f}"
-
-
 def _p(x: float) -> str:
     return "–" if not np.isfinite(x) else "&lt; 0.001" if x < 0.001 else f"{x:.3f}"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    """Cells are escaped by the caller (they hold numbers we format or escaped input text)."""
-    th = "".join(f"<th>{h}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
@@ -163,23 +144,23 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
              f"{a.n_answers} answers kept, {len(a.problems)} problems"
              + "".join(f", {n} skipped ({e(k)})" for k, n in sorted(a.skipped.items()))
              + ".</p>"]
-    parts.append("<h2>Accuracy per version</h2>" + _table(
+    parts.append("<h2>Accuracy per version</h2>" + table(
         ["version", "images", "answers", "correct", "average accuracy", "95% CI"],
         [[e(_label(v.version)), str(v.n_images), str(v.n_answers), str(v.n_correct),
-          _fmt(v.accuracy), f"{_fmt(v.ci_low)} – {_fmt(v.ci_high)}"] for v in a.versions]))
+          fmt(v.accuracy), f"{fmt(v.ci_low)} – {fmt(v.ci_high)}"] for v in a.versions]))
     parts.append("<p class='note'>Average accuracy pools all answers; its CI treats the answers "
                  "on one image as a cluster (ratio estimator, t with images − 1 df). Gold and "
                  "repeat items are left out.</p>")
-    parts.append("<h2>Majority vote and consensus</h2>" + _table(
+    parts.append("<h2>Majority vote and consensus</h2>" + table(
         ["version", "consensus", "images reaching it", "majority-vote accuracy"],
         [[e(_label(c.version)), "overall" if c.level <= 0.5 else f"≥ {c.level:.0%}",
-          f"{c.n_reached} / {c.n_images}", _fmt(c.majority_accuracy)] for c in a.consensus]))
+          f"{c.n_reached} / {c.n_images}", fmt(c.majority_accuracy)] for c in a.consensus]))
     parts.append("<p class='note'>Consensus is the share of an image's answers that agree with "
                  "its majority label; a tied vote scores 0.5.</p>")
-    parts.append("<h2>Paired t-tests</h2>" + _table(
+    parts.append("<h2>Paired t-tests</h2>" + table(
         ["versions (a − b)", "n images", "mean difference", "SD", "t", "p"],
-        [[e(f"{_label(t.a)} − {_label(t.b)}"), str(t.n), _fmt(t.mean_difference, 2),
-          _fmt(t.sd_difference, 2), _fmt(t.t, 2), _p(t.p)] for t in a.tests]))
+        [[e(f"{_label(t.a)} − {_label(t.b)}"), str(t.n), fmt(t.mean_difference, 2),
+          fmt(t.sd_difference, 2), fmt(t.t, 2), _p(t.p)] for t in a.tests]))
     parts.append("<p class='note'>One-sample t-tests (scipy.stats.ttest_1samp against 0) on "
                  "per-image differences of correct counts.</p>")
     titles = {"accuracy": "Accuracy plot", "differences": "Per-image differences",
@@ -194,37 +175,30 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
             ks = sorted({k for c in a.curves for k in c.k if k in (1, 3, 5) or k % 10 == 0}
                         | {max(c.k) for c in a.curves})
             head = ["k", *(e(_label(c.version)) for c in a.curves)]
-            rows = [[str(k), *(_fmt(c.accuracy[k - 1]) if k <= len(c.k) else "–"
+            rows = [[str(k), *(fmt(c.accuracy[k - 1]) if k <= len(c.k) else "–"
                                for c in a.curves)] for k in ks]
-            parts.append(_table(head, rows))
+            parts.append(table(head, rows))
         if name == "joy":
             parts.append(f"<p class='note'>Joy evidence is log(joy / (1 − joy)) of the original "
                          f"face's joy (clipped to [{JOY_CLIP}, {1 - JOY_CLIP}]): on this logit "
                          f"scale {BIN_WIDTH}-wide bins are equal steps in the odds of a smile. "
                          f"{a.n_images_without_joy} images have no joy value.</p>")
-            parts.append(_table(
+            parts.append(table(
                 ["version", "evidence bin", "images", "mean accuracy"],
                 [[e(_label(b.version)), f"[{b.low:+.1f}, {b.high:+.1f})", str(b.n_images),
-                  _fmt(b.mean_accuracy)] for b in a.joy_bins]))
+                  fmt(b.mean_accuracy)] for b in a.joy_bins]))
     parts.append("<h2>Workers</h2>")
     low = ", ".join(e(w) for w in a.low_gold_workers) or "none"
-    parts.append(f"<p>Workers below 50% on gold items: {low}.</p>" + _table(
+    parts.append(f"<p>Workers below 50% on gold items: {low}.</p>" + table(
         ["worker", "answers", "study items", "accuracy", "gold", "gold accuracy",
          "repeat pairs", "self-consistency"],
-        [[e(w.worker), str(w.n_answers), str(w.n_items), _fmt(w.item_accuracy), str(w.n_gold),
-          _fmt(w.gold_accuracy), str(w.n_repeat_pairs), _fmt(w.consistency)]
+        [[e(w.worker), str(w.n_answers), str(w.n_items), fmt(w.item_accuracy), str(w.n_gold),
+          fmt(w.gold_accuracy), str(w.n_repeat_pairs), fmt(w.consistency)]
          for w in a.workers]))
     parts.append(f"<h2>Problems ({len(a.problems)})</h2>")
     parts.append("<ul>" + "".join(f"<li>{e(p)}</li>" for p in a.problems) + "</ul>"
                  if a.problems else "<p>None.</p>")
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
-             "padding:.2em .6em;text-align:right}th{background:#f3f3f3}"
-             "td:first-child{text-align:left}.note{color:#555;font-size:.9em}"
-             "img{max-width:100%}figcaption{color:#555;font-size:.9em}")
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>Crowd report</title><style>{style}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
+    return page("Crowd report", parts)
 
 
 def write_report(analysis: CrowdAnalysis, out_dir: Path) -> ReportFiles:

@@ -32,9 +32,9 @@ class GenkiItem:
     test: bool
 
 
-def genki(split: str = "all") -> list[GenkiItem]:
+def genki(split: str = "all", folder: Path | None = None) -> list[GenkiItem]:
     """GENKI-4K items; ``split`` is "train" (2,800), "test" (1,200) or "all"."""
-    root = data_root() / "genki4k"
+    root = folder or data_root() / "genki4k"
     labels = np.loadtxt(root / "labels.txt", ndmin=2)
     test = set((root / "test_split.txt").read_text().split())
     items = []
@@ -56,10 +56,10 @@ class UtkItem:
     race: int
 
 
-def utkface() -> list[UtkItem]:
+def utkface(folder: Path | None = None) -> list[UtkItem]:
     """UTKFace items sorted by file name (age_gender_race_datetime; gender 0 is male)."""
     items = []
-    for path in sorted((data_root() / "utkface" / "images").glob("*.jpg")):
+    for path in sorted(((folder or data_root() / "utkface") / "images").glob("*.jpg")):
         age, gender, race = path.name.split("_")[:3]
         items.append(UtkItem(path, int(age), gender == "0", int(race)))
     return items
@@ -82,8 +82,8 @@ class CelebaItem:
     identity: int
 
 
-def celeba_id() -> list[CelebaItem]:
-    root = data_root() / "celeba-id"
+def celeba_id(folder: Path | None = None) -> list[CelebaItem]:
+    root = folder or data_root() / "celeba-id"
     items = []
     for line in (root / "identity.txt").read_text().split("\n"):
         if line.strip():

@@ -43,12 +43,14 @@ class SurrogateEngine:
 
     With ``staged=True`` only the analysis half loads (MediaPipe, gender, calibration: no
     torch), so a window can show a photo's landmarks and attributes about three seconds
-    sooner; ``load_generation`` then adds the identity encoder and the generator.
+    sooner; ``load_generation`` then adds the identity encoder and the generator, with its
+    frozen one-sample path for live sliders.
     """
 
     def __init__(self, weights: str | Path | None = None, staged: bool = False,
                  landmarkers: int = 1) -> None:
         self._weights = weights
+        self._staged = staged
         self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers)
         self.generator: Generator | None = None
         self._maker3d: Surrogate3DMaker | None = None
@@ -65,6 +67,8 @@ class SurrogateEngine:
             self.analyzer.identity = IdentityEncoder()
         if self.generator is None:
             self.generator = Generator(self._weights)
+            if self._staged:
+                self.generator.freeze_single()  # the window's live slider samples
 
     @property
     def can_generate(self) -> bool:

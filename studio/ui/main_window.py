@@ -140,6 +140,9 @@ class MainWindow(QMainWindow):
                                          "Review the candidates of a `studio batch` run"))
         file_menu.addAction(self._action("Crowd &report…", self.open_crowd_report, None,
                                          "Analyse the answers crowd workers gave"))
+        file_menu.addAction(self._action("&Evaluate privacy and utility…", self.open_evaluation,
+                                         None, "Surrogates against blur, pixelation and masks, "
+                                         "with re-identification attacks"))
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view = bar.addMenu("&View")
@@ -262,6 +265,14 @@ class MainWindow(QMainWindow):
 
         window = CrowdReportWindow()
         self._crowd = window  # keep it alive
+        window.show()
+        return window
+
+    def open_evaluation(self):
+        from studio.ui.evaluation_view import EvaluationWindow
+
+        window = EvaluationWindow(engine_provider=lambda: self.controller.engine)
+        self._evaluation = window  # keep it alive
         window.show()
         return window
 

@@ -1,0 +1,290 @@
+"""The evaluation in the app, for stakeholders: run it on a folder, see where surrogates sit
+against blur, pixelation and masks. The same numbers and plots as ``studio evaluate``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.evaluation import FAMILIES, METHODS
+from studio.core.evaluation_report import (
+    FAMILY_COLORS,
+    by_dataset,
+    checks,
+    label_slots,
+    tables,
+)
+from studio.core.evaluation_summary import BARS, MethodResult
+from studio.core.identity import SAME_PERSON_THRESHOLD
+from studio.ui.workers import run_in_thread
+
+FAMILY_NAMES = {"gan": "GAN surrogate", "3d": "3D surrogate", "blur": "blur",
+                "pixelate": "pixelation", "mask": "black mask"}
+
+
+class _Progress(QObject):
+    """Carries the worker's progress to the UI thread (queued across threads)."""
+
+    changed = Signal(int, int)
+
+
+def _pen(method: str, width: float = 2.0) -> pg.mkPen:
+    light = method.endswith(("-light", "-eyes"))
+    return pg.mkPen(FAMILY_COLORS[METHODS[method].family], width=width,
+                    style=Qt.PenStyle.DashLine if light else Qt.PenStyle.SolidLine)
+
+
+class EvaluationWindow(QMainWindow):
+    """Choose a folder and methods, run in a worker (with progress and Cancel), then read the
+    privacy-utility scatter, the distance histograms, the ROC curves and the tables."""
+
+    def __init__(self, engine_provider=None) -> None:
+        super().__init__()
+        self.setWindowTitle("Privacy and utility evaluation")
+        self._engine_provider = engine_provider or (lambda: None)
+        self._stop = threading.Event()
+        self.results: list[MethodResult] = []
+        self.folder = QLineEdit()
+        self.out = QLineEdit(str(Path.home() / "surrogate-evaluation"))
+        self.limit = QSpinBox()
+        self.limit.setRange(0, 100000)
+        self.limit.setValue(200)
+        self.limit.setSpecialValueText("all photos")
+        self.limit.setToolTip("Photos evaluated from the folder (spread over it); 0 for all")
+        form = QFormLayout()
+        form.addRow("Photos", self._with_browse(self.folder, "Folder of face photos"))
+        form.addRow("Report folder", self._with_browse(self.out, "Report folder"))
+        form.addRow("Photos to use", self.limit)
+        self.methods = {f: QCheckBox(FAMILY_NAMES[f]) for f in FAMILIES}
+        boxes = QHBoxLayout()
+        for box in self.methods.values():
+            box.setChecked(True)
+            boxes.addWidget(box)
+        boxes.addStretch(1)
+        form.addRow("Methods", boxes)
+        self.run_button = QPushButton("Evaluate")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m faces")
+        self.status = QLabel("Choose a folder of face photos: GENKI-4K, celeba-id and UTKFace "
+                             "folders bring their labels; in any other folder, sub-folders "
+                             "name the person.")
+        self.status.setWordWrap(True)
+        self.dataset = QComboBox()
+        self.dataset.currentTextChanged.connect(self._show_dataset)
+        self.tabs = QTabWidget()
+        self.scatter = pg.PlotWidget(background="w")
+        self.histogram = pg.PlotWidget(background="w")
+        self.roc = pg.PlotWidget(background="w")
+        self.table = QTableWidget()
+        self.table.horizontalHeader().setVisible(False)
+        self.tabs.addTab(self.scatter, "Privacy vs utility")
+        self.tabs.addTab(self.histogram, "Identity distance")
+        self.tabs.addTab(self.roc, "Verification ROC")
+        self.tabs.addTab(self.table, "Tables")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, 1)
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.status)
+        lay.addWidget(self.dataset)
+        lay.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.resize(1000, 820)
+        self._progress = _Progress()
+        self._progress.changed.connect(self._on_progress)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self._stop.set)
+
+    def _with_browse(self, edit: QLineEdit, title: str) -> QHBoxLayout:
+        browse = QPushButton("…")
+        browse.clicked.connect(lambda: edit.setText(
+            QFileDialog.getExistingDirectory(self, title, edit.text()) or edit.text()))
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        row.addWidget(browse)
+        return row
+
+    # -- running ------------------------------------------------------------------------
+    def start(self) -> None:
+        from studio.core.evaluation_report import evaluate_folders
+
+        folder, out = self.folder.text().strip(), self.out.text().strip()
+        families = [f for f, box in self.methods.items() if box.isChecked()]
+        if not folder or not Path(folder).is_dir():
+            self._error("Choose a folder of face photos.")
+            return
+        if not families:
+            self._error("Choose at least one method.")
+            return
+        if not out:
+            self._error("Choose a folder for the report.")
+            return
+        engine = self._engine_provider()
+        if engine is not None and not (engine.can_generate and engine.can_render3d):
+            engine = None  # still loading: the job loads its own
+        self._stop.clear()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Loading the models …" if engine is None else "Evaluating …")
+        limit = self.limit.value() or None
+
+        def job():
+            return evaluate_folders([folder], families, out, limit=limit, workers=1,
+                                    engine=engine, progress=False,
+                                    on_progress=self._progress.changed.emit,
+                                    stop=self._stop.is_set)
+
+        run_in_thread(self, job, on_done=self._done, on_failed=self._failed)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+        if done == 1:
+            self.status.setText("Evaluating …")
+
+    def _failed(self, message: str) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self._error(message)
+
+    def _error(self, message: str) -> None:
+        self.status.setText(f"<b style='color:#c62828'>{message}</b>")
+
+    def _done(self, evaluated) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        run = evaluated.run
+        self.show_results(evaluated.results)
+        lines = [f"{len(run.measurements) // max(1, len(run.methods))} faces evaluated "
+                 f"({run.computed} analysed now, the rest from the cache) in "
+                 f"{run.seconds:.0f} s; report written to {evaluated.index}."]
+        if self._stop.is_set():
+            lines.insert(0, "Cancelled: the report covers the faces done so far.")
+        lines += [f"GAN surrogate: {name} {value} — {'pass' if ok else 'FAIL'}"
+                  for _d, name, value, ok in checks(evaluated.results)]
+        lines += [f"{n} photos without a face" for n in run.no_face.values() if n]
+        lines += run.problems[:5]
+        self.status.setText("<br>".join(lines))
+
+    # -- showing ------------------------------------------------------------------------
+    def show_results(self, results: list[MethodResult]) -> None:
+        self.results = results
+        self.dataset.blockSignals(True)
+        self.dataset.clear()
+        self.dataset.addItems(list(by_dataset(results)))
+        self.dataset.blockSignals(False)
+        self.dataset.setVisible(self.dataset.count() > 1)
+        self._show_dataset(self.dataset.currentText())
+
+    def _show_dataset(self, name: str) -> None:
+        group = by_dataset(self.results).get(name, [])
+        self._plot_scatter(group)
+        self._plot_histogram(group)
+        self._plot_roc(group)
+        self._fill_table(group)
+
+    def _plot_scatter(self, group: list[MethodResult]) -> None:
+        plot = self.scatter.getPlotItem()
+        plot.clear()
+        plot.setLabel("bottom", "de-identified share (distance ≥ 0.6 from the original)")
+        plot.setLabel("left", "smile agreement with the original")
+        plot.setXRange(-0.03, 1.12)
+        plot.setYRange(-0.03, 1.05)
+        plot.addItem(pg.InfiniteLine(BARS["deidentified"], angle=90,
+                                     pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
+        plot.addItem(pg.InfiniteLine(BARS["smile_agreement"], angle=0,
+                                     pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
+        for r, slot in zip(group, label_slots(group), strict=True):
+            pen = _pen(r.method)
+            light = pen.style() == Qt.PenStyle.DashLine
+            plot.addItem(pg.ScatterPlotItem(
+                [r.deidentified], [r.smile_agreement], size=14, pen=pg.mkPen(pen.color(), width=2),
+                brush=pg.mkBrush("w" if light else pen.color())))
+            left = r.deidentified > 0.6  # labels of points on the right go to their left
+            label = pg.TextItem(r.label, color="#333", anchor=(1 if left else 0, 1))
+            label.setPos(r.deidentified + (-0.015 if left else 0.015),
+                         r.smile_agreement + 0.01 - 0.04 * slot)
+            plot.addItem(label)
+
+    def _plot_histogram(self, group: list[MethodResult]) -> None:
+        plot = self.histogram.getPlotItem()
+        plot.clear()
+        plot.addLegend(offset=(10, 10), labelTextColor="#222")
+        plot.setLabel("bottom", "dlib distance, original to output")
+        plot.setLabel("left", "density")
+        bins = np.linspace(0, 1.2, 49)
+        for r in group:
+            d = r.distances[np.isfinite(r.distances)]
+            if r.method == "original" or not d.size:
+                continue
+            counts, _ = np.histogram(d, bins=bins, density=True)
+            plot.plot(bins, counts, stepMode="center", pen=_pen(r.method), name=r.label)
+        plot.addItem(pg.InfiniteLine(SAME_PERSON_THRESHOLD, angle=90,
+                                     pen=pg.mkPen("#c62828", width=2),
+                                     label="0.6: same person ← | → another",
+                                     labelOpts={"position": 0.95, "color": "#c62828"}))
+
+    def _plot_roc(self, group: list[MethodResult]) -> None:
+        plot = self.roc.getPlotItem()
+        plot.clear()
+        plot.addLegend(offset=(10, 10), labelTextColor="#222")
+        plot.setLogMode(x=True, y=False)
+        plot.setLabel("bottom", "false accept rate (impostor pairs)")
+        plot.setLabel("left", "true accept rate (original vs its output)")
+        for r in group:
+            if r.roc is None:
+                continue
+            far = np.maximum(r.roc.far, 1e-5)
+            plot.plot(far, r.roc.tar, stepMode=None, pen=_pen(r.method),
+                      name=f"{r.label} (TAR@1e-3 {r.tar_at_far_1e3:.0%})")
+        chance = np.logspace(-5, 0, 60)
+        plot.plot(chance, chance, pen=pg.mkPen("#bbb"))
+        plot.addItem(pg.InfiniteLine(-3, angle=90, pen=pg.mkPen("#888", style=Qt.PenStyle.DotLine)))
+
+    def _fill_table(self, group: list[MethodResult]) -> None:
+        rows: list[list[str]] = []
+        for t in tables(group) if group else []:
+            rows.append([t.title])
+            rows.append(t.head)
+            rows.extend(t.rows)
+            rows.append([])
+        self.table.clear()
+        self.table.setRowCount(len(rows))
+        self.table.setColumnCount(max((len(r) for r in rows), default=0))
+        for i, row in enumerate(rows):
+            for j, text in enumerate(row):
+                item = QTableWidgetItem(text)
+                if len(row) == 1 or (i > 0 and rows[i - 1] and len(rows[i - 1]) == 1):
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()

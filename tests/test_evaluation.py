@@ -1,0 +1,206 @@
+"""`studio evaluate`: naive baselines, the observation pipeline and its cache, the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core import naive_deid
+from studio.core.evaluation import (
+    FAMILIES,
+    ObservationCache,
+    discover,
+    evaluate,
+    methods_for,
+)
+from studio.core.evaluation_report import render_markdown, slug, write_report
+from studio.core.evaluation_summary import summarise_run
+from studio.core.images import load_image
+from studio.core.landmarks import largest_face
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from studio.core.engine import SurrogateEngine
+
+    e = SurrogateEngine()
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory) -> Path:
+    """Six celeba-id people with two photos each, one sub-folder per person (copies in a
+    temporary folder, never in the repository)."""
+    from studio.core.datasets import celeba_id
+
+    by_id: dict[int, list] = {}
+    for item in celeba_id():
+        by_id.setdefault(item.identity, []).append(item.path)
+    folder = tmp_path_factory.mktemp("people")
+    pairs = [paths[:2] for paths in by_id.values() if len(paths) >= 2][:6]
+    for i, paths in enumerate(pairs):
+        (folder / f"person{i}").mkdir()
+        for path in paths:
+            shutil.copy(path, folder / f"person{i}" / path.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(engine, people, tmp_path_factory):
+    cache = ObservationCache(tmp_path_factory.mktemp("cache") / "obs.sqlite")
+    dataset = discover(people)
+    result = evaluate([dataset], methods_for(FAMILIES), engine, workers=2, cache=cache,
+                      progress=False)
+    return result, cache, dataset
+
+
+def test_naive_methods_change_the_face_and_nothing_else(utk_face, analyzer):
+    face = largest_face(analyzer.analyze(utk_face).faces)
+    region = naive_deid.face_region(utk_face.shape, face.landmarks) > 0
+    assert 0.2 < region.mean() < 0.9
+    for out in (naive_deid.blur(utk_face, face.landmarks, 0.12),
+                naive_deid.pixelate(utk_face, face.landmarks, 8),
+                naive_deid.black_mask(utk_face, face.landmarks, "face")):
+        assert out.shape == utk_face.shape and out.dtype == np.uint8
+        assert np.array_equal(out[~region], utk_face[~region])  # the rest of the photo stays
+        assert np.abs(out[region].astype(int) - utk_face[region]).mean() > 5
+    masked = naive_deid.black_mask(utk_face, face.landmarks, "face")
+    assert masked[region].max() == 0
+    light, strong = (naive_deid.blur(utk_face, face.landmarks, s) for s in (0.05, 0.12))
+    detail = [np.abs(np.diff(x[region].astype(float), axis=0)).mean() for x in
+              (utk_face, light, strong)]
+    assert detail[0] > detail[1] > detail[2]  # stronger blur, less detail
+    bar = naive_deid.black_mask(utk_face, face.landmarks, "eyes")
+    eyes = face.landmarks[[33, 263], :2].astype(int)
+    assert all(bar[y, x].max() == 0 for x, y in eyes)
+    assert bar.mean() > masked.mean()  # a bar hides less than the whole face
+    with pytest.raises(ValueError):
+        naive_deid.black_mask(utk_face, face.landmarks, "nose")
+
+
+def test_discover_reads_the_data_sets_and_folders(people):
+    from studio.core.datasets import data_root
+
+    g = discover(data_root() / "genki4k")
+    assert g.kind == "genki4k-test" and len(g.sources) == 1200
+    assert set(g.sources[0].truth) == {"smile", "yaw", "pitch", "roll"}
+    c = discover(data_root() / "celeba-id", limit=100)
+    assert c.identities_known and 90 <= len(c.sources) <= 100
+    ids = [s.identity for s in c.sources]
+    full = discover(data_root() / "celeba-id")
+    per_person = {i: sum(s.identity == i for s in full.sources) for i in set(ids)}
+    assert all(ids.count(i) == n for i, n in per_person.items())  # people are kept whole
+    u = discover(data_root() / "utkface", limit=20)
+    assert u.kind == "utkface-holdout" and {"male"} == set(u.sources[0].truth)
+    p = discover(people)
+    assert p.identities_known and len({s.identity for s in p.sources}) == 6
+    assert len(p.sources) == 12
+
+
+def test_evaluation_measures_every_method_on_real_faces(run):
+    result, _cache, dataset = run
+    assert result.computed == len(dataset.sources) and not result.problems
+    methods = {m.method for m in result.measurements}
+    assert methods == {"original", "gan", "3d", "blur-light", "blur-strong", "pixelate-light",
+                       "pixelate-strong", "mask-eyes", "mask-face"}
+    by = {(m.source, m.method): m for m in result.measurements}
+    for (_source, method), m in by.items():
+        if method == "original":
+            assert m.output is m.original and m.original.found
+        if method.startswith(("blur", "pixelate", "mask")):
+            # aligned outputs are always described, at the original's landmarks
+            assert m.output.descriptor is not None
+    results = {r.method: r for r in summarise_run(result)}
+    assert results["original"].smile_agreement == 1.0
+    assert results["original"].median_distance == 0.0
+    assert results["original"].attack1.rates[1] == 1.0
+    assert results["mask-face"].detection <= 0.2
+    assert results["gan"].detection >= 0.8
+    assert results["gan"].deidentified >= 0.8 and results["3d"].deidentified >= 0.8
+    assert results["blur-light"].median_distance < results["gan"].median_distance
+
+
+def test_a_rerun_comes_from_the_cache(run, engine):
+    result, cache, dataset = run
+    again = evaluate([dataset], methods_for(FAMILIES), engine, workers=1, cache=cache,
+                     progress=False)
+    assert again.computed == 0
+    first = {(m.source, m.method): m.output for m in result.measurements}
+    for m in again.measurements:
+        before = first[(m.source, m.method)]
+        assert before.found == m.output.found
+        assert np.allclose(before.descriptor, m.output.descriptor, atol=1e-6)
+        assert np.isclose(before.joy, m.output.joy) or not before.found
+
+
+def test_report_files(run, tmp_path):
+    result, _cache, dataset = run
+    results = summarise_run(result)
+    index = write_report(result, results, tmp_path / "report", "studio evaluate …")
+    page = index.read_text(encoding="utf-8")
+    for text in ("Privacy", "GAN surrogate", "attack I rank-1", "TAR @ FAR 1e-3",
+                 "black mask over the face"):
+        assert text in page
+    for key in ("tradeoff", "distances", "roc"):
+        png = tmp_path / "report" / f"{key}-{slug(dataset.name)}.png"
+        assert png.is_file() and Image.open(png).size[0] > 300
+    with (tmp_path / "report" / "per_face.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(dataset.sources) * 9
+    assert {r["method"] for r in rows} >= {"gan", "mask-face"}
+    assert all(float(r["distance"]) == 0 for r in rows if r["method"] == "original")
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    gan = next(r for r in summary["results"] if r["method"] == "gan")
+    assert gan["attack1"]["gallery"] == 6 and gan["attack1"]["chance_rank1"] == pytest.approx(1 / 6)
+    md = render_markdown(result, results, "report")
+    assert f"![tradeoff](report/tradeoff-{slug(dataset.name)}.png)" in md
+    assert "| GAN surrogate |" in md
+
+
+def test_cli_reports_bad_files_and_keeps_going(tmp_path, genki_test):
+    folder = tmp_path / "photos ü"
+    folder.mkdir()
+    for item in genki_test[:3]:
+        shutil.copy(item.path, folder / item.path.name)
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(folder / "wall.png")
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "studio", "evaluate", "--data", str(folder), "--methods",
+         "gan,blur", "--out", str(out), "--markdown", str(tmp_path / "evaluation.md"),
+         "--quiet"], capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "STUDIO_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "broken.jpg" in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["datasets"][0]["no_face"] == 1 and summary["datasets"][0]["sources"] == 5
+    assert {r["method"] for r in summary["results"]} == {"original", "gan", "blur-light",
+                                                          "blur-strong"}
+    assert "(report/tradeoff-photos.png)" in (tmp_path / "evaluation.md").read_text()
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before  # originals untouched
+    assert "GAN surrogate, photos ü: de-identified share" in proc.stdout
+
+
+def test_unknown_method_is_a_clear_error():
+    from studio.core.errors import StudioError
+
+    with pytest.raises(StudioError, match="unknown method warp"):
+        methods_for(["gan", "warp"])
+
+
+def test_load_image_of_a_source(people):
+    # every photo of the folder loads as the pipeline reads it
+    for s in discover(people).sources:
+        assert load_image(s.path).rgb.ndim == 3
