@@ -7,7 +7,7 @@ STAMP := $(VENV)/.deps-stamp
 DEBS := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libegl1 \
         libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3
 
-.PHONY: setup run test models system-deps lint bench evaluate screenshot clean
+.PHONY: setup run test models system-deps lint bench evaluate evaluation-report screenshot clean
 
 setup: system-deps $(STAMP) models
 
@@ -50,6 +50,7 @@ bench: setup
 	$(PY) benchmarks/bench_generator.py
 	$(PY) benchmarks/bench_3d.py
 	$(PY) benchmarks/bench_batch.py
+	$(PY) benchmarks/bench_evaluate.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 
 screenshot: setup
@@ -59,6 +60,12 @@ evaluate: setup
 	$(PY) -m studio evaluate-analysis
 	$(PY) -m studio evaluate-generator
 	$(PY) -m studio evaluate-3d
+
+# The privacy/utility report committed as docs/evaluation.md (observations are cached).
+DATA ?= ../shared/data
+evaluation-report: setup
+	$(PY) -m studio evaluate --data $(DATA)/genki4k --data $(DATA)/celeba-id \
+	  --data $(DATA)/utkface --out docs/evaluation --markdown docs/evaluation.md
 
 clean:
 	rm -rf $(VENV) models/third_party .pytest_cache

@@ -204,3 +204,15 @@ def test_load_image_of_a_source(people):
     # every photo of the folder loads as the pipeline reads it
     for s in discover(people).sources:
         assert load_image(s.path).rgb.ndim == 3
+
+
+def test_attacks_need_enough_people(run):
+    from studio.core.evaluation_summary import summarise
+
+    result, _cache, _dataset = run
+    rows = [m for m in result.measurements if m.method == "blur-light"]
+    one_person = [m for m in rows if m.identity == rows[0].identity]
+    r = summarise(one_person, identities_known=True)
+    assert r.attack2 is None  # nobody else to tell this person from
+    assert r.attack1.gallery_size == 1 and r.attack1.rates[1] == 1.0
+    assert summarise(rows, identities_known=False).attack1 is None

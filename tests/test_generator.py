@@ -77,3 +77,15 @@ def test_joy_slider_changes_the_smile(gen, analyzer):
         vals = [analyzer.analyze(i).faces for i in imgs]
         measured[joy] = np.mean([f[0].attributes.joy for f in vals if f])
     assert measured[0.95] - measured[0.05] > 0.4
+
+
+def test_frozen_one_sample_path_draws_the_same_faces():
+    g = Generator()
+    labels = [Attributes(0.9, 0.2, 15.0, -5.0, 3.0), Attributes(0.1, 0.8, -20.0, 8.0, -4.0)]
+    eager = [g.sample(a, seed=s) for s, a in enumerate(labels)]
+    batch = g.sample(labels, seed=7)
+    g.freeze_single()
+    assert g._single is not None
+    for s, a in enumerate(labels):
+        assert np.array_equal(g.sample(a, seed=s), eager[s])
+    assert np.array_equal(g.sample(labels, seed=7), batch)  # batches stay eager

@@ -8,6 +8,7 @@ no smile: smile agreement counts it as lost, as CIAGAN's classifier agreement di
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,7 +117,9 @@ def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
     attack1 = other = attack2 = None
     if identities_known:
         attack1, other = _attack_one(rows, original, output, ids)
-        attack2 = classifier_attack(output, ids)
+        described = Counter(ids[np.isfinite(output).all(axis=1)])
+        if sum(n >= 2 for n in described.values()) >= 2:  # someone to train and test on
+            attack2 = classifier_attack(output, ids)
     judged = [r for r in found if math.isfinite(r.output.p_male) and
               math.isfinite(r.original.p_male)]
     return MethodResult(

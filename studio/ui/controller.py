@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer
 
 from studio.core.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
+from studio.ui.images import display_image
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
 
@@ -173,7 +174,8 @@ class Controller(QObject):
             else:
                 image = LoadedImage(np.ascontiguousarray(rgb), path, "RGB", False)
                 analysis = engine.analyze(image)
-            return path, image, analysis, display_copy(image.rgb)
+            small, scale = display_copy(image.rgb)
+            return path, image, analysis, (display_image(small), scale)
 
         self.analysis_jobs.submit(job)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView
 
 from studio.core.landmarks import connections
-from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 
 OVERLAYS = ("points", "contours", "mesh", "none")
@@ -37,8 +36,8 @@ class PhotoView(QGraphicsView):
     def _new_image(self) -> None:
         self._pixmap = None
         if self.state.display is not None:
-            rgb, scale = self.state.display
-            self._pixmap = (to_pixmap(rgb), scale)
+            image, scale = self.state.display
+            self._pixmap = (QPixmap.fromImage(image), scale)
         self.redraw()
 
     def set_overlay(self, name: str) -> None:

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
 
 from studio.core.attributes import Attributes
 from studio.core.latent import slerp, z_for_seed
+from studio.ui.images import display_image
 
 if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-up path
     from studio.core.analysis import FaceAnalysis, ImageAnalysis
@@ -43,7 +45,7 @@ class StudioState(QObject):
         super().__init__()
         self.path: str | None = None
         self.image: LoadedImage | None = None
-        self.display: tuple[np.ndarray, float] | None = None  # small copy to paint, scale
+        self.display: tuple[QImage, float] | None = None  # small copy to paint, scale
         self.analysis: ImageAnalysis | None = None
         self.face_index: int | None = None
         self.targets: Attributes = NEUTRAL
@@ -85,9 +87,13 @@ class StudioState(QObject):
     # -- setters that announce the change -----------------------------------------
     def set_image(self, path: str | None, image: LoadedImage | None,
                   analysis: ImageAnalysis | None,
-                  display: tuple[np.ndarray, float] | None = None) -> None:
+                  display: tuple[QImage, float] | None = None) -> None:
+        """``display``: a paintable copy and its scale, made in a worker; without it the
+        photo itself is converted here."""
         self.path, self.image, self.analysis = path, image, analysis
-        self.display = display if display is not None or image is None else (image.rgb, 1.0)
+        if display is None and image is not None:
+            display = (display_image(image.rgb), 1.0)
+        self.display = display
         self.face_index = 0 if analysis and analysis.faces else None
         self.surrogate = None
         self.comparison = None
