@@ -28,6 +28,22 @@ def analyzer():
 
 
 @pytest.fixture(scope="session")
+def engine():
+    """Every model of the studio, loaded once for all the tests that need the lot."""
+    import sys
+
+    from studio.core.engine import SurrogateEngine
+
+    e = SurrogateEngine()
+    yield e
+    if "PySide6.QtCore" in sys.modules:  # no window job may outlive the models
+        from PySide6.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(30000)
+    e.close()
+
+
+@pytest.fixture(scope="session")
 def utk_face_path() -> Path:
     if not data_available():
         pytest.skip(f"research face data not found at {data_root()}")

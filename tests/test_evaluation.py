@@ -30,15 +30,6 @@ pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
-def engine():
-    from studio.core.engine import SurrogateEngine
-
-    e = SurrogateEngine()
-    yield e
-    e.close()
-
-
-@pytest.fixture(scope="module")
 def people(tmp_path_factory) -> Path:
     """Six celeba-id people with two photos each, one sub-folder per person (copies in a
     temporary folder, never in the repository)."""

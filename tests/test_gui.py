@@ -18,16 +18,6 @@ from studio.ui.workers import LatestOnly
 pytestmark = pytest.mark.data
 
 
-@pytest.fixture(scope="module")
-def engine():
-    from studio.core.engine import SurrogateEngine
-
-    e = SurrogateEngine()
-    yield e
-    QThreadPool.globalInstance().waitForDone(30000)  # no job may outlive the models
-    e.close()
-
-
 @pytest.fixture
 def window(qtbot, tmp_path, engine):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)

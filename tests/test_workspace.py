@@ -24,15 +24,6 @@ from studio.core.workspace import Workspace, WorkspaceError
 pytestmark = pytest.mark.data
 
 
-@pytest.fixture(scope="module")
-def engine():
-    from studio.core.engine import SurrogateEngine
-
-    e = SurrogateEngine()
-    yield e
-    e.close()
-
-
 @pytest.fixture
 def photo_folder(tmp_path, genki_test, group_photo) -> Path:
     """Four real faces, a group photo of two, a corrupt file and a face-less image."""
