@@ -75,7 +75,9 @@ def main() -> None:
             latencies.append((time.perf_counter() - t0) * 1e3)
             wait(app, lambda: not win.controller.compare_jobs.busy)
 
-        # UI stall while a 12-megapixel photo is loaded and analysed.
+        # UI stall while a 12-megapixel photo is loaded and analysed, once the last slider
+        # move's 3D redraw and measuring are done.
+        wait(app, lambda: win.controller.idle)
         import cv2
         from PIL import Image
         from skimage import data

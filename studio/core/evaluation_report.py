@@ -35,7 +35,10 @@ def slug(name: str) -> str:
 
 
 def _pct(x: float | None) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
+    """A share in percent; small ones (attack rates near chance) with two decimals."""
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{100 * x:.2f}%" if 0 < x < 0.01 else f"{100 * x:.1f}%"
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -163,30 +166,37 @@ def roc_figure(results: list[MethodResult]) -> Figure:
     return fig
 
 
-def label_slots(results: list[MethodResult], near: float = 0.04) -> list[int]:
-    """For each point of the trade-off plot, how many earlier points sit on it: their labels
-    are stacked downwards instead of printed over each other."""
-    slots = []
+def label_places(results: list[MethodResult], near: float = 0.05
+                 ) -> list[tuple[float, float, int]]:
+    """Where each point's label goes on the trade-off plot: (x, y, line). Points that sit
+    together share the first one's place, their labels stacked line by line below it (and
+    coloured like their points, so they stay told apart)."""
+    places: list[tuple[float, float, int]] = []
     for i, r in enumerate(results):
-        slots.append(sum(abs(o.deidentified - r.deidentified) < near
-                         and abs(o.smile_agreement - r.smile_agreement) < near
-                         for o in results[:i]))
-    return slots
+        first = next((j for j, o in enumerate(results[:i])
+                      if abs(o.deidentified - r.deidentified) < near
+                      and abs(o.smile_agreement - r.smile_agreement) < near), None)
+        if first is None:
+            places.append((r.deidentified, r.smile_agreement, 0))
+        else:
+            x, y, _ = places[first]
+            places.append((x, y, 1 + sum(p[:2] == (x, y) for p in places[first + 1:])))
+    return places
 
 
 def tradeoff_figure(results: list[MethodResult]) -> Figure:
     """One point per method and strength: privacy across, utility up."""
     fig = figure(6.5, 4.6)
     ax = fig.add_subplot()
-    for r, slot in zip(results, label_slots(results), strict=True):
+    for r, (x, y, line) in zip(results, label_places(results), strict=True):
         style = _style(r.method)
         hollow = style["linestyle"] == "--"
         ax.scatter([r.deidentified], [r.smile_agreement], s=70, zorder=3,
                    facecolors="white" if hollow else style["color"], edgecolors=style["color"],
                    linewidths=1.6)
-        left = r.deidentified > 0.6  # labels of points on the right go to their left
-        ax.annotate(r.label, (r.deidentified, r.smile_agreement), fontsize=7,
-                    xytext=(-6 if left else 6, 4 - 10 * slot), textcoords="offset points",
+        left = x > 0.6  # labels of points on the right go to their left
+        ax.annotate(r.label, (x, y), fontsize=7, color=style["color"],
+                    xytext=(-8 if left else 8, 4 - 10 * line), textcoords="offset points",
                     ha="right" if left else "left")
     ax.axvline(BARS["deidentified"], color="#bbb", lw=0.8, ls=":")
     ax.axhline(BARS["smile_agreement"], color="#bbb", lw=0.8, ls=":")
@@ -307,10 +317,21 @@ def write_report(run: EvaluationRun, results: list[MethodResult], out_dir: Path,
     return index
 
 
+#: Why each known data set may be measured on: none of it trained a studio model.
+DATA_NOTES = {
+    "genki4k-test": "the test split, held out from the generator, the calibration and the "
+                    "morphable model; smile and pose labels",
+    "celeba-id": "used to train none of the studio's models; identity labels",
+    "utkface-holdout": "every 23rd image, held out from the generator and the morphable "
+                       "model; gender labels",
+    "folder": "a folder of photos",
+}
+
+
 def _intro(run: EvaluationRun) -> list[str]:
     lines = []
     for d in run.datasets:
-        lines.append(f"{d.name}: {len(d.sources)} photos, "
+        lines.append(f"{d.name} ({DATA_NOTES[d.kind]}): {len(d.sources)} photos, "
                      f"{run.no_face.get(d.name, 0)} without a face in the original")
     return lines
 

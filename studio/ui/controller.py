@@ -167,6 +167,10 @@ class Controller(QObject):
             self._queued_open = (path, rgb)
             return
         engine = self.engine
+        # The photo on screen is about to go: its pending 3D redraw and measuring would
+        # only compete with the new photo's analysis.
+        self._settle3d.stop()
+        self._measure3d.stop()
 
         def job():  # runs in a worker: loading, analysis and the display copy
             if rgb is None:
@@ -238,6 +242,14 @@ class Controller(QObject):
         if self.engine is None or not self.engine.can_generate:
             return
         self.surrogate_jobs.submit(self.engine.surrogate, self.state.targets, self.state.z())
+
+    @property
+    def idle(self) -> bool:
+        """No model job running or scheduled: what benchmarks and tests wait for."""
+        jobs = (self.analysis_jobs, self.surrogate_jobs, self.compare_jobs, self.render3d_jobs,
+                self.compare3d_jobs)
+        return not (any(j.busy for j in jobs) or self._settle3d.isActive()
+                    or self._measure3d.isActive())
 
     def stop(self) -> None:
         """No more delayed work, and results still in flight are dropped: the window is

@@ -33,7 +33,7 @@ from studio.core.evaluation_report import (
     FAMILY_COLORS,
     by_dataset,
     checks,
-    label_slots,
+    label_places,
     tables,
 )
 from studio.core.evaluation_summary import BARS, MethodResult
@@ -222,16 +222,15 @@ class EvaluationWindow(QMainWindow):
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
         plot.addItem(pg.InfiniteLine(BARS["smile_agreement"], angle=0,
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
-        for r, slot in zip(group, label_slots(group), strict=True):
+        for r, (x, y, line) in zip(group, label_places(group), strict=True):
             pen = _pen(r.method)
             light = pen.style() == Qt.PenStyle.DashLine
             plot.addItem(pg.ScatterPlotItem(
                 [r.deidentified], [r.smile_agreement], size=14, pen=pg.mkPen(pen.color(), width=2),
                 brush=pg.mkBrush("w" if light else pen.color())))
-            left = r.deidentified > 0.6  # labels of points on the right go to their left
-            label = pg.TextItem(r.label, color="#333", anchor=(1 if left else 0, 1))
-            label.setPos(r.deidentified + (-0.015 if left else 0.015),
-                         r.smile_agreement + 0.01 - 0.04 * slot)
+            left = x > 0.6  # labels of points on the right go to their left
+            label = pg.TextItem(r.label, color=pen.color(), anchor=(1 if left else 0, 1))
+            label.setPos(x + (-0.015 if left else 0.015), y + 0.01 - 0.04 * line)
             plot.addItem(label)
 
     def _plot_histogram(self, group: list[MethodResult]) -> None:

@@ -315,7 +315,9 @@ class MainWindow(QMainWindow):
     def show_message(self, level: str, text: str) -> None:
         self.last_message = (level, text)
         self.status.setText(text)
-        self.status.setStyleSheet("color:#c62828; font-weight:bold" if level == "error" else "")
+        style = "color:#c62828; font-weight:bold" if level == "error" else ""
+        if self.status.styleSheet() != style:  # restyling re-polishes: only on a change
+            self.status.setStyleSheet(style)
 
     def _busy(self, what: str, busy: bool) -> None:
         if busy and what == "analysis":

@@ -74,9 +74,13 @@ class ExpressionPanel(QGroupBox):
         state.face_changed.connect(self.refresh)
 
     def _set(self, row: int, col: int, text: str) -> None:
-        item = QTableWidgetItem(text)
-        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.table.setItem(row, col, item)
+        item = self.table.item(row, col)
+        if item is None:
+            item = QTableWidgetItem()
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.table.setItem(row, col, item)
+        if item.text() != text:
+            item.setText(text)
 
     def refresh(self) -> None:
         face = self.state.face
@@ -140,15 +144,17 @@ def show_verdict(label: QLabel, comp, who: str) -> None:
     if comp is None or comp.distance is None:
         label.setText(f"{who}: No face in the surrogate" if comp is not None and
                       comp.surrogate is None else f"{who}: –")
-        label.setStyleSheet(VERDICT_STYLE[None])
+        style = VERDICT_STYLE[None]
     elif comp.same_person:
         label.setText(f"{who}: SAME PERSON  (distance {comp.distance:.2f} < "
                       f"{SAME_PERSON_THRESHOLD})")
-        label.setStyleSheet(VERDICT_STYLE[True])
+        style = VERDICT_STYLE[True]
     else:
         label.setText(f"{who}: Different person  (distance {comp.distance:.2f} ≥ "
                       f"{SAME_PERSON_THRESHOLD})")
-        label.setStyleSheet(VERDICT_STYLE[False])
+        style = VERDICT_STYLE[False]
+    if label.styleSheet() != style:  # restyling re-polishes the widget: only on a change
+        label.setStyleSheet(style)
 
 
 class IdentityPanel(QGroupBox):

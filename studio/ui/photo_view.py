@@ -34,11 +34,11 @@ class PhotoView(QGraphicsView):
         state.face_changed.connect(self.redraw)
 
     def _new_image(self) -> None:
+        """The new photo's pixmap; it is drawn on face_changed, which always follows."""
         self._pixmap = None
         if self.state.display is not None:
             image, scale = self.state.display
             self._pixmap = (QPixmap.fromImage(image), scale)
-        self.redraw()
 
     def set_overlay(self, name: str) -> None:
         if name in OVERLAYS:
