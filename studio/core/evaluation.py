@@ -111,57 +111,73 @@ def discover(folder: str | Path, limit: int | None = None) -> Dataset:
     with gender, celeba-id its identities. In another folder, photos in sub-folders belong
     to the person the sub-folder is named after; loose photos are each their own person.
     """
-    from studio.core import datasets
-
     root = Path(folder)
     if not root.is_dir():
         raise StudioError(f"{root} is not a folder")
     if (root / "labels.txt").is_file() and (root / "test_split.txt").is_file():
-        items = datasets.genki("test", root)
-        sources = [Source(it.path, f"{root.name}/{it.path.name}", it.stem,
-                          {"smile": it.smile, "yaw": it.yaw, "pitch": it.pitch,
-                           "roll": it.roll}) for it in items]
-        dataset = Dataset("GENKI-4K test", "genki4k-test", sources, False)
+        dataset = _genki(root)
     elif (root / "identity.txt").is_file():
-        items = datasets.celeba_id(root)
-        sources = [Source(it.path, f"{root.name}/{it.path.name}", str(it.identity))
-                   for it in items]
-        dataset = Dataset("celeba-id", "celeba-id", sources, True)
+        dataset = _celeba(root)
     elif root.name == "utkface" and (root / "images").is_dir():
-        items = datasets.utk_split(datasets.utkface(root), "test")
-        sources = [Source(it.path, f"{root.name}/{it.path.name}", it.path.name,
-                          {"male": float(it.male)}) for it in items]
-        dataset = Dataset("UTKFace hold-out", "utkface-holdout", sources, False)
+        dataset = _utkface(root)
     else:
-        paths = list_images(root)
-        if not paths:
-            raise StudioError(f"{root} holds no photos the studio can read")
-        sources = [Source(p, str(p.relative_to(root)),
-                          p.parent.name if p.parent != root else str(p.relative_to(root)))
-                   for p in paths]
-        nested = any(p.parent != root for p in paths)
-        dataset = Dataset(root.name, "folder", sources, nested)
+        dataset = _folder(root)
     if limit is not None and limit < len(dataset.sources):
         dataset = Dataset(dataset.name, dataset.kind, spread(dataset.sources, limit),
                           dataset.identities_known)
     return dataset
 
 
+def _genki(root: Path) -> Dataset:
+    from studio.core.datasets import genki
+
+    return Dataset("GENKI-4K test", "genki4k-test", [
+        Source(it.path, f"{root.name}/{it.path.name}", it.stem,
+               {"smile": it.smile, "yaw": it.yaw, "pitch": it.pitch, "roll": it.roll})
+        for it in genki("test", root)], False)
+
+
+def _celeba(root: Path) -> Dataset:
+    from studio.core.datasets import celeba_id
+
+    return Dataset("celeba-id", "celeba-id", [
+        Source(it.path, f"{root.name}/{it.path.name}", str(it.identity))
+        for it in celeba_id(root)], True)
+
+
+def _utkface(root: Path) -> Dataset:
+    from studio.core.datasets import utk_split, utkface
+
+    return Dataset("UTKFace hold-out", "utkface-holdout", [
+        Source(it.path, f"{root.name}/{it.path.name}", it.path.name, {"male": float(it.male)})
+        for it in utk_split(utkface(root), "test")], False)
+
+
+def _folder(root: Path) -> Dataset:
+    paths = list_images(root)
+    if not paths:
+        raise StudioError(f"{root} holds no photos the studio can read")
+    sources = [Source(p, str(p.relative_to(root)),
+                      p.parent.name if p.parent != root else str(p.relative_to(root)))
+               for p in paths]
+    return Dataset(root.name, "folder", sources, any(p.parent != root for p in paths))
+
+
 def spread(sources: list[Source], limit: int) -> list[Source]:
-    """``limit`` sources spread over the whole list, whole identities kept together (the
-    attacks need every image of a person)."""
+    """At most ``limit`` sources spread over the whole list, whole identities kept
+    together (the attacks need every image of a person)."""
     by_identity: dict[str, list[Source]] = {}
     for s in sources:
         by_identity.setdefault(s.identity, []).append(s)
-    groups = list(by_identity.values())
-    step = max(1, len(sources) / max(limit, 1))
-    picked, taken, next_at = [], 0, 0.0
-    for group in groups:
-        if taken >= next_at and len(picked) < limit:
+    step = max(1.0, len(sources) / max(limit, 1))
+    picked: list[Source] = []
+    taken, next_at = 0, 0.0
+    for group in by_identity.values():
+        if taken >= next_at and len(picked) + len(group) <= limit:
             picked.extend(group)
             next_at += step * len(group)
         taken += len(group)
-    return picked[:limit] if len(picked) > limit else picked
+    return picked
 
 
 # -- observations ------------------------------------------------------------------------
