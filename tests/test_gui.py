@@ -429,3 +429,24 @@ def test_evaluation_window_runs_on_a_folder_and_plots(qtbot, window, tmp_path, g
     assert (tmp_path / "report" / "index.html").is_file()
     assert view.progress.value() == view.progress.maximum() == 5  # the broken file too
     view.close()
+
+
+def test_evaluation_can_be_cancelled(qtbot, window, tmp_path, genki_test, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for item in genki_test[:30]:
+        shutil.copy(item.path, folder / item.path.name)
+    view = window.open_evaluation()
+    qtbot.addWidget(view)
+    view.folder.setText(str(folder))
+    view.out.setText(str(tmp_path / "report"))
+    view.run_button.click()
+    view.cancel_button.click()
+    qtbot.waitUntil(lambda: view.run_button.isEnabled(), timeout=180000)
+    assert view.status.text().startswith("Cancelled")
+    assert all(r.n < 30 for r in view.results)  # stopped before the 30 faces were done
+    assert (tmp_path / "report" / "index.html").is_file()  # what was done is reported
+    view.close()
