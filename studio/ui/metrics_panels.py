@@ -193,6 +193,7 @@ class IdentityPanel(QGroupBox):
                                       name="3D")
         layout.addWidget(self.plot)
         self.updates = 0
+        self._shown: dict[int, list[float]] = {}  # the history each curve shows
         state.comparison_changed.connect(self.refresh)
         state.comparison3d_changed.connect(self.refresh)
         state.image_changed.connect(self.refresh)
@@ -202,5 +203,7 @@ class IdentityPanel(QGroupBox):
         show_verdict(self.verdict3d, self.state.comparison3d, "3D")
         for curve, d in ((self.curve, self.state.distances),
                          (self.curve3d, self.state.distances3d)):
-            curve.setData(np.arange(len(d)), np.array(d, dtype=float))
+            if self._shown.get(id(curve)) is not d:  # the state replaces a history it changes
+                curve.setData(np.arange(len(d)), np.array(d, dtype=float))
+                self._shown[id(curve)] = d
         self.updates += 1
