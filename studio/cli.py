@@ -1,4 +1,4 @@
-"""The ``studio`` command: gui, analyze, calibrate, evaluate-analysis, fetch-models."""
+"""The ``studio`` command: the window, analysis, training, batches, exports and evaluations."""
 
 from __future__ import annotations
 
