@@ -92,6 +92,22 @@ def batch_engine(workers: int):
     return engine
 
 
+def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int]
+                     ) -> list[np.ndarray]:
+    """A face's GAN or 3D surrogates, one per identity seed, from its own estimate."""
+    if method == "gan":
+        from studio.core.latent import z_for_seed
+
+        z = np.stack([z_for_seed(s) for s in seeds])
+        return list(engine.generator.sample(face.attributes, z=z))
+    if method == "3d":
+        from studio.core.surrogate3d import Request3D
+
+        return [engine.surrogate3d(image, face, Request3D(identity=s, size=EXPORT_SIZE)).image
+                for s in seeds]
+    raise StudioError(f"unknown method {method!r}; use gan or 3d")
+
+
 class CandidateMaker:
     """Makes and measures candidates of either method for a face; the engine's models are
     loaded once, and a face's candidates are generated and measured as one batch."""
@@ -107,18 +123,7 @@ class CandidateMaker:
         from studio.core.comparison import compare_many
 
         engine = self.engine
-        if method == "gan":
-            from studio.core.latent import z_for_seed
-
-            z = np.stack([z_for_seed(s) for s in seeds])
-            rgbs = list(engine.generator.sample(face.attributes, z=z))
-        elif method == "3d":
-            from studio.core.surrogate3d import Request3D
-
-            rgbs = [engine.surrogate3d(image, face, Request3D(identity=s, size=EXPORT_SIZE)
-                                       ).image for s in seeds]
-        else:
-            raise StudioError(f"unknown method {method!r}; use gan or 3d")
+        rgbs = surrogate_images(engine, method, image, face, seeds)
         comparisons = compare_many(engine.analyzer, face, rgbs)
         return [(png_bytes(rgb), candidate_metrics(face, c))
                 for rgb, c in zip(rgbs, comparisons, strict=True)]

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from studio.core import naive_deid
 from studio.core.analysis import FaceAnalysis
 from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
-from studio.core.batch import candidate_seed, list_images
+from studio.core.batch import candidate_seed, list_images, surrogate_images
 from studio.core.errors import StudioError
 from studio.core.images import LoadedImage, load_image
 from studio.core.landmarks import largest_face
@@ -43,17 +43,18 @@ class Method:
     family: str
     label: str
     aligned: bool  # the output's pixels line up with the original's
+    light: bool = False  # the lighter of a naive method's two strengths
 
 
 METHODS: dict[str, Method] = {m.key: m for m in (
     Method("original", "original", "original (reference)", True),
     Method("gan", "gan", "GAN surrogate", False),
     Method("3d", "3d", "3D surrogate", False),
-    Method("blur-light", "blur", "blur, σ 5% of face width", True),
+    Method("blur-light", "blur", "blur, σ 5% of face width", True, light=True),
     Method("blur-strong", "blur", "blur, σ 12% of face width", True),
-    Method("pixelate-light", "pixelate", "pixelation, 16 blocks across", True),
+    Method("pixelate-light", "pixelate", "pixelation, 16 blocks across", True, light=True),
     Method("pixelate-strong", "pixelate", "pixelation, 8 blocks across", True),
-    Method("mask-eyes", "mask", "black bar over the eyes", True),
+    Method("mask-eyes", "mask", "black bar over the eyes", True, light=True),
     Method("mask-face", "mask", "black mask over the face", True),
 )}
 FAMILIES = ("gan", "3d", "blur", "pixelate", "mask")
@@ -290,17 +291,8 @@ def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
 
 def make_output(engine, method: Method, image: LoadedImage, face: FaceAnalysis,
                 seed: int) -> np.ndarray:
-    if method.family == "gan":
-        from studio.core.latent import z_for_seed
-
-        return engine.generator.sample(face.attributes, z=z_for_seed(seed)[None])[0]
-    if method.family == "3d":
-        from studio.core.surrogate3d import Request3D
-
-        maker = engine.maker3d
-        fit, _ = maker.fit(face.landmarks, face.blendshapes, image.rgb)
-        return maker.make(image.rgb, face.landmarks, face.blendshapes, face.attributes,
-                          Request3D(identity=seed, size=256), fit=fit).image
+    if method.family in ("gan", "3d"):
+        return surrogate_images(engine, method.family, image, face, [seed])[0]
     return naive_output(method, image.rgb, face.landmarks)
 
 
@@ -339,8 +331,10 @@ def evaluate(datasets: list[Dataset], methods: list[Method], engine, workers: in
              cache: ObservationCache | None = None, progress: bool = True,
              on_progress: Callable[[int, int], None] | None = None,
              stop: Callable[[], bool] | None = None) -> EvaluationRun:
-    """Observe every source under every method. ``on_progress(done, total)`` and ``stop``
-    serve a window; the cache is written from this thread, one source at a time."""
+    """Observe every source under every method. ``engine`` is the models, or a function
+    that loads them, called once the first face turns out not to be cached.
+    ``on_progress(done, total)`` and ``stop`` serve a window; the cache is written from
+    this thread, one source at a time."""
     cache = cache or ObservationCache()
     fingerprint = models_fingerprint()
     run = EvaluationRun(datasets, methods)
@@ -349,11 +343,17 @@ def evaluate(datasets: list[Dataset], methods: list[Method], engine, workers: in
     t0 = time.perf_counter()
     keys = [m.key for m in methods]
 
-    def compute(source: Source, sha: str) -> dict[str, Observation] | str:
+    def models():
+        nonlocal engine
+        if callable(engine):
+            engine = engine()
+        return engine
+
+    def compute(models, source: Source, sha: str) -> dict[str, Observation] | str:
         if stop is not None and stop():
             return "stopped"
         try:
-            return observe(engine, load_image(source.path), sha, methods)
+            return observe(models, load_image(source.path), sha, methods)
         except StudioError as exc:
             return str(exc)
 
@@ -367,7 +367,8 @@ def evaluate(datasets: list[Dataset], methods: list[Method], engine, workers: in
                 continue
             cached = _cached(cache, fingerprint, sha, keys)
             planned.append((dataset, source, sha,
-                            cached if cached is not None else pool.submit(compute, source, sha)))
+                            cached if cached is not None
+                            else pool.submit(compute, models(), source, sha)))
         for done, (dataset, source, sha, obs) in enumerate(planned, 1):
             if not isinstance(obs, dict):
                 obs = obs.result()

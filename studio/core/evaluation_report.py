@@ -26,8 +26,7 @@ FAMILY_COLORS = {"original": "#555555", "gan": "#dd8452", "3d": "#55a868", "blur
 def _style(method: str) -> dict:
     """Colour by family; the light strength of a naive method dashed, the strong solid."""
     m = METHODS[method]
-    return {"color": FAMILY_COLORS[m.family],
-            "linestyle": "--" if method.endswith(("-light", "-eyes")) else "-"}
+    return {"color": FAMILY_COLORS[m.family], "linestyle": "--" if m.light else "-"}
 
 
 def slug(name: str) -> str:
@@ -190,7 +189,7 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
     ax = fig.add_subplot()
     for r, (x, y, line) in zip(results, label_places(results), strict=True):
         style = _style(r.method)
-        hollow = style["linestyle"] == "--"
+        hollow = METHODS[r.method].light
         ax.scatter([r.deidentified], [r.smile_agreement], s=70, zorder=3,
                    facecolors="white" if hollow else style["color"], edgecolors=style["color"],
                    linewidths=1.6)
@@ -410,24 +409,30 @@ def evaluate_folders(folders: list[str | Path], families: list[str], out_dir: st
                      progress: bool = True, on_progress=None, stop=None,
                      cache=None) -> Evaluated:
     """Discover, observe, summarise and write the report. Without ``engine`` one is loaded
-    for ``workers`` parallel faces and closed again."""
+    for ``workers`` parallel faces, only if some face is not cached, and closed again."""
     from studio.core.batch import batch_engine
     from studio.core.evaluation import discover, evaluate, methods_for
     from studio.core.evaluation_summary import summarise_run
 
     methods = methods_for(families)
     datasets = [discover(f, limit) for f in folders]
-    own = engine is None
-    if own:
-        engine = batch_engine(workers)
-    try:
+    loaded = []
+
+    def models():  # only when a face is not in the cache yet
+        models = engine
+        if models is None:
+            models = batch_engine(workers)
+            loaded.append(models)
         if any(m.family == "3d" for m in methods):
-            engine.load_3d()
-        run = evaluate(datasets, methods, engine, workers=workers, cache=cache,
+            models.load_3d()
+        return models
+
+    try:
+        run = evaluate(datasets, methods, models, workers=workers, cache=cache,
                        progress=progress, on_progress=on_progress, stop=stop)
     finally:
-        if own:
-            engine.close()
+        for own in loaded:
+            own.close()
     results = summarise_run(run)
     index = write_report(run, results, Path(out_dir), command)
     if markdown is not None:

@@ -51,9 +51,9 @@ class _Progress(QObject):
 
 
 def _pen(method: str, width: float = 2.0) -> pg.mkPen:
-    light = method.endswith(("-light", "-eyes"))
-    return pg.mkPen(FAMILY_COLORS[METHODS[method].family], width=width,
-                    style=Qt.PenStyle.DashLine if light else Qt.PenStyle.SolidLine)
+    m = METHODS[method]
+    return pg.mkPen(FAMILY_COLORS[m.family], width=width,
+                    style=Qt.PenStyle.DashLine if m.light else Qt.PenStyle.SolidLine)
 
 
 class EvaluationWindow(QMainWindow):
@@ -224,7 +224,7 @@ class EvaluationWindow(QMainWindow):
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
         for r, (x, y, line) in zip(group, label_places(group), strict=True):
             pen = _pen(r.method)
-            light = pen.style() == Qt.PenStyle.DashLine
+            light = METHODS[r.method].light
             plot.addItem(pg.ScatterPlotItem(
                 [r.deidentified], [r.smile_agreement], size=14, pen=pg.mkPen(pen.color(), width=2),
                 brush=pg.mkBrush("w" if light else pen.color())))
