@@ -14,10 +14,10 @@ import time
 from skimage import data
 from timing import stats
 
-from studio.core.analysis import FaceAnalyzer
-from studio.core.landmarks import largest_face
-from studio.core.render3d import View
-from studio.core.surrogate3d import Request3D, Surrogate3DMaker
+from studio.core.analysis.analyzer import FaceAnalyzer
+from studio.core.analysis.landmarks import largest_face
+from studio.core.morphable.render import View
+from studio.core.morphable.surrogate import Request3D, Surrogate3DMaker
 
 
 def main() -> None:

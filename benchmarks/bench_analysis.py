@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 from timing import stats
 
-from studio.core.analysis import FaceAnalyzer
-from studio.core.images import load_image
+from studio.core.analysis.analyzer import FaceAnalyzer
+from studio.core.analysis.images import load_image
 
 
 def main() -> None:

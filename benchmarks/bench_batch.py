@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from studio.core.batch import batch_engine, run_batch
 from studio.core.datasets import genki
-from studio.core.workspace import Workspace
+from studio.core.workspace.batch import batch_engine, run_batch
+from studio.core.workspace.store import Workspace
 
 
 def main() -> None:

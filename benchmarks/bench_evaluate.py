@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from studio.core.batch import batch_engine
 from studio.core.datasets import data_root
-from studio.core.evaluation import FAMILIES, ObservationCache, discover, evaluate, methods_for
-from studio.core.evaluation_report import write_report
-from studio.core.evaluation_summary import summarise_run
+from studio.core.evaluation.report import write_report
+from studio.core.evaluation.study import FAMILIES, ObservationCache, discover, evaluate, methods_for
+from studio.core.evaluation.summary import summarise_run
+from studio.core.workspace.batch import batch_engine
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from studio.core.attributes import Attributes
-from studio.core.generator import Generator
+from studio.core.analysis.attributes import Attributes
+from studio.core.generator.sampler import Generator
 
 
 def main() -> None:

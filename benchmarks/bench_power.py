@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from studio.core.power import simulate_power
+from studio.core.crowd.power import simulate_power
 
 
 def main() -> None:

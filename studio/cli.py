@@ -49,7 +49,7 @@ def _print_analysis(result, out) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from studio.core.analysis import FaceAnalyzer
+    from studio.core.analysis.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(identity=not args.no_identity)
     failures = 0
@@ -92,7 +92,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from studio.core.fit_calibration import fit
+    from studio.core.analysis.fit_calibration import fit
 
     calibration = fit(progress=not args.quiet)
     calibration.save()
@@ -101,8 +101,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_build_morphable(args: argparse.Namespace) -> int:
-    from studio.core.build_morphable import build
-    from studio.core.morphable import MORPHABLE_FILE
+    from studio.core.morphable.build import build
+    from studio.core.morphable.model import MORPHABLE_FILE
 
     if not _data_present():
         return 2
@@ -116,10 +116,10 @@ def cmd_build_morphable(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_3d(args: argparse.Namespace) -> int:
-    from studio.core.analysis import FaceAnalyzer
-    from studio.core.evaluate_3d import evaluate
-    from studio.core.evaluate_analysis import format_table
-    from studio.core.surrogate3d import Surrogate3DMaker
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation.check_3d import evaluate
+    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.morphable.surrogate import Surrogate3DMaker
 
     if not _data_present():
         return 2
@@ -131,8 +131,8 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from studio.core.evaluation import FAMILIES
-    from studio.core.evaluation_report import checks, evaluate_folders
+    from studio.core.evaluation.report import checks, evaluate_folders
+    from studio.core.evaluation.study import FAMILIES
 
     families = [m.strip() for m in args.methods.split(",") if m.strip()]
     if families == ["all"]:
@@ -154,8 +154,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from studio.core.batch import batch_engine, run_batch
-    from studio.core.workspace import Workspace
+    from studio.core.workspace.batch import batch_engine, run_batch
+    from studio.core.workspace.store import Workspace
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     workers = max(1, args.workers)
@@ -178,10 +178,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from studio.core.analysis import FaceAnalyzer
-    from studio.core.crowd import read_truth
-    from studio.core.export import export_batch
-    from studio.core.workspace import Workspace
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.crowd.formats import read_truth
+    from studio.core.workspace.export import export_batch
+    from studio.core.workspace.store import Workspace
 
     truth = None
     if args.truth:
@@ -205,9 +205,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from studio.core import interpolation as walk
-    from studio.core.attributes import Attributes
-    from studio.core.generator import Generator
+    from studio.core.analysis.attributes import Attributes
+    from studio.core.generator import interpolation as walk
+    from studio.core.generator.sampler import Generator
 
     gen = Generator(args.weights)
     labels = Attributes(args.joy, args.male, args.yaw, args.pitch, args.roll)
@@ -228,8 +228,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
-    from studio.core import evaluate_analysis as ev
-    from studio.core.analysis import FaceAnalyzer
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation import check_analysis as ev
 
     if not _data_present():
         return 2
@@ -249,9 +249,9 @@ def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from studio.core.began import BeganConfig
-    from studio.core.began_train import Trainer, TrainSettings, pick_device
-    from studio.core.training_data import TrainingSet, build_training_set
+    from studio.core.generator.networks import BeganConfig
+    from studio.core.generator.training import Trainer, TrainSettings, pick_device
+    from studio.core.generator.training_data import TrainingSet, build_training_set
 
     out = Path(args.out)
     data_path = Path(args.data)
@@ -282,8 +282,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from studio.core.attributes import Attributes
-    from studio.core.generator import Generator
+    from studio.core.analysis.attributes import Attributes
+    from studio.core.generator.sampler import Generator
 
     gen = Generator(args.weights, device=args.device)
     attrs = Attributes(args.joy, args.male, args.yaw, args.pitch, args.roll)
@@ -302,11 +302,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_generator(args: argparse.Namespace) -> int:
-    from studio.core.analysis import FaceAnalyzer
-    from studio.core.evaluate_analysis import format_table
-    from studio.core.evaluate_generator import evaluate
-    from studio.core.generator import Generator
-    from studio.core.training_data import read_cache_by_path
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.evaluation.check_generator import evaluate
+    from studio.core.generator.sampler import Generator
+    from studio.core.generator.training_data import read_cache_by_path
 
     if not _data_present():
         return 2
@@ -326,8 +326,8 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
 
 
 def cmd_generator_report(args: argparse.Namespace) -> int:
-    from studio.core.generator import Generator
-    from studio.core.generator_report import write_report
+    from studio.core.generator.report import write_report
+    from studio.core.generator.sampler import Generator
 
     gen = Generator(args.weights)
     log = Path(args.log) if args.log else None
@@ -344,8 +344,8 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
 
 
 def cmd_crowd_report(args: argparse.Namespace) -> int:
-    from studio.core.crowd import load_and_analyze
-    from studio.core.crowd_report import write_report
+    from studio.core.crowd.formats import load_and_analyze
+    from studio.core.crowd.report import write_report
 
     a = load_and_analyze(Path(args.results), Path(args.mapping), Path(args.truth),
                          seed=args.seed, draws=args.draws)
@@ -367,7 +367,7 @@ def cmd_crowd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_power(args: argparse.Namespace) -> int:
-    from studio.core.power import plot_power, simulate_power
+    from studio.core.crowd.power import plot_power, simulate_power
 
     if not (0 <= args.p1 <= 1 and 0 <= args.p2 <= 1 and 0 < args.alpha < 1 and args.reps > 0):
         print("error: p1 and p2 must be in [0, 1], alpha in (0, 1), reps > 0", file=sys.stderr)

@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from studio.core.analysis.images import load_image
 from studio.core.datasets import data_available, data_root, genki
-from studio.core.images import load_image
 
 needs_data = pytest.mark.skipif(
     not data_available(), reason=f"research face data not found at {data_root()}"
@@ -20,7 +20,7 @@ needs_data = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def analyzer():
-    from studio.core.analysis import FaceAnalyzer
+    from studio.core.analysis.analyzer import FaceAnalyzer
 
     a = FaceAnalyzer()
     yield a
@@ -32,7 +32,7 @@ def engine():
     """Every model of the studio, loaded once for all the tests that need the lot."""
     import sys
 
-    from studio.core.engine import SurrogateEngine
+    from studio.core.surrogates.engine import SurrogateEngine
 
     e = SurrogateEngine()
     yield e

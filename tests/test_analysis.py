@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.attributes import Attributes
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
+from studio.core.analysis.images import load_image
+from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
 from studio.core.datasets import celeba_id
-from studio.core.identity import SAME_PERSON_THRESHOLD, identity_distance
-from studio.core.images import load_image
-from studio.core.landmarks import BLENDSHAPE_NAMES
 
 pytestmark = pytest.mark.data
 
@@ -151,7 +151,7 @@ def test_normalisation_round_trip():
 def test_pose_angles_equal_scipys_euler_decomposition(analyzer, genki_test):
     from scipy.spatial.transform import Rotation
 
-    from studio.core.calibration import EULER_ORDER, raw_euler
+    from studio.core.analysis.calibration import EULER_ORDER, raw_euler
 
     faces = [analyzer.landmarker.detect(load_image(it.path).rgb) for it in genki_test[:8]]
     transforms = [f[0].transform for f in faces if f]

@@ -49,8 +49,8 @@ def test_analysis_reports_missing_model_cleanly(tmp_path):
 
 
 def test_core_never_imports_qt():
-    code = ("import sys, studio.core.analysis, studio.core.evaluate_analysis, "
-            "studio.core.training_data; "
+    code = ("import sys, studio.core.analysis.analyzer, studio.core.evaluation.check_analysis, "
+            "studio.core.generator.training_data; "
             "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

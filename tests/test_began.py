@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.core.began import (
+from studio.core.generator.networks import (
     BeganConfig,
     Discriminator,
     Generator,
@@ -15,8 +15,8 @@ from studio.core.began import (
     reconstruction_loss,
     update_k,
 )
-from studio.core.began_train import Trainer, TrainSettings, sampling_weights
-from studio.core.training_data import TrainingSet
+from studio.core.generator.training import Trainer, TrainSettings, sampling_weights
+from studio.core.generator.training_data import TrainingSet
 
 
 def test_reconstruction_and_constraint_losses():

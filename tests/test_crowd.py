@@ -16,7 +16,7 @@ import pytest
 from matplotlib.figure import Figure
 from scipy import stats
 
-from studio.core.crowd import (
+from studio.core.crowd.formats import (
     MAPPING_COLUMNS,
     Answer,
     MappingRow,
@@ -27,8 +27,8 @@ from studio.core.crowd import (
     read_results,
     read_truth,
 )
-from studio.core.crowd_report import make_figures, render_html
-from studio.core.power import simulate_differences, t_test_zero
+from studio.core.crowd.power import simulate_differences, t_test_zero
+from studio.core.crowd.report import make_figures, render_html
 
 MTURK_COLUMNS = ["HITId", "HITTypeId", "Title", "Reward", "CreationTime", "AssignmentId",
                  "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime", "WorkTimeInSeconds",

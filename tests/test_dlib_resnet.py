@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.core.assets import third_party_dir
-from studio.core.datasets import data_available, data_root
-from studio.core.dlib_resnet import (
+from studio.core.analysis.dlib_resnet import (
     MODEL_NAME,
     DlibFaceEncoder,
     DlibFormatError,
@@ -19,6 +17,8 @@ from studio.core.dlib_resnet import (
     load_dlib_net,
     parse_dlib_dat,
 )
+from studio.core.assets import third_party_dir
+from studio.core.datasets import data_available, data_root
 
 MODEL = third_party_dir() / MODEL_NAME
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not fetched (make models)")
@@ -47,9 +47,9 @@ def real_chips() -> np.ndarray:
     """dlib chips (150 px, padding 0.25) of a few UTKFace and CelebA faces, read in place."""
     import dlib
 
-    from studio.core.dlib_shape import dlib_shape
-    from studio.core.images import load_image
-    from studio.core.landmarks import FaceLandmarker
+    from studio.core.analysis.dlib_shape import dlib_shape
+    from studio.core.analysis.images import load_image
+    from studio.core.analysis.landmarks import FaceLandmarker
 
     if not data_available():
         pytest.skip(f"research face data not found at {data_root()}")

@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core import naive_deid
-from studio.core.evaluation import (
+from studio.core.analysis.images import load_image
+from studio.core.analysis.landmarks import largest_face
+from studio.core.evaluation import baselines
+from studio.core.evaluation.report import render_markdown, slug, write_report
+from studio.core.evaluation.study import (
     FAMILIES,
     ObservationCache,
     discover,
     evaluate,
     methods_for,
 )
-from studio.core.evaluation_report import render_markdown, slug, write_report
-from studio.core.evaluation_summary import summarise_run
-from studio.core.images import load_image
-from studio.core.landmarks import largest_face
+from studio.core.evaluation.summary import summarise_run
 
 pytestmark = pytest.mark.data
 
@@ -58,26 +58,26 @@ def run(engine, people, tmp_path_factory):
 
 def test_naive_methods_change_the_face_and_nothing_else(utk_face, analyzer):
     face = largest_face(analyzer.analyze(utk_face).faces)
-    region = naive_deid.face_region(utk_face.shape, face.landmarks) > 0
+    region = baselines.face_region(utk_face.shape, face.landmarks) > 0
     assert 0.2 < region.mean() < 0.9
-    for out in (naive_deid.blur(utk_face, face.landmarks, 0.12),
-                naive_deid.pixelate(utk_face, face.landmarks, 8),
-                naive_deid.black_mask(utk_face, face.landmarks, "face")):
+    for out in (baselines.blur(utk_face, face.landmarks, 0.12),
+                baselines.pixelate(utk_face, face.landmarks, 8),
+                baselines.black_mask(utk_face, face.landmarks, "face")):
         assert out.shape == utk_face.shape and out.dtype == np.uint8
         assert np.array_equal(out[~region], utk_face[~region])  # the rest of the photo stays
         assert np.abs(out[region].astype(int) - utk_face[region]).mean() > 5
-    masked = naive_deid.black_mask(utk_face, face.landmarks, "face")
+    masked = baselines.black_mask(utk_face, face.landmarks, "face")
     assert masked[region].max() == 0
-    light, strong = (naive_deid.blur(utk_face, face.landmarks, s) for s in (0.05, 0.12))
+    light, strong = (baselines.blur(utk_face, face.landmarks, s) for s in (0.05, 0.12))
     detail = [np.abs(np.diff(x[region].astype(float), axis=0)).mean() for x in
               (utk_face, light, strong)]
     assert detail[0] > detail[1] > detail[2]  # stronger blur, less detail
-    bar = naive_deid.black_mask(utk_face, face.landmarks, "eyes")
+    bar = baselines.black_mask(utk_face, face.landmarks, "eyes")
     eyes = face.landmarks[[33, 263], :2].astype(int)
     assert all(bar[y, x].max() == 0 for x, y in eyes)
     assert bar.mean() > masked.mean()  # a bar hides less than the whole face
     with pytest.raises(ValueError):
-        naive_deid.black_mask(utk_face, face.landmarks, "nose")
+        baselines.black_mask(utk_face, face.landmarks, "nose")
 
 
 def test_discover_reads_the_data_sets_and_folders(people):
@@ -201,7 +201,7 @@ def test_load_image_of_a_source(people):
 
 
 def test_attacks_need_enough_people(run):
-    from studio.core.evaluation_summary import summarise
+    from studio.core.evaluation.summary import summarise
 
     result, _cache, _dataset = run
     rows = [m for m in result.measurements if m.method == "blur-light"]

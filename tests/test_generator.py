@@ -8,10 +8,10 @@ import struct
 import numpy as np
 import pytest
 
-from studio.core.attributes import Attributes
+from studio.core.analysis.attributes import Attributes
 from studio.core.errors import ModelFileError
-from studio.core.generator import DEFAULT_WEIGHTS, Generator
-from studio.core.latent import slerp
+from studio.core.generator.latent import slerp
+from studio.core.generator.sampler import DEFAULT_WEIGHTS, Generator
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer)
 def test_photo_is_analysed_while_the_generator_still_loads(qtbot, tmp_path, utk_face_path):
     """The window's staged start: landmarks and attributes first, then the surrogate and
     the identity measure once torch and the generator are in."""
-    from studio.core.engine import SurrogateEngine
+    from studio.core.surrogates.engine import SurrogateEngine
 
     gate = threading.Event()
 
@@ -324,8 +324,8 @@ def test_save_latent_walk_writes_filmstrip_and_gif(qtbot, window, utk_face_path,
 def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, genki_test):
     import shutil
 
-    from studio.core.batch import run_batch
-    from studio.core.workspace import Workspace
+    from studio.core.workspace.batch import run_batch
+    from studio.core.workspace.store import Workspace
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from studio.core.analysis.images import MAX_PIXELS, decode_image, load_image
 from studio.core.errors import ImageLoadError
-from studio.core.images import MAX_PIXELS, decode_image, load_image
 
 pytestmark = pytest.mark.data
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core import interpolation as walk
-from studio.core.attributes import Attributes
-from studio.core.latent import z_for_seed
+from studio.core.analysis.attributes import Attributes
+from studio.core.generator import interpolation as walk
+from studio.core.generator.latent import z_for_seed
 
 LABELS = Attributes(0.8, 0.3, 0.0, 0.0, 0.0)
 
 
 @pytest.fixture(scope="module")
 def generator():
-    from studio.core.generator import Generator
+    from studio.core.generator.sampler import Generator
 
     return Generator()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from studio.core.attributes import Attributes
-from studio.core.calibration import load_calibration
-from studio.core.face_mesh import canonical_mesh
-from studio.core.images import load_image
-from studio.core.landmarks import BLENDSHAPE_NAMES, largest_face
-from studio.core.morphable import (
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.calibration import load_calibration
+from studio.core.analysis.images import load_image
+from studio.core.analysis.landmarks import BLENDSHAPE_NAMES, largest_face
+from studio.core.morphable.face_mesh import canonical_mesh
+from studio.core.morphable.model import (
     MORPHABLE_FILE,
     SMILE_BLENDSHAPES,
     MorphableModel,
@@ -29,7 +29,7 @@ def model() -> MorphableModel:
 
 @pytest.fixture(scope="module")
 def maker(model):
-    from studio.core.surrogate3d import Surrogate3DMaker
+    from studio.core.morphable.surrogate import Surrogate3DMaker
 
     m = Surrogate3DMaker(model)
     yield m
@@ -118,7 +118,7 @@ def test_smiling_faces_raise_the_smile_coefficients(model, analyzer, genki_test)
 
 
 def test_joy_edit_lands_on_the_requested_joy_with_mouth_and_cheeks_only():
-    from studio.core.surrogate3d import EDITABLE, joy_edit
+    from studio.core.morphable.surrogate import EDITABLE, joy_edit
 
     cal = load_calibration()
     b = np.full(52, 0.05)
@@ -131,8 +131,8 @@ def test_joy_edit_lands_on_the_requested_joy_with_mouth_and_cheeks_only():
 
 
 def test_3d_surrogate_keeps_pose_and_smile_and_changes_identity(maker, analyzer, utk_face):
-    from studio.core.identity import SAME_PERSON_THRESHOLD, identity_distance
-    from studio.core.surrogate3d import Request3D
+    from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
+    from studio.core.morphable.surrogate import Request3D
 
     rgb = utk_face
     face = largest_face(analyzer.analyze(rgb).faces)
@@ -156,7 +156,7 @@ def test_3d_surrogate_keeps_pose_and_smile_and_changes_identity(maker, analyzer,
 
 
 def test_seeds_give_different_identities_and_the_same_seed_the_same(maker, analyzer, utk_face):
-    from studio.core.surrogate3d import Request3D
+    from studio.core.morphable.surrogate import Request3D
 
     face = largest_face(analyzer.analyze(utk_face).faces)
     args = (utk_face, face.landmarks, face.blendshapes, face.attributes)
@@ -168,7 +168,7 @@ def test_seeds_give_different_identities_and_the_same_seed_the_same(maker, analy
 
 
 def test_new_identities_are_drawn_away_from_the_original(maker, analyzer, utk_face):
-    from studio.core.texture_map import unwrap
+    from studio.core.morphable.texture_map import unwrap
 
     face = largest_face(analyzer.analyze(utk_face).faces)
     fit, _ = maker.fit(face.landmarks, face.blendshapes, utk_face)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from studio.core.power import (
+from studio.core.crowd.power import (
     IMAGES,
     WORKERS,
     PowerGrid,

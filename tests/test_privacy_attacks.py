@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import binom, mannwhitneyu
 
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.datasets import celeba_id, data_available, data_root
-from studio.core.identity import SAME_PERSON_THRESHOLD
-from studio.core.privacy_attacks import (
+from studio.core.metrics.attacks import (
     _CHUNK,
     classifier_attack,
     deidentified_share,
@@ -302,8 +302,8 @@ def celeba_pairs(request) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first two photos of 40 CelebA people (both with a face found), and their ids."""
     if not data_available():
         pytest.skip(f"research face data not found at {data_root()}")
-    from studio.core.images import load_image
-    from studio.core.landmarks import largest_face
+    from studio.core.analysis.images import load_image
+    from studio.core.analysis.landmarks import largest_face
 
     analyzer = request.getfixturevalue("analyzer")
     by_id: dict[int, list] = {}

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from studio.core import render3d
 from studio.core.errors import RenderError, StudioError
-from studio.core.face_mesh import canonical_mesh
-from studio.core.render3d import MeshRenderer, View
+from studio.core.morphable import render as render3d
+from studio.core.morphable.face_mesh import canonical_mesh
+from studio.core.morphable.render import MeshRenderer, View
 
 SIZE = 256
 GREEN = (0, 255, 0)  # a backdrop no grey or red/blue render can produce
@@ -303,7 +303,7 @@ def test_environment_platform_is_respected(monkeypatch):
 _CHILD = textwrap.dedent(
     """
     import numpy as np
-    from studio.core.render3d import MeshRenderer, gl_platform
+    from studio.core.morphable.render import MeshRenderer, gl_platform
     r = MeshRenderer(32)
     img = r.render(np.array([[4, 4, 0], [28, 4, 0], [4, 28, 0.0]]), np.array([[0, 1, 2]]),
                    mode="shaded", background=(0, 0, 0))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from studio.core import training_data as td
+from studio.core.generator import training_data as td
 
 pytestmark = pytest.mark.data
 

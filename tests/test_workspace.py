@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.batch import png_bytes, run_batch
-from studio.core.export import ExportError, export_batch
-from studio.core.framing import original_crop
-from studio.core.images import load_image
-from studio.core.workspace import Workspace, WorkspaceError
+from studio.core.analysis.framing import original_crop
+from studio.core.analysis.images import load_image
+from studio.core.workspace.batch import png_bytes, run_batch
+from studio.core.workspace.export import ExportError, export_batch
+from studio.core.workspace.store import Workspace, WorkspaceError
 
 pytestmark = pytest.mark.data
 
@@ -194,7 +194,7 @@ def test_identity_gate_refuses_the_original_itself(tmp_path, engine, genki_test,
 def test_failed_export_leaves_nothing_behind(tmp_path, engine, genki_test, analyzer,
                                              monkeypatch):
     ws = _accepted_workspace(tmp_path, engine, genki_test)
-    import studio.core.export as export_module
+    import studio.core.workspace.export as export_module
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

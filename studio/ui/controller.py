@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer
 
-from studio.core.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
+from studio.core.analysis.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
 from studio.ui.images import display_image
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
@@ -21,7 +21,7 @@ MEASURE_3D_AFTER_MS = 250
 
 
 def _default_engine():
-    from studio.core.engine import SurrogateEngine
+    from studio.core.surrogates.engine import SurrogateEngine
 
     return SurrogateEngine(staged=True)
 
@@ -280,8 +280,8 @@ class Controller(QObject):
         if (engine is None or not engine.can_render3d or state.face is None
                 or state.image is None):
             return
-        from studio.core.render3d import View
-        from studio.core.surrogate3d import RECONSTRUCTION, Request3D
+        from studio.core.morphable.render import View
+        from studio.core.morphable.surrogate import RECONSTRUCTION, Request3D
 
         identity = {"seed": state.seed_a, "mean": 0,
                     "reconstruction": RECONSTRUCTION}[state.identity3d]

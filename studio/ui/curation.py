@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.framing import original_crop
-from studio.core.workspace import FILTERS, Workspace, face_analysis, needs_attention
+from studio.core.analysis.framing import original_crop
+from studio.core.workspace.store import FILTERS, Workspace, face_analysis, needs_attention
 from studio.ui.images import to_pixmap
 from studio.ui.metrics_panels import ExpressionPanel, IdentityPanel
 from studio.ui.state import StudioState
@@ -157,7 +157,7 @@ class CurationWindow(QMainWindow):
         self.current = next((i for i, c in enumerate(self.candidates)
                              if c.decision == "pending"), 0)
         try:
-            from studio.core.images import load_image
+            from studio.core.analysis.images import load_image
 
             rgb = load_image(face.original_path).rgb  # read only, never written
             self._original_rgb = original_crop(rgb, face.landmarks, size=THUMB)
@@ -214,13 +214,13 @@ class CurationWindow(QMainWindow):
         analyzer = getattr(self.engine_provider(), "analyzer", None)
         if analyzer is None:
             return
-        from studio.core.comparison import compare
+        from studio.core.metrics.comparison import compare
 
         face, png = face_analysis(self.face), self.ws.image(candidate.id)
 
         def job():
             rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-            from studio.core.analysis import ImageAnalysis
+            from studio.core.analysis.analyzer import ImageAnalysis
 
             analysis = ImageAnalysis("<workspace>", 0, 0, [face], {})
             return analysis, compare(analyzer, face, rgb), candidate.method
@@ -279,8 +279,8 @@ class CurationWindow(QMainWindow):
         if engine is None or not self.candidates or self._original_rgb is None:
             self.status("The models are still loading.", error=True)
             return
-        from studio.core.batch import CandidateMaker
-        from studio.core.images import load_image
+        from studio.core.analysis.images import load_image
+        from studio.core.workspace.batch import CandidateMaker
 
         c, face = self.candidates[self.current], self.face
         seed = max(x.seed for x in self.candidates) + 1

@@ -28,16 +28,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.evaluation import FAMILIES, METHODS
-from studio.core.evaluation_report import (
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.evaluation.report import (
     FAMILY_COLORS,
     by_dataset,
     checks,
     label_places,
     tables,
 )
-from studio.core.evaluation_summary import BARS, MethodResult
-from studio.core.identity import SAME_PERSON_THRESHOLD
+from studio.core.evaluation.study import FAMILIES, METHODS
+from studio.core.evaluation.summary import BARS, MethodResult
 from studio.ui.workers import run_in_thread
 
 FAMILY_NAMES = {"gan": "GAN surrogate", "3d": "3D surrogate", "blur": "blur",
@@ -134,7 +134,7 @@ class EvaluationWindow(QMainWindow):
 
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
-        from studio.core.evaluation_report import evaluate_folders
+        from studio.core.evaluation.report import evaluate_folders
 
         folder, out = self.folder.text().strip(), self.out.text().strip()
         families = [f for f, box in self.methods.items() if box.isChecked()]

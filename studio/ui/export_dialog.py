@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
-from studio.core.workspace import Workspace
+from studio.core.workspace.store import Workspace
 from studio.ui.workers import run_in_thread
 
 
@@ -74,8 +74,8 @@ class ExportDialog(QDialog):
         self.report = None
 
     def export(self) -> None:
-        from studio.core.crowd import read_truth
-        from studio.core.export import export_batch
+        from studio.core.crowd.formats import read_truth
+        from studio.core.workspace.export import export_batch
 
         formats = tuple(f for f, box in (("mturk", self.mturk), ("labelstudio", self.labelstudio))
                         if box.isChecked())

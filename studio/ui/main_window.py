@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.images import SUPPORTED_SUFFIXES
+from studio.core.analysis.images import SUPPORTED_SUFFIXES
 from studio.ui.controller import Controller
 from studio.ui.metrics_panels import ExpressionPanel, IdentityPanel
 from studio.ui.panel3d import Surrogate3DView
@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
 
     def open_workspace(self, path: str | None = None):
         """A curation window on a workspace file, sharing this window's models."""
-        from studio.core.workspace import Workspace, WorkspaceError
+        from studio.core.workspace.store import Workspace, WorkspaceError
         from studio.ui.curation import CurationWindow
 
         if not path:
@@ -296,7 +296,7 @@ class MainWindow(QMainWindow):
         def job() -> Path:
             from PIL import Image
 
-            from studio.core import interpolation as walk
+            from studio.core.generator import interpolation as walk
 
             frames = walk.between_identities(engine.generator, targets, a, b, 9, mode)
             Image.fromarray(walk.filmstrip(frames)).save(out)

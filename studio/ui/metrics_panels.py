@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from studio.core.identity import SAME_PERSON_THRESHOLD
-from studio.core.landmarks import BLENDSHAPE_NAMES
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
 from studio.ui.state import HISTORY, StudioState
 
 ROWS = [("joy", "Joy"), ("yaw", "Yaw °"), ("pitch", "Pitch °"), ("roll", "Roll °")]

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.framing import original_crop
+from studio.core.analysis.framing import original_crop
 from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView
 
-from studio.core.landmarks import connections
+from studio.core.analysis.landmarks import connections
 from studio.ui.state import StudioState
 
 OVERLAYS = ("points", "contours", "mesh", "none")

@@ -12,16 +12,16 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from studio.core.attributes import Attributes
-from studio.core.latent import slerp, z_for_seed
+from studio.core.analysis.attributes import Attributes
+from studio.core.generator.latent import slerp, z_for_seed
 from studio.ui.images import display_image
 
 if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-up path
-    from studio.core.analysis import FaceAnalysis, ImageAnalysis
-    from studio.core.comparison import Comparison
-    from studio.core.engine import ComparisonResult, SurrogateResult
-    from studio.core.images import LoadedImage
-    from studio.core.surrogate3d import Surrogate3D
+    from studio.core.analysis.analyzer import FaceAnalysis, ImageAnalysis
+    from studio.core.analysis.images import LoadedImage
+    from studio.core.metrics.comparison import Comparison
+    from studio.core.morphable.surrogate import Surrogate3D
+    from studio.core.surrogates.engine import ComparisonResult, SurrogateResult
 
 NEUTRAL = Attributes(0.5, 0.5, 0.0, 0.0, 0.0)
 HISTORY = 40  # identity distances kept for the history plot

@@ -1,0 +1,152 @@
+"""The face analysis the whole studio stands on: landmarks, attributes, identity."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.calibration import Calibration, load_calibration
+from studio.core.analysis.images import LoadedImage, load_image
+from studio.core.analysis.landmarks import (
+    BLENDSHAPE_NAMES,
+    DetectedFace,
+    FaceLandmarker,
+    LandmarkerPool,
+)
+
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    """Everything known about one face in one image."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray = field(repr=False)  # (478, 3) pixels
+    blendshapes: np.ndarray = field(repr=False)  # (52,)
+    transform: np.ndarray = field(repr=False)  # (4, 4)
+    attributes: Attributes
+    descriptor: np.ndarray | None = field(default=None, repr=False)  # (128,)
+
+    def top_blendshapes(self, k: int = 5) -> list[tuple[str, float]]:
+        order = np.argsort(-self.blendshapes)[:k]
+        return [(BLENDSHAPE_NAMES[i], float(self.blendshapes[i])) for i in order]
+
+    def to_dict(self, landmarks: bool = False) -> dict:
+        out: dict = {
+            "box": [round(v, 1) for v in self.box],
+            "attributes": self.attributes.to_dict(),
+            "smiling": self.attributes.smiling,
+            "top_blendshapes": {n: round(s, 4) for n, s in self.top_blendshapes()},
+        }
+        if self.descriptor is not None:
+            out["descriptor"] = [round(float(v), 5) for v in self.descriptor]
+        if landmarks:
+            out["landmarks"] = np.round(self.landmarks, 2).tolist()
+        return out
+
+
+@dataclass(frozen=True)
+class ImageAnalysis:
+    source: str
+    width: int
+    height: int
+    faces: list[FaceAnalysis]
+    timings_ms: dict[str, float]
+
+
+class FaceAnalyzer:
+    """Loads the models once; ``analyze`` is safe to call from worker threads."""
+
+    def __init__(self, identity: bool = True, gender: bool = True, max_faces: int = 8,
+                 landmarkers: int = 1) -> None:
+        from studio.core.analysis.gender import GenderClassifier
+        from studio.core.analysis.identity import IdentityEncoder
+
+        self.calibration: Calibration = load_calibration()
+        self.landmarker = (FaceLandmarker(max_faces=max_faces) if landmarkers <= 1 else
+                           LandmarkerPool(landmarkers, max_faces=max_faces))
+        self.gender = GenderClassifier() if gender else None
+        self.identity = IdentityEncoder() if identity else None
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def __enter__(self) -> FaceAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def attributes(self, rgb: np.ndarray, face: DetectedFace, gender: bool = True
+                   ) -> Attributes:
+        joy = self.calibration.joy(face.blendshapes)
+        p_male = (self.gender.p_male(rgb, face.landmarks) if self.gender and gender
+                  else float("nan"))
+        yaw, pitch, roll = self.calibration.pose(face.transform)
+        return Attributes(joy, p_male, float(yaw), float(pitch), float(roll))
+
+    def analyze(self, image: np.ndarray | LoadedImage, source: str = "<array>") -> ImageAnalysis:
+        if isinstance(image, LoadedImage):
+            rgb, source = image.rgb, image.source
+        else:
+            rgb = np.ascontiguousarray(image, dtype=np.uint8)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        detected = self.landmarker.detect(rgb)
+        t1 = time.perf_counter()
+        attrs = [self.attributes(rgb, f) for f in detected]
+        t2 = time.perf_counter()
+        descriptors = [self.identity.descriptor(rgb, f.landmarks) if self.identity else None
+                       for f in detected]
+        t3 = time.perf_counter()
+        timings.update(detect=(t1 - t0) * 1e3, attributes=(t2 - t1) * 1e3,
+                       identity=(t3 - t2) * 1e3, analysis=(t3 - t0) * 1e3)
+        faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, d)
+                 for f, a, d in zip(detected, attrs, descriptors, strict=True)]
+        return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings)
+
+    def analyze_many(self, images: list[np.ndarray], gender: bool = True,
+                     identity: bool = True) -> list[ImageAnalysis]:
+        """Several images at once (a batch's candidates): the identity network runs once
+        over all their faces, which is what costs most per face. ``gender=False`` leaves
+        P(male) as NaN and ``identity=False`` the descriptors None, where nobody reads them."""
+        from studio.core.analysis.identity import identity_chip
+
+        found = []
+        for rgb in images:
+            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+            detected = self.landmarker.detect(rgb)
+            found.append((rgb, detected, [self.attributes(rgb, f, gender) for f in detected]))
+        describe = identity and self.identity is not None
+        chips = ([identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det]
+                 if describe else [])
+        descs = iter(self.identity.descriptors_of_chips(np.stack(chips)) if chips else [])
+        out = []
+        for rgb, detected, attrs in found:
+            faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a,
+                                  next(descs, None))
+                     for f, a in zip(detected, attrs, strict=True)]
+            out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {}))
+        return out
+
+    def describe(self, rgb: np.ndarray, analysis: ImageAnalysis) -> ImageAnalysis:
+        """The same analysis with identity descriptors for faces that have none."""
+        if self.identity is None:
+            raise RuntimeError("the identity encoder is not loaded")
+        faces = [f if f.descriptor is not None else
+                 replace(f, descriptor=self.identity.descriptor(rgb, f.landmarks))
+                 for f in analysis.faces]
+        return replace(analysis, faces=faces)
+
+    def analyze_path(self, path: str | os.PathLike[str]) -> ImageAnalysis:
+        t0 = time.perf_counter()
+        loaded = load_image(Path(path))
+        load_ms = (time.perf_counter() - t0) * 1e3
+        result = self.analyze(loaded)
+        result.timings_ms["load"] = load_ms
+        result.timings_ms["total"] = load_ms + result.timings_ms["analysis"]
+        return result

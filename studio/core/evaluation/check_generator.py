@@ -1,0 +1,179 @@
+"""Measure the generator with the face analysis, on generated images only.
+
+Requested labels come from held-out images (GENKI-4K test split and the UTKFace hold-out),
+never from training images.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from studio.core.analysis.analyzer import FaceAnalyzer
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.analysis.landmarks import largest_face
+from studio.core.evaluation.check_analysis import Metric
+from studio.core.generator.sampler import Generator
+
+
+@dataclass
+class SampleMeasure:
+    requested: Attributes
+    measured: Attributes | None
+    descriptor: np.ndarray | None
+
+
+def measure(analyzer: FaceAnalyzer, images: np.ndarray, requested: list[Attributes],
+            progress: bool, desc: str) -> list[SampleMeasure]:
+    out = []
+    for img, req in tqdm(list(zip(images, requested, strict=True)), desc=desc,
+                         disable=not progress, unit="img"):
+        faces = analyzer.analyze(img).faces
+        if faces:
+            f = largest_face(faces)
+            out.append(SampleMeasure(req, f.attributes, f.descriptor))
+        else:
+            out.append(SampleMeasure(req, None, None))
+    return out
+
+
+def heldout_labels(cache_records: dict[str, dict]) -> list[Attributes]:
+    """Attributes of the held-out faces, from the label cache keyed by file path."""
+    from studio.core.datasets import genki, utk_split, utkface
+
+    paths = [str(it.path) for it in genki("test")]
+    paths += [str(it.path) for it in utk_split(utkface(), "test")]
+    out = []
+    for p in paths:
+        rec = cache_records.get(p)
+        if rec and rec.get("faces"):
+            out.append(Attributes(rec["joy"], rec["p_male"], rec["yaw"], rec["pitch"],
+                                  rec["roll"]))
+    return out
+
+
+def control_metrics(samples: list[SampleMeasure]) -> list[Metric]:
+    found = [s for s in samples if s.measured is not None]
+    det = len(found) / len(samples)
+    req = np.array([[s.requested.joy, s.requested.p_male, s.requested.yaw, s.requested.pitch,
+                     s.requested.roll] for s in found])
+    got = np.array([[s.measured.joy, s.measured.p_male, s.measured.yaw, s.measured.pitch,
+                     s.measured.roll] for s in found])
+    joy_corr = float(np.corrcoef(req[:, 0], got[:, 0])[0, 1])
+    extreme = (req[:, 0] <= 0.2) | (req[:, 0] >= 0.8)
+    joy_agree = float(np.mean((req[extreme, 0] >= 0.5) == (got[extreme, 0] >= 0.5)))
+    yaw_in = np.abs(req[:, 2]) <= 30
+    yaw_mae = float(np.mean(np.abs(req[yaw_in, 2] - got[yaw_in, 2])))
+    yaw_corr = float(np.corrcoef(req[:, 2], got[:, 2])[0, 1])
+    roll_in = np.abs(req[:, 4]) <= 15
+    roll_mae = float(np.mean(np.abs(req[roll_in, 4] - got[roll_in, 4])))
+    pitch_corr = float(np.corrcoef(req[:, 3], got[:, 3])[0, 1])
+    g_ext = (req[:, 1] <= 0.1) | (req[:, 1] >= 0.9)
+    g_agree = float(np.mean((req[g_ext, 1] >= 0.5) == (got[g_ext, 1] >= 0.5)))
+    n = f"{len(found)} faces of {len(samples)} samples"
+    return [
+        Metric("realism: face detected", det, ">= 0.95", det >= 0.95, n),
+        Metric("joy correlation", joy_corr, ">= 0.80", joy_corr >= 0.8, n),
+        Metric("smile agreement, joy <=0.2 or >=0.8", joy_agree, ">= 0.90", joy_agree >= 0.9,
+               f"{int(extreme.sum())} samples"),
+        Metric("yaw MAE (deg), |yaw| <= 30", yaw_mae, "<= 8", yaw_mae <= 8,
+               f"{int(yaw_in.sum())} samples; yaw correlation {yaw_corr:.3f}"),
+        Metric("roll MAE (deg), |roll| <= 15", roll_mae, "<= 5", roll_mae <= 5,
+               f"{int(roll_in.sum())} samples"),
+        Metric("pitch correlation", pitch_corr, ">= 0.50", pitch_corr >= 0.5, n),
+        Metric("gender agreement, P <=0.1 or >=0.9", g_agree, ">= 0.90", g_agree >= 0.9,
+               f"{int(g_ext.sum())} samples"),
+    ]
+
+
+def diversity_metrics(samples: list[SampleMeasure], label_sets: int) -> list[Metric]:
+    """Pairwise identity distances among samples that share their labels."""
+    groups: dict[tuple, list[np.ndarray]] = {}
+    for s in samples:
+        if s.descriptor is not None:
+            key = tuple(np.round(s.requested.normalized(), 4))
+            groups.setdefault(key, []).append(s.descriptor)
+    dists = []
+    for descs in groups.values():
+        d = np.array(descs)
+        iu = np.triu_indices(len(d), 1)
+        dists.append(np.linalg.norm(d[:, None] - d[None], axis=2)[iu])
+    all_d = np.concatenate(dists)
+    mean, low = float(all_d.mean()), float(np.mean(all_d < 0.4))
+    detail = f"{label_sets} label sets x 50 samples, {len(all_d)} pairs"
+    return [Metric("diversity: mean pairwise identity distance", mean, ">= 0.55", mean >= 0.55,
+                   detail),
+            Metric("diversity: share of pairs below 0.4", low, "< 0.02", low < 0.02, detail)]
+
+
+def nearest_distances(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    out = []
+    for i in range(0, len(queries), 256):
+        q = queries[i:i + 256]
+        d = np.sqrt(np.maximum(((q[:, None, :] - reference[None]) ** 2).sum(-1), 0))
+        out.append(d.min(axis=1))
+    return np.concatenate(out)
+
+
+def evaluate(generator: Generator, analyzer: FaceAnalyzer, cache_records: dict[str, dict],
+             n: int = 1000, diversity_sets: int = 4, privacy_faces: int | None = None,
+             training_reference: int = 3000, seed: int = 0,
+             progress: bool = True) -> list[Metric]:
+    from studio.core.analysis.images import load_image
+    from studio.core.datasets import genki
+    from studio.core.generator.training_data import training_sources
+
+    rng = random.Random(seed)
+    pool = heldout_labels(cache_records)
+    requested = [rng.choice(pool) for _ in range(n)]
+    images = generator.sample(requested, seed=seed)
+    samples = measure(analyzer, images, requested, progress, "generated samples")
+    metrics = control_metrics(samples)
+
+    div_labels = [rng.choice(pool) for _ in range(diversity_sets)]
+    div_req = [a for a in div_labels for _ in range(50)]
+    div_imgs = generator.sample(div_req, seed=seed + 1)
+    metrics += diversity_metrics(measure(analyzer, div_imgs, div_req, progress, "diversity"),
+                                 diversity_sets)
+
+    # Privacy 1: each held-out GENKI face against a surrogate drawn from its own labels.
+    faces = genki("test")[:privacy_faces]
+    far = total = 0
+    real_desc = []
+    for it in tqdm(faces, desc="privacy (own labels)", disable=not progress, unit="img"):
+        found = analyzer.analyze(load_image(it.path)).faces
+        if not found:
+            continue
+        f = largest_face(found)
+        real_desc.append(f.descriptor)
+        sur = analyzer.analyze(generator.sample(f.attributes, seed=rng.randrange(1 << 30))[0])
+        if not sur.faces:
+            continue
+        total += 1
+        far += np.linalg.norm(largest_face(sur.faces).descriptor - f.descriptor) >= \
+            SAME_PERSON_THRESHOLD
+    share = far / max(total, 1)
+    metrics.append(Metric("privacy: surrogate >= 0.6 from its original", share, ">= 0.95",
+                          share >= 0.95, f"{total} held-out GENKI-4K faces"))
+
+    # Privacy 2: samples are no closer to training faces than held-out real faces are.
+    train_paths = [p for _, p in training_sources()]
+    rng.shuffle(train_paths)
+    ref = []
+    for p in tqdm(train_paths[:training_reference], desc="training-face descriptors",
+                  disable=not progress, unit="img"):
+        found = analyzer.analyze(load_image(p)).faces
+        if found:
+            ref.append(largest_face(found).descriptor)
+    ref_arr = np.array(ref)
+    gen_desc = np.array([s.descriptor for s in samples if s.descriptor is not None])
+    med_gen = float(np.median(nearest_distances(gen_desc, ref_arr)))
+    med_real = float(np.median(nearest_distances(np.array(real_desc), ref_arr)))
+    metrics.append(Metric("privacy: median nearest-training distance", med_gen,
+                          f">= {med_real - 0.02:.3f}", med_gen >= med_real - 0.02,
+                          f"held-out real faces: {med_real:.3f}; {len(ref_arr)} training faces"))
+    return metrics

@@ -1,0 +1,163 @@
+"""Per method and data set: what an output keeps (utility) and what it gives away (privacy).
+
+Utility is measured against the original's own estimate (what a crowd would be asked to
+label) and, where the data has it, against ground truth. An output without a face keeps
+no smile: smile agreement counts it as lost, as CIAGAN's classifier agreement did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from studio.core.evaluation.study import METHODS, EvaluationRun, Measurement
+from studio.core.metrics.attacks import (
+    ClassifierAttack,
+    Identification,
+    Roc,
+    classifier_attack,
+    deidentified_share,
+    identify,
+    impostor_distances,
+    verification_roc,
+)
+
+ANGLES = ("yaw", "pitch", "roll")
+#: The issue's bars for the GAN surrogate.
+BARS = {"deidentified": 0.95, "rank1_over_chance": 2.0, "smile_agreement": 0.85}
+
+
+@dataclass(frozen=True, eq=False)
+class MethodResult:
+    dataset: str
+    method: str
+    label: str
+    n: int  # source faces (originals with a face)
+    detection: float  # share of outputs on which a face is found
+    smile_agreement: float  # output's smile decision equals the original's; no face = lost
+    joy_correlation: float
+    angle_error: dict[str, float]  # mean |output - original|, degrees, outputs with a face
+    gender_agreement: float
+    truth: dict[str, float]  # against ground truth, where the data set has it
+    deidentified: float  # share of outputs with a face >= 0.6 from their original
+    median_distance: float
+    distances: np.ndarray = field(repr=False)  # per source; NaN: no descriptor
+    roc: Roc | None = field(repr=False, default=None)
+    attack1: Identification | None = None
+    attack1_other_photo: float | None = None  # rank-1 when the gallery holds another photo
+    attack2: ClassifierAttack | None = None
+
+    @property
+    def tar_at_far_1e3(self) -> float:
+        return math.nan if self.roc is None else self.roc.tar_at(1e-3)
+
+    def checks(self) -> dict[str, tuple[float, bool]]:
+        """The issue's bars, for the GAN surrogate."""
+        out = {"deidentified": (self.deidentified, self.deidentified >= BARS["deidentified"]),
+               "smile_agreement": (self.smile_agreement,
+                                   self.smile_agreement >= BARS["smile_agreement"])}
+        if self.attack1 is not None:
+            ratio = self.attack1.over_chance[1]
+            out["rank1_over_chance"] = (ratio, ratio <= BARS["rank1_over_chance"])
+        return out
+
+
+def _descriptors(observations) -> np.ndarray:
+    return np.stack([o.descriptor if o.descriptor is not None else np.full(128, np.nan)
+                     for o in observations]).astype(np.float64)
+
+
+def _mean(values) -> float:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def _corr(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return math.nan
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def truth_metrics(rows: list[Measurement]) -> dict[str, float]:
+    """Smile accuracy, angle errors and gender accuracy against the data set's labels."""
+    out: dict[str, float] = {}
+    found = [r for r in rows if r.output.found]
+    if rows and "smile" in rows[0].truth:
+        out["smile_accuracy"] = float(np.mean([r.output.smiling is not None and
+                                               r.output.smiling == bool(r.truth["smile"])
+                                               for r in rows]))
+        for angle in ANGLES:
+            out[f"{angle}_error"] = _mean([abs(getattr(r.output, angle) - r.truth[angle])
+                                           for r in found])
+    if rows and "male" in rows[0].truth:
+        judged = [r for r in found if math.isfinite(r.output.p_male)]
+        out["gender_accuracy"] = (float(np.mean([(r.output.p_male >= 0.5) == bool(r.truth["male"])
+                                                 for r in judged])) if judged else math.nan)
+    return out
+
+
+def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
+    """One method on one data set."""
+    r0 = rows[0]
+    found = [r for r in rows if r.output.found]
+    original, output = _descriptors(r.original for r in rows), _descriptors(r.output for r in rows)
+    distances = np.linalg.norm(original - output, axis=1)  # NaN without a descriptor
+    ids = np.array([r.identity for r in rows])
+    finite = distances[np.isfinite(distances)]
+    roc = None
+    impostors = impostor_distances(original, ids, output, ids)
+    if finite.size and impostors.size:
+        roc = verification_roc(distances, impostors)
+    attack1 = other = attack2 = None
+    if identities_known:
+        attack1, other = _attack_one(rows, original, output, ids)
+        described = Counter(ids[np.isfinite(output).all(axis=1)])
+        if sum(n >= 2 for n in described.values()) >= 2:  # someone to train and test on
+            attack2 = classifier_attack(output, ids)
+    judged = [r for r in found if math.isfinite(r.output.p_male) and
+              math.isfinite(r.original.p_male)]
+    return MethodResult(
+        dataset=r0.dataset, method=r0.method, label=METHODS[r0.method].label, n=len(rows),
+        detection=len(found) / len(rows),
+        smile_agreement=float(np.mean([r.output.smiling == r.original.smiling for r in rows])),
+        joy_correlation=_corr([r.original.joy for r in found], [r.output.joy for r in found]),
+        angle_error={a: _mean([abs(getattr(r.output, a) - getattr(r.original, a))
+                               for r in found]) for a in ANGLES},
+        gender_agreement=(float(np.mean([(r.output.p_male >= 0.5) == (r.original.p_male >= 0.5)
+                                         for r in judged])) if judged else math.nan),
+        truth=truth_metrics(rows),
+        deidentified=deidentified_share(distances),
+        median_distance=float(np.median(finite)) if finite.size else math.nan,
+        distances=distances, roc=roc, attack1=attack1, attack1_other_photo=other,
+        attack2=attack2)
+
+
+def _attack_one(rows: list[Measurement], original: np.ndarray, output: np.ndarray,
+                ids: np.ndarray) -> tuple[Identification, float | None]:
+    """Gallery: one original per identity (its first photo). Probes: every output. Rank-1
+    is also given for the probes whose own photo is not the gallery's."""
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        first.setdefault(r.identity, i)
+    gallery = np.array(sorted(first.values()))
+    result = identify(output, ids, original[gallery], ids[gallery])
+    other = np.array([first[r.identity] != i for i, r in enumerate(rows)])
+    rate = float(np.mean(result.ranks[other] <= 1)) if other.any() else None
+    return result, rate
+
+
+def summarise_run(run: EvaluationRun) -> list[MethodResult]:
+    """Every (data set, method) of a run, in the run's order."""
+    known = {d.name: d.identities_known for d in run.datasets}
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in run.measurements:
+        groups.setdefault((m.dataset, m.method), []).append(m)
+    order = [(d.name, m.key) for d in run.datasets for m in run.methods]
+    return [summarise(groups[k], known[k[0]]) for k in order if k in groups]
+

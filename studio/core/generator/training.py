@@ -1,0 +1,269 @@
+"""Training loop for the conditional BEGAN-CS: resumable, time-boxed, logged."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from studio.core.generator.networks import (
+    BeganConfig,
+    Discriminator,
+    Generator,
+    constraint_loss,
+    convergence,
+    reconstruction_loss,
+    update_k,
+)
+from studio.core.generator.training_data import TrainingSet
+
+
+@dataclass
+class TrainSettings:
+    batch: int = 32
+    lr: float = 1e-4
+    alpha: float = 0.5  # weight of the constraint loss L_C (thesis)
+    gamma: float = 0.1  # BEGAN diversity ratio (thesis)
+    lambda_k: float = 1e-3
+    label_weight: float = 0.1
+    # Weigh each label's squared error by 1 / its variance in the sampled batches. Plain MSE
+    # let pitch (std 6 degrees = 0.07 in [0, 1]) contribute almost nothing, so G ignored it.
+    label_standardize: bool = True
+    label_ramp_steps: int = 3000  # label loss ramps up from 0 (thesis: avoids blur)
+    constraint_in_generator: bool = True  # without it z collapsed in our baseline trial
+    pose_balance: float = 0.5  # sampling weight = 1 / count(yaw, pitch bin) ** pose_balance
+    lr_decay_every: int = 0  # steps; 0 keeps the learning rate constant
+    seed: int = 0
+    config: BeganConfig = field(default_factory=BeganConfig)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def sampling_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Flatten the (yaw, pitch) distribution: most pose variety is rare in the data."""
+    yaw_bin = np.clip((labels[:, 2] * 18).astype(int), 0, 17)
+    pitch_bin = np.clip((labels[:, 3] * 18).astype(int), 0, 17)
+    cell = yaw_bin * 18 + pitch_bin
+    counts = np.bincount(cell, minlength=18 * 18)
+    w = 1.0 / counts[cell] ** power
+    return w / w.sum()
+
+
+def label_scale(labels: np.ndarray, weights: np.ndarray, standardize: bool) -> np.ndarray:
+    """Per-label loss weights: 1 / variance under the sampling weights, or all ones."""
+    if not standardize:
+        return np.ones(labels.shape[1], np.float32)
+    mean = weights @ labels
+    var = weights @ (labels - mean) ** 2
+    return (1.0 / np.maximum(var, 1e-4)).astype(np.float32)
+
+
+def fixed_grid_inputs(z_dim: int, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
+    """8x8 grid: rows sweep joy/gender/yaw/pitch, columns are 8 fixed identities."""
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.rand(8, z_dim, generator=g) * 2 - 1).repeat(8, 1)
+    base = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5])
+    rows = []
+    for joy, male, yaw, pitch in [(0.05, 0.1, 0.5, 0.5), (0.95, 0.1, 0.5, 0.5),
+                                  (0.05, 0.9, 0.5, 0.5), (0.95, 0.9, 0.5, 0.5),
+                                  (0.5, 0.5, 0.2, 0.5), (0.5, 0.5, 0.8, 0.5),
+                                  (0.5, 0.5, 0.5, 0.35), (0.5, 0.5, 0.5, 0.65)]:
+        y = base.clone()
+        y[:4] = torch.tensor([joy, male, yaw, pitch])
+        rows.append(y.repeat(8, 1))
+    return z, torch.cat(rows)
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image((images.float() + 1) / 2, str(path), nrow=nrow, padding=1)
+
+
+class Trainer:
+    """Owns the networks, optimisers and state; ``run`` trains for a time budget."""
+
+    def __init__(self, data: TrainingSet, out: Path, settings: TrainSettings,
+                 device: torch.device) -> None:
+        self.data, self.out, self.s, self.device = data, out, settings, device
+        torch.manual_seed(settings.seed)
+        cfg = settings.config
+        fmt = torch.channels_last
+        self.G = Generator(cfg).to(device, memory_format=fmt)
+        self.D = Discriminator(cfg).to(device, memory_format=fmt)
+        betas = (0.5, 0.999)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), settings.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), settings.lr, betas=betas)
+        self.k = 0.0
+        self.step = 0
+        self.seconds = 0.0
+        self.rng = np.random.default_rng(settings.seed)
+        self.weights = sampling_weights(data.labels, settings.pose_balance)
+        self.label_scale = torch.from_numpy(
+            label_scale(data.labels, self.weights, settings.label_standardize)).to(device)
+        self.amp = device.type == "cpu" or device.type == "cuda"
+        self.amp_dtype = torch.bfloat16
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / "state.pt"
+
+    def save_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = {
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "k": self.k, "step": self.step, "seconds": self.seconds,
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "settings": json.dumps(asdict(self.s)),
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.state_path)  # never leave a half-written checkpoint
+        self.export_generator(self.out / "generator.safetensors")
+
+    def load_state(self) -> None:
+        state = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.k, self.step, self.seconds = state["k"], state["step"], state["seconds"]
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def export_generator(self, path: Path) -> None:
+        """fp16 safetensors of G plus its config: what the app ships and loads."""
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().to("cpu", torch.float16).contiguous()
+                   for k, v in self.G.state_dict().items()}
+        meta = {"config": json.dumps(self.s.config.to_dict()), "step": str(self.step),
+                "train_seconds": f"{self.seconds:.0f}"}
+        save_file(tensors, str(path), metadata=meta)
+
+    # -- training --------------------------------------------------------------------
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.rng.choice(len(self.data.labels), size=self.s.batch, p=self.weights)
+        x = torch.from_numpy(self.data.images[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        y = torch.from_numpy(self.data.labels[idx].copy())
+        flip = torch.from_numpy(self.rng.random(self.s.batch) < 0.5)
+        x[flip] = x[flip].flip(3)
+        # A horizontal flip negates yaw and roll: in [0, 1] that is v -> 1 - v.
+        y[flip, 2] = 1 - y[flip, 2]
+        y[flip, 4] = 1 - y[flip, 4]
+        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device)
+
+    def label_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return ((pred.float() - y) ** 2 * self.label_scale).mean()
+
+    def train_step(self) -> dict[str, float]:
+        s, G, D = self.s, self.G, self.D
+        x, y = self.batch()
+        z = torch.rand(s.batch, s.config.z_dim, device=self.device) * 2 - 1
+        w_label = s.label_weight * min(1.0, self.step / max(s.label_ramp_steps, 1))
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            fake = G(z, y)
+            rec_real, _, pred_real = D(x)
+            rec_fake, code_fake, _ = D(fake.detach())
+            l_real = reconstruction_loss(x, rec_real.float())
+            l_fake = reconstruction_loss(fake.detach().float(), rec_fake.float())
+            l_c = constraint_loss(z, code_fake.float())
+            l_label_real = self.label_loss(pred_real, y)
+            loss_d = l_real - self.k * l_fake + s.alpha * l_c + w_label * l_label_real
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            rec_g, code_g, pred_g = D(fake)
+            l_g = reconstruction_loss(fake.float(), rec_g.float())
+            l_label_g = self.label_loss(pred_g, y)
+            loss_g = l_g + w_label * l_label_g
+            if s.constraint_in_generator:
+                loss_g = loss_g + s.alpha * constraint_loss(z, code_g.float())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        lr_, lf_ = l_real.item(), l_fake.item()
+        self.k = update_k(self.k, s.lambda_k, s.gamma, lr_, lf_)
+        self.step += 1
+        if s.lr_decay_every and self.step % s.lr_decay_every == 0:
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = max(group["lr"] * 0.5, 1e-6)
+        return {"L_real": lr_, "L_fake": lf_, "L_C": l_c.item(), "label_real":
+                l_label_real.item(), "label_G": l_label_g.item(), "k": self.k,
+                "M": convergence(s.gamma, lr_, lf_)}
+
+    def sample_grid(self, path: Path) -> None:
+        z, y = fixed_grid_inputs(self.s.config.z_dim)
+        self.G.eval()
+        with torch.inference_mode():
+            imgs = self.G(z.to(self.device), y.to(self.device))
+        self.G.train()
+        save_grid(imgs, path)
+
+    def run(self, minutes: float, grid_every_s: float = 300, progress: bool = True) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with (self.out / "runs.jsonl").open("a") as fh:  # what each resumed run used
+            fh.write(json.dumps({"start_step": self.step, "minutes": minutes,
+                                 "device": str(self.device), "threads": torch.get_num_threads(),
+                                 "settings": asdict(self.s)}) + "\n")
+        log_path = self.out / "log.csv"
+        new_log = not log_path.exists()
+        budget = minutes * 60
+        start = time.perf_counter()
+        base_seconds = self.seconds  # training time of earlier runs
+        last_grid = last_ckpt = start
+        images_done = 0
+        bar = tqdm(total=math.ceil(budget), unit="s", disable=not progress,
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]"
+                              " {postfix}")
+        with log_path.open("a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new_log:
+                writer.writerow(["step", "seconds", "L_real", "L_fake", "L_C", "label_real",
+                                 "label_G", "k", "M", "img_per_s"])
+            try:
+                while (now := time.perf_counter()) - start < budget:
+                    m = self.train_step()
+                    images_done += self.s.batch
+                    elapsed = time.perf_counter() - start
+                    ips = images_done / max(elapsed, 1e-9)
+                    if self.step % 25 == 0:
+                        writer.writerow([self.step, round(base_seconds + elapsed, 1),
+                                         *(round(m[k], 5) for k in ("L_real", "L_fake", "L_C",
+                                           "label_real", "label_G", "k", "M")), round(ips, 1)])
+                        fh.flush()
+                        bar.n = min(int(elapsed), bar.total)
+                        bar.set_postfix_str(f"step {self.step} M {m['M']:.4f} k {m['k']:.4f} "
+                                            f"L_C {m['L_C']:.3f} {ips:.0f} img/s")
+                    if now - last_grid > grid_every_s:
+                        self.sample_grid(self.out / "grids" / f"step{self.step:07d}.png")
+                        last_grid = now
+                    if now - last_ckpt > 600:
+                        self.seconds = base_seconds + time.perf_counter() - start
+                        self.save_state()
+                        last_ckpt = time.perf_counter()
+            finally:
+                self.seconds = base_seconds + time.perf_counter() - start
+                self.save_state()
+                self.sample_grid(self.out / "grids" / f"step{self.step:07d}.png")
+                bar.close()

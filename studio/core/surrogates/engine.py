@@ -1,0 +1,154 @@
+"""Everything the studio window asks of the models, behind one object with no Qt in it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer, ImageAnalysis
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.images import LoadedImage, load_image
+from studio.core.metrics.comparison import Comparison, compare
+
+if TYPE_CHECKING:  # imports torch / OpenGL
+    from studio.core.generator.sampler import Generator
+    from studio.core.morphable.surrogate import Request3D, Surrogate3D, Surrogate3DMaker
+
+
+@dataclass(frozen=True)
+class SurrogateResult:
+    """One generated surrogate and what it was asked for."""
+
+    image: np.ndarray  # (64, 64, 3) uint8
+    requested: Attributes
+    z: np.ndarray
+    generate_ms: float
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """How a surrogate measured up against its original (the slower half of a slider move)."""
+
+    surrogate: SurrogateResult
+    comparison: Comparison
+    compare_ms: float
+
+
+class SurrogateEngine:
+    """Loads the analyzer and the generator once; every method may run in a worker thread.
+
+    With ``staged=True`` only the analysis half loads (MediaPipe, gender, calibration: no
+    torch), so a window can show a photo's landmarks and attributes about three seconds
+    sooner; ``load_generation`` then adds the identity encoder and the generator, with its
+    frozen one-sample path for live sliders.
+    """
+
+    def __init__(self, weights: str | Path | None = None, staged: bool = False,
+                 landmarkers: int = 1) -> None:
+        self._weights = weights
+        self._staged = staged
+        self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers)
+        self.generator: Generator | None = None
+        self._maker3d: Surrogate3DMaker | None = None
+        self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face
+        if not staged:
+            self.load_generation()
+            self.load_3d()
+
+    def load_generation(self) -> None:
+        from studio.core.analysis.identity import IdentityEncoder
+        from studio.core.generator.sampler import Generator
+
+        if self.analyzer.identity is None:
+            self.analyzer.identity = IdentityEncoder()
+        if self.generator is None:
+            self.generator = Generator(self._weights)
+            if self._staged:
+                self.generator.freeze_single()  # the window's live slider samples
+
+    @property
+    def can_generate(self) -> bool:
+        return self.generator is not None
+
+    def close(self) -> None:
+        if self._maker3d is not None:
+            self._maker3d.close()
+        self.analyzer.close()
+
+    # -- 3D ----------------------------------------------------------------------------
+    def load_3d(self) -> None:
+        """The morphable model and its offscreen renderer, warmed up with one render so that
+        OpenGL's start-up (a platform probe, pyrender's imports, the context) happens here
+        and not on the first slider move, and never alongside torch's import: scipy, which
+        pyrender pulls in, trips over a half-imported torch."""
+        if self._maker3d is None:
+            from studio.core.morphable.surrogate import Surrogate3DMaker
+
+            maker = Surrogate3DMaker()
+            model = maker.model
+            maker.renderer.render(model.mean_shape * (10, -10, -10) + 128, model.triangles,
+                                  mode="shaded")
+            self._maker3d = maker
+
+    @property
+    def can_render3d(self) -> bool:
+        return self._maker3d is not None
+
+    @property
+    def maker3d(self) -> Surrogate3DMaker:
+        if self._maker3d is None:
+            self.load_3d()
+        return self._maker3d
+
+    def surrogate3d(self, image: LoadedImage, face: FaceAnalysis,
+                    request: Request3D) -> Surrogate3D:
+        maker = self.maker3d
+        cached = self._fits.get(id(face))
+        if cached is None or cached[0] is not face:
+            fit, _ = maker.fit(face.landmarks, face.blendshapes, image.rgb)
+            self._fits = {id(face): (face, fit)}  # only the face on screen is kept
+        else:
+            fit = cached[1]
+        return maker.make(image.rgb, face.landmarks, face.blendshapes, face.attributes,
+                          request, fit=fit)
+
+    def compare3d(self, original: FaceAnalysis, result: Surrogate3D) -> Comparison:
+        return compare(self.analyzer, original, result.image)
+
+    @property
+    def device_name(self) -> str:
+        return self.generator.device_name if self.generator else "loading the generator"
+
+    @property
+    def model_name(self) -> str:
+        if self.generator is None:
+            return "generator not loaded yet"
+        step = self.generator.metadata.get("step", "?")
+        return f"{self.generator.path.stem} (step {step})"
+
+    def open(self, path: str | Path) -> tuple[LoadedImage, ImageAnalysis]:
+        image = load_image(path)
+        return image, self.analyze(image)
+
+    def analyze(self, image: LoadedImage) -> ImageAnalysis:
+        return self.analyzer.analyze(image)
+
+    def describe(self, image: LoadedImage, analysis: ImageAnalysis) -> ImageAnalysis:
+        """Add the identity descriptors an analysis made before ``load_generation`` lacks."""
+        return self.analyzer.describe(image.rgb, analysis)
+
+    def surrogate(self, requested: Attributes, z: np.ndarray) -> SurrogateResult:
+        if self.generator is None:
+            raise RuntimeError("the generator is still loading")
+        t0 = time.perf_counter()
+        image = self.generator.sample(requested, z=z)[0]
+        return SurrogateResult(image, requested, z, (time.perf_counter() - t0) * 1e3)
+
+    def compare(self, original: FaceAnalysis, result: SurrogateResult) -> ComparisonResult:
+        t0 = time.perf_counter()
+        comparison = compare(self.analyzer, original, result.image)
+        return ComparisonResult(result, comparison, (time.perf_counter() - t0) * 1e3)
