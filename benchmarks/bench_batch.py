@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 from studio.core.datasets import genki
-from studio.core.workspace.batch import batch_engine, run_batch
+from studio.core.surrogates.making import batch_engine
+from studio.core.workspace.batch import run_batch
 from studio.core.workspace.store import Workspace
 
 
@@ -37,7 +38,7 @@ def main() -> None:
                     (folder / item.path.name).symlink_to(item.path)
                 with Workspace(Path(tmp) / "bench.studio") as ws:
                     r = run_batch(folder, ws, engine, candidates=args.candidates,
-                                  methods=(method,), progress=False, workers=args.workers)
+                                  methods=(method,), workers=args.workers)
             print(f"  {method:>3} candidates: {r.faces} faces in {r.seconds:5.1f} s = "
                   f"{r.faces_per_second:5.2f} faces/s   (target >= {target})")
     finally:

@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 
 from studio.core.datasets import data_root
+from studio.core.evaluation.methods import FAMILIES, methods_for
+from studio.core.evaluation.observations import ObservationCache
 from studio.core.evaluation.report import write_report
-from studio.core.evaluation.study import FAMILIES, ObservationCache, discover, evaluate, methods_for
+from studio.core.evaluation.sources import discover
+from studio.core.evaluation.study import evaluate
 from studio.core.evaluation.summary import summarise_run
-from studio.core.workspace.batch import batch_engine
+from studio.core.surrogates.making import batch_engine
 
 
 def main() -> None:
@@ -38,13 +41,11 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cache = ObservationCache(Path(tmp) / "obs.sqlite")
-            run = evaluate(datasets, methods, engine, workers=args.workers, cache=cache,
-                           progress=False)
+            run = evaluate(datasets, methods, engine, workers=args.workers, cache=cache)
             print(f"  observe, nothing cached  {run.computed} faces in {run.seconds:6.1f} s = "
                   f"{run.faces_per_second:5.2f} faces/s ({1e3 / run.faces_per_second:5.0f} "
                   "ms a face)")
-            again = evaluate(datasets, methods, engine, workers=args.workers, cache=cache,
-                             progress=False)
+            again = evaluate(datasets, methods, engine, workers=args.workers, cache=cache)
             print(f"  observe, all cached      {n} faces in {again.seconds:6.2f} s = "
                   f"{n / again.seconds:7.1f} faces/s")
             t0 = time.perf_counter()

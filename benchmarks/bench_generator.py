@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from studio.core.analysis.attributes import Attributes
-from studio.core.generator.sampler import Generator
+from studio.core.generator.sampler import Sampler
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    gen = Generator(args.weights)
+    gen = Sampler(args.weights)
     load_ms = (time.perf_counter() - t0) * 1e3
     attrs = Attributes(0.8, 0.3, 10.0, 0.0, 0.0)
 

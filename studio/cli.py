@@ -154,7 +154,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from studio.core.workspace.batch import batch_engine, run_batch
+    from studio.core.surrogates.making import batch_engine
+    from studio.core.workspace.batch import run_batch
     from studio.core.workspace.store import Workspace
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -207,9 +208,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
     from studio.core.analysis.attributes import Attributes
     from studio.core.generator import interpolation as walk
-    from studio.core.generator.sampler import Generator
+    from studio.core.generator.sampler import Sampler
 
-    gen = Generator(args.weights)
+    gen = Sampler(args.weights)
     labels = Attributes(args.joy, args.male, args.yaw, args.pitch, args.roll)
     if args.along:
         frames = walk.along_attribute(gen, labels, args.seed, args.along, args.start, args.stop,
@@ -283,9 +284,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from studio.core.analysis.attributes import Attributes
-    from studio.core.generator.sampler import Generator
+    from studio.core.generator.sampler import Sampler
 
-    gen = Generator(args.weights, device=args.device)
+    gen = Sampler(args.weights, device=args.device)
     attrs = Attributes(args.joy, args.male, args.yaw, args.pitch, args.roll)
     faces = gen.sample(attrs, seed=args.seed, n=args.n)
     cols = int(np.ceil(np.sqrt(len(faces))))
@@ -305,12 +306,12 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
     from studio.core.evaluation.check_analysis import format_table
     from studio.core.evaluation.check_generator import evaluate
-    from studio.core.generator.sampler import Generator
+    from studio.core.generator.sampler import Sampler
     from studio.core.generator.training_data import read_cache_by_path
 
     if not _data_present():
         return 2
-    generator = Generator(args.weights)
+    generator = Sampler(args.weights)
     analyzer = FaceAnalyzer()
     try:
         records = read_cache_by_path(Path(args.labels), progress=not args.quiet)
@@ -327,9 +328,9 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
 
 def cmd_generator_report(args: argparse.Namespace) -> int:
     from studio.core.generator.report import write_report
-    from studio.core.generator.sampler import Generator
+    from studio.core.generator.sampler import Sampler
 
-    gen = Generator(args.weights)
+    gen = Sampler(args.weights)
     log = Path(args.log) if args.log else None
     for path in write_report(gen, Path(args.out), log):
         print(path)
@@ -344,8 +345,8 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
 
 
 def cmd_crowd_report(args: argparse.Namespace) -> int:
-    from studio.core.crowd.formats import load_and_analyze
     from studio.core.crowd.report import write_report
+    from studio.core.crowd.statistics import load_and_analyze
 
     a = load_and_analyze(Path(args.results), Path(args.mapping), Path(args.truth),
                          seed=args.seed, draws=args.draws)

@@ -21,14 +21,13 @@ from studio.core.crowd.formats import (
     Answer,
     MappingRow,
     ParsedResults,
-    analyze,
-    paired_test,
     read_mapping,
     read_results,
     read_truth,
 )
 from studio.core.crowd.power import simulate_differences, t_test_zero
 from studio.core.crowd.report import make_figures, render_html
+from studio.core.crowd.statistics import analyze, paired_test
 
 MTURK_COLUMNS = ["HITId", "HITTypeId", "Title", "Reward", "CreationTime", "AssignmentId",
                  "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime", "WorkTimeInSeconds",

@@ -16,14 +16,11 @@ from PIL import Image
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.evaluation import baselines
+from studio.core.evaluation.methods import FAMILIES, methods_for
+from studio.core.evaluation.observations import ObservationCache
 from studio.core.evaluation.report import render_markdown, slug, write_report
-from studio.core.evaluation.study import (
-    FAMILIES,
-    ObservationCache,
-    discover,
-    evaluate,
-    methods_for,
-)
+from studio.core.evaluation.sources import discover
+from studio.core.evaluation.study import evaluate
 from studio.core.evaluation.summary import summarise_run
 
 pytestmark = pytest.mark.data
@@ -51,8 +48,7 @@ def people(tmp_path_factory) -> Path:
 def run(engine, people, tmp_path_factory):
     cache = ObservationCache(tmp_path_factory.mktemp("cache") / "obs.sqlite")
     dataset = discover(people)
-    result = evaluate([dataset], methods_for(FAMILIES), engine, workers=2, cache=cache,
-                      progress=False)
+    result = evaluate([dataset], methods_for(FAMILIES), engine, workers=2, cache=cache)
     return result, cache, dataset
 
 
@@ -127,8 +123,7 @@ def test_a_rerun_comes_from_the_cache(run):
     def no_models():
         pytest.fail("a run with every face cached loaded the models")
 
-    again = evaluate([dataset], methods_for(FAMILIES), no_models, workers=1, cache=cache,
-                     progress=False)
+    again = evaluate([dataset], methods_for(FAMILIES), no_models, workers=1, cache=cache)
     assert again.computed == 0
     first = {(m.source, m.method): m.output for m in result.measurements}
     for m in again.measurements:

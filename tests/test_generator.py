@@ -11,12 +11,12 @@ import pytest
 from studio.core.analysis.attributes import Attributes
 from studio.core.errors import ModelFileError
 from studio.core.generator.latent import slerp
-from studio.core.generator.sampler import DEFAULT_WEIGHTS, Generator
+from studio.core.generator.sampler import DEFAULT_WEIGHTS, Sampler
 
 
 @pytest.fixture(scope="module")
-def gen() -> Generator:
-    return Generator()
+def gen() -> Sampler:
+    return Sampler()
 
 
 def test_shipped_weights_are_safetensors_fp16_and_small():
@@ -31,11 +31,11 @@ def test_shipped_weights_are_safetensors_fp16_and_small():
 
 def test_missing_weights_message(tmp_path):
     with pytest.raises(ModelFileError, match="missing"):
-        Generator(tmp_path / "nothing.safetensors")
+        Sampler(tmp_path / "nothing.safetensors")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(ModelFileError, match="cannot be read"):
-        Generator(bad)
+        Sampler(bad)
 
 
 def test_fixed_seed_is_deterministic(gen):
@@ -80,7 +80,7 @@ def test_joy_slider_changes_the_smile(gen, analyzer):
 
 
 def test_frozen_one_sample_path_draws_the_same_faces():
-    g = Generator()
+    g = Sampler()
     labels = [Attributes(0.9, 0.2, 15.0, -5.0, 3.0), Attributes(0.1, 0.8, -20.0, 8.0, -4.0)]
     eager = [g.sample(a, seed=s) for s, a in enumerate(labels)]
     batch = g.sample(labels, seed=7)

@@ -332,7 +332,7 @@ def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, ge
     for item in genki_test[:2]:
         shutil.copy(item.path, folder / item.path.name)
     with Workspace(tmp_path / "c.studio") as ws:
-        run_batch(folder, ws, engine, candidates=1, progress=False)
+        run_batch(folder, ws, engine, candidates=1)
     cur = window.open_workspace(str(tmp_path / "c.studio"))
     qtbot.addWidget(cur)
     assert len(cur.face_ids) == 2 and len(cur.candidates) == 2  # one GAN, one 3D

@@ -15,9 +15,9 @@ LABELS = Attributes(0.8, 0.3, 0.0, 0.0, 0.0)
 
 @pytest.fixture(scope="module")
 def generator():
-    from studio.core.generator.sampler import Generator
+    from studio.core.generator.sampler import Sampler
 
-    return Generator()
+    return Sampler()
 
 
 def test_identity_walk_starts_and_ends_at_the_two_identities(generator):

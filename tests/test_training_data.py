@@ -36,7 +36,7 @@ def test_rotation_augmentation_adds_to_roll(analyzer, utk_face):
 def test_label_cache_is_keyed_by_hash(tmp_path, genki_test, monkeypatch):
     cache = tmp_path / "labels.jsonl"
     paths = [it.path for it in genki_test[:3]]
-    first = td.label_images(paths, cache, progress=False)
+    first = td.label_images(paths, cache)
     assert len(cache.read_text().splitlines()) == 3
     assert {json.loads(line)["sha256"] for line in cache.read_text().splitlines()} == {
         td.file_sha256(p) for p in paths}
@@ -46,7 +46,7 @@ def test_label_cache_is_keyed_by_hash(tmp_path, genki_test, monkeypatch):
 
     monkeypatch.setattr(td, "_analyse", fail)
     monkeypatch.setattr(td, "FaceAnalyzer", fail)
-    again = td.label_images(paths, cache, progress=False)
+    again = td.label_images(paths, cache)
     assert again == first
     for rec in first.values():
         if rec["faces"]:

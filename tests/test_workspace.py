@@ -17,7 +17,8 @@ from PIL import Image
 
 from studio.core.analysis.framing import original_crop
 from studio.core.analysis.images import load_image
-from studio.core.workspace.batch import png_bytes, run_batch
+from studio.core.surrogates.making import png_bytes
+from studio.core.workspace.batch import run_batch
 from studio.core.workspace.export import ExportError, export_batch
 from studio.core.workspace.store import Workspace, WorkspaceError
 
@@ -40,7 +41,7 @@ def photo_folder(tmp_path, genki_test, group_photo) -> Path:
 def test_batch_records_every_face_and_resumes(engine, photo_folder, tmp_path):
     path = tmp_path / "w.studio"
     with Workspace(path) as ws:
-        report = run_batch(photo_folder, ws, engine, candidates=2, progress=False)
+        report = run_batch(photo_folder, ws, engine, candidates=2)
         assert report.unreadable == 1 and report.no_face == 1
         faces = ws.faces()
         assert report.faces == len(faces) >= 5  # the group photo gives two items
@@ -56,7 +57,7 @@ def test_batch_records_every_face_and_resumes(engine, photo_folder, tmp_path):
         assert statuses[str(photo_folder / "broken.jpg")] == "unreadable"
         assert statuses[str(photo_folder / "wall.png")] == "no_face"
         # A second run skips everything already recorded.
-        again = run_batch(photo_folder, ws, engine, candidates=2, progress=False)
+        again = run_batch(photo_folder, ws, engine, candidates=2)
         assert again.skipped_done == 7 and again.faces == 0 and len(ws.candidates()) == len(cands)
     # The originals were only read.
     assert (photo_folder / "broken.jpg").read_bytes() == b"\xff\xd8 not really a jpeg"
@@ -104,7 +105,7 @@ def test_decisions_and_undo(tmp_path, engine, genki_test):
     folder.mkdir()
     shutil.copy(genki_test[0].path, folder / "a.jpg")
     with Workspace(tmp_path / "d.studio") as ws:
-        run_batch(folder, ws, engine, candidates=1, methods=("gan",), progress=False)
+        run_batch(folder, ws, engine, candidates=1, methods=("gan",))
         (c,) = ws.candidates()
         ws.decide(c.id, "accepted", note="looks fine")
         ws.decide(c.id, "rejected")
@@ -130,7 +131,7 @@ def _accepted_workspace(tmp_path, engine, genki_test) -> Workspace:
     for item in genki_test[:3]:
         shutil.copy(item.path, folder / f"secret_name_{item.path.stem}.jpg")
     ws = Workspace(tmp_path / "e.studio")
-    run_batch(folder, ws, engine, candidates=1, progress=False)
+    run_batch(folder, ws, engine, candidates=1)
     for c in ws.candidates():
         ws.decide(c.id, "accepted")
     return ws

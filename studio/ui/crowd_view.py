@@ -60,8 +60,8 @@ class CrowdReportWindow(QMainWindow):
         self.run.clicked.connect(self.analyse)
 
     def analyse(self) -> None:
-        from studio.core.crowd.formats import load_and_analyze
         from studio.core.crowd.report import make_figures
+        from studio.core.crowd.statistics import load_and_analyze
 
         paths = {k: self.paths[k].text().strip() for k, _, _ in FIELDS}
         missing = [k for k, p in paths.items() if not p or not Path(p).is_file()]

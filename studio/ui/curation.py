@@ -280,7 +280,7 @@ class CurationWindow(QMainWindow):
             self.status("The models are still loading.", error=True)
             return
         from studio.core.analysis.images import load_image
-        from studio.core.workspace.batch import CandidateMaker
+        from studio.core.surrogates.making import CandidateMaker
 
         c, face = self.candidates[self.current], self.face
         seed = max(x.seed for x in self.candidates) + 1

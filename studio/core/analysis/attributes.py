@@ -1,4 +1,9 @@
-"""The five attributes the generator is conditioned on, and their [0, 1] normalisation."""
+"""The five attributes a surrogate keeps, declared once, and their [0, 1] normalisation.
+
+``SPECS`` is the one table of what each attribute is: its label, unit, range, slider step
+and help. The window's sliders and attribute panel, the command line's flags,
+interpolation and the generator's label normalisation all read it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,53 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: Angle ranges (degrees) mapped linearly onto [0, 1], as the thesis normalised its labels.
-#: They cover GENKI-4K's labelled range (yaw +-43, pitch -27..37, roll +-20) with margin.
-ANGLE_RANGES: dict[str, tuple[float, float]] = {
-    "yaw": (-45.0, 45.0),
-    "pitch": (-45.0, 45.0),
-    "roll": (-45.0, 45.0),
-}
-NAMES = ("joy", "p_male", "yaw", "pitch", "roll")
+
+@dataclass(frozen=True)
+class AttributeSpec:
+    """One attribute: ``low``..``high`` maps linearly onto the generator's [0, 1] label."""
+
+    name: str  # the field of ``Attributes``
+    label: str
+    unit: str  # "" for a score in [0, 1], "°" for an angle
+    low: float
+    high: float
+    step: float  # the resolution of a slider and of the numbers shown
+    default: float
+    help: str
+    flag: str  # the command-line option, without its dashes
+
+    @property
+    def is_angle(self) -> bool:
+        return self.unit == "°"
+
+    @property
+    def ticks_per_unit(self) -> int:
+        """Integer slider positions per unit (a QSlider holds integers)."""
+        return round(1 / self.step)
+
+    def normalize(self, value: float) -> float:
+        return (value - self.low) / (self.high - self.low)
+
+    def denormalize(self, y: float) -> float:
+        return self.low + y * (self.high - self.low)
+
+    def format(self, value: float) -> str:
+        return f"{value:+.1f}°" if self.is_angle else f"{value:.2f}"
+
+
+#: The angle ranges cover GENKI-4K's labelled range (yaw +-43, pitch -27..37, roll +-20)
+#: with margin; they map onto [0, 1] as the thesis normalised its labels.
+SPECS: tuple[AttributeSpec, ...] = (
+    AttributeSpec("joy", "Joy", "", 0.0, 1.0, 0.01, 0.5, "0 (neutral) .. 1 (smiling)", "joy"),
+    AttributeSpec("p_male", "P(male)", "", 0.0, 1.0, 0.01, 0.5, "P(male), 0 .. 1", "male"),
+    AttributeSpec("yaw", "Yaw", "°", -45.0, 45.0, 1.0, 0.0,
+                  "degrees, > 0: nose to image right", "yaw"),
+    AttributeSpec("pitch", "Pitch", "°", -45.0, 45.0, 1.0, 0.0, "degrees, > 0: chin up", "pitch"),
+    AttributeSpec("roll", "Roll", "°", -45.0, 45.0, 1.0, 0.0, "degrees, > 0: clockwise", "roll"),
+)
+SPEC = {s.name: s for s in SPECS}
+NAMES = tuple(s.name for s in SPECS)
+ANGLES = tuple(s.name for s in SPECS if s.is_angle)
 
 
 @dataclass(frozen=True)
@@ -35,22 +79,19 @@ class Attributes:
     def smiling(self) -> bool:
         return self.joy >= 0.5
 
+    @classmethod
+    def defaults(cls) -> Attributes:
+        return cls(*(s.default for s in SPECS))
+
     def normalized(self) -> np.ndarray:
         """(joy, p_male, yaw, pitch, roll) in [0, 1], the generator's label vector."""
-        out = [self.joy, self.p_male]
-        for name in ("yaw", "pitch", "roll"):
-            lo, hi = ANGLE_RANGES[name]
-            out.append((getattr(self, name) - lo) / (hi - lo))
+        out = [s.normalize(getattr(self, s.name)) for s in SPECS]
         return np.clip(np.array(out, dtype=np.float32), 0.0, 1.0)
 
     @classmethod
     def from_normalized(cls, y: np.ndarray) -> Attributes:
         y = np.asarray(y, dtype=np.float64)
-        angles = []
-        for i, name in enumerate(("yaw", "pitch", "roll")):
-            lo, hi = ANGLE_RANGES[name]
-            angles.append(lo + float(y[2 + i]) * (hi - lo))
-        return cls(float(y[0]), float(y[1]), *angles)
+        return cls(*(s.denormalize(float(v)) for s, v in zip(SPECS, y, strict=True)))
 
     def mirrored(self) -> Attributes:
         """The attributes of the horizontally flipped face: yaw and roll change sign."""

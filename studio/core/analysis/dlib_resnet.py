@@ -28,12 +28,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from studio.core.assets import PROJECT_ROOT, sha256_of, third_party_file
+from studio.core.assets import sha256_of, third_party_file, user_cache_dir
 
 MODEL_NAME = "dlib_face_recognition_resnet_model_v1.dat"
-#: Converted weights live here, one file per .dat keyed by its sha256 (gitignored).
-CACHE_DIR = PROJECT_ROOT / ".cache" / "dlib_resnet"
-CHIP_SIZE = 150
+#: Converted weights live here, one file per .dat keyed by its sha256: the user cache
+#: directory, as for every other cache of the studio.
+CACHE_DIR = user_cache_dir() / "dlib_resnet"
 DESCRIPTOR_SIZE = 128
 #: Bumped when the cached layout changes, so stale caches are rebuilt rather than misread.
 CACHE_FORMAT = 1
@@ -506,26 +506,7 @@ class DlibFaceEncoder:
         return out
 
 
-_default: DlibFaceEncoder | None = None
-_default_lock = threading.Lock()
-
-
-def default_encoder() -> DlibFaceEncoder:
-    """One shared encoder for the verified third-party model, built on first use."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = DlibFaceEncoder()
-        return _default
-
-
-def descriptors(chips: np.ndarray) -> np.ndarray:
-    """(N, 150, 150, 3) uint8 RGB chips to (N, 128) float32 dlib face descriptors."""
-    return default_encoder().descriptors(chips)
-
-
 __all__ = [
-    "CHIP_SIZE", "DESCRIPTOR_SIZE", "DlibFaceEncoder", "DlibFormatError", "DlibLayer",
-    "DlibNet", "DlibResNet", "configure_threads", "default_encoder", "descriptors",
-    "load_dlib_net", "parse_dlib_dat",
+    "DESCRIPTOR_SIZE", "DlibFaceEncoder", "DlibFormatError", "DlibLayer",
+    "DlibNet", "DlibResNet", "configure_threads", "load_dlib_net", "parse_dlib_dat",
 ]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from studio.core.analysis.calibration import Calibration, raw_euler
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import FaceLandmarker, largest_face
 from studio.core.datasets import genki
+from studio.core.progress import Progress, track
 
 
-def genki_features(split: str, landmarker: FaceLandmarker, progress: bool = True):
+def genki_features(split: str, landmarker: FaceLandmarker, progress: Progress | None = None):
     """Blendshapes, raw Euler angles and labels of the GENKI faces that were detected."""
     items = genki(split)
     shapes, euler, labels, missed = [], [], [], 0
-    for item in tqdm(items, desc=f"GENKI-4K {split}", disable=not progress, unit="img"):
+    for item in track(items, progress, f"GENKI-4K {split}"):
         faces = landmarker.detect(load_image(item.path).rgb)
         if not faces:
             missed += 1
@@ -28,7 +28,7 @@ def genki_features(split: str, landmarker: FaceLandmarker, progress: bool = True
     return np.array(shapes), np.array(euler), np.array(labels), len(items), missed
 
 
-def fit(progress: bool = True) -> Calibration:
+def fit(progress: Progress | None = None) -> Calibration:
     from sklearn.linear_model import HuberRegressor, LogisticRegressionCV
 
     with FaceLandmarker() as landmarker:

@@ -1,6 +1,6 @@
 """The dlib ResNet 128-d face descriptor and the distance between two faces.
 
-dlib aligns the 150x150 chip; the network itself runs in PyTorch (studio.core.analysis.dlib_resnet,
+dlib aligns the 150x150 chip; the network itself runs in PyTorch (analysis.dlib_resnet,
 equal to dlib's own to 1e-6) because the dlib wheel has no BLAS and took ~170 ms a face.
 """
 

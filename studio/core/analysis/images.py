@@ -23,6 +23,12 @@ MAX_PIXELS = 100_000_000
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def list_images(folder: Path) -> list[Path]:
+    """Every supported image under ``folder``, recursively, in a stable order."""
+    return sorted((p for p in folder.rglob("*") if p.is_file()
+                   and p.suffix.lower() in SUPPORTED_SUFFIXES), key=lambda p: str(p).lower())
+
+
 @dataclass(frozen=True)
 class LoadedImage:
     """An image as 8-bit RGB (H, W, 3), upright, plus where it came from."""

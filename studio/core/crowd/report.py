@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from studio.core.crowd.formats import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
+from studio.core.crowd.statistics import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
 from studio.core.report_html import figure, fmt, page, table
 
 COLORS = {"original": "#4c72b0", "gan": "#dd8452", "3d": "#55a868"}

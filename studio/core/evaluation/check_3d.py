@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.attributes import Attributes
@@ -19,6 +18,7 @@ from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.evaluation.check_analysis import Metric
 from studio.core.morphable.surrogate import Request3D, Surrogate3DMaker
+from studio.core.progress import Progress, track
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,9 @@ def heldout_paths(n_genki: int, n_utk: int) -> list:
 
 
 def measure(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, paths: list,
-            edits_every: int = 4, progress: bool = True) -> tuple[list[Row], int]:
+            edits_every: int = 4, progress: Progress | None = None) -> tuple[list[Row], int]:
     rows, no_face = [], 0
-    for i, path in enumerate(tqdm(paths, desc="held-out faces", unit="img",
-                                  disable=not progress)):
+    for i, path in enumerate(track(paths, progress, "held-out faces")):
         rgb = load_image(path).rgb
         face = largest_face(analyzer.analyze(rgb).faces)
         if face is None:
@@ -118,7 +117,7 @@ def metrics(rows: list[Row], no_face: int) -> list[Metric]:
     ]
 
 
-def evaluate(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, n_genki: int = 300,
-             n_utk: int = 200, progress: bool = True) -> list[Metric]:
+def run_check(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, n_genki: int = 300,
+             n_utk: int = 200, progress: Progress | None = None) -> list[Metric]:
     rows, no_face = measure(analyzer, maker, heldout_paths(n_genki, n_utk), progress=progress)
     return metrics(rows, no_face)

@@ -1,4 +1,7 @@
-"""Measure the face analysis on held-out data and compare it with the issue's bars."""
+"""The face analysis's acceptance check: measured on held-out data against its bars.
+
+``Metric`` and ``format_table`` serve every component check (analysis, generator, 3D).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.datasets import celeba_id, genki, utkface
+from studio.core.progress import Progress, track
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,11 @@ class Metric:
     detail: str = ""
 
 
-def evaluate_genki(analyzer: FaceAnalyzer, limit: int | None = None,
-                   progress: bool = True) -> list[Metric]:
+def check_expression(analyzer: FaceAnalyzer, limit: int | None = None,
+                   progress: Progress | None = None) -> list[Metric]:
     items = genki("test")[:limit]
     rows = []
-    for item in tqdm(items, desc="GENKI-4K test", disable=not progress, unit="img"):
+    for item in track(items, progress, "GENKI-4K test"):
         faces = analyzer.analyze(load_image(item.path)).faces
         if faces:
             a = largest_face(faces).attributes
@@ -55,11 +58,12 @@ def evaluate_genki(analyzer: FaceAnalyzer, limit: int | None = None,
     ]
 
 
-def evaluate_gender(analyzer: FaceAnalyzer, n: int = 2000, progress: bool = True) -> list[Metric]:
+def check_gender(analyzer: FaceAnalyzer, n: int = 2000,
+                    progress: Progress | None = None) -> list[Metric]:
     adults = [it for it in utkface() if it.age >= 16]
     random.Random(0).shuffle(adults)
     correct = total = missed = 0
-    for item in tqdm(adults[:n], desc="UTKFace gender", disable=not progress, unit="img"):
+    for item in track(adults[:n], progress, "UTKFace gender"):
         faces = analyzer.analyze(load_image(item.path)).faces
         if not faces:
             missed += 1
@@ -88,12 +92,12 @@ def identity_pairs(n_identities: int | None = None, seed: int = 0):
     return same, sorted(diff)
 
 
-def evaluate_identity(analyzer: FaceAnalyzer, n_identities: int | None = None,
-                      progress: bool = True) -> list[Metric]:
+def check_identity(analyzer: FaceAnalyzer, n_identities: int | None = None,
+                      progress: Progress | None = None) -> list[Metric]:
     same, diff = identity_pairs(n_identities)
     paths = sorted({p for pair in itertools.chain(same, diff) for p in pair})
     desc: dict = {}
-    for p in tqdm(paths, desc="celeba-id descriptors", disable=not progress, unit="img"):
+    for p in track(paths, progress, "celeba-id descriptors"):
         faces = analyzer.analyze(load_image(p)).faces
         desc[p] = largest_face(faces).descriptor if faces else None
     ok = total = 0
@@ -110,6 +114,14 @@ def evaluate_identity(analyzer: FaceAnalyzer, n_identities: int | None = None,
     detail = (f"{len(dists[True])} same / {len(dists[False])} different pairs; median distance "
               f"{np.median(dists[True]):.3f} same, {np.median(dists[False]):.3f} different")
     return [Metric("identity accuracy at 0.6, celeba-id", acc, ">= 0.90", acc >= 0.90, detail)]
+
+
+def run_check(analyzer: FaceAnalyzer, limit: int | None = None, gender_images: int = 2000,
+              identities: int | None = None, progress: Progress | None = None) -> list[Metric]:
+    """Expression and pose on GENKI-4K test, gender on UTKFace, identity on celeba-id."""
+    return (check_expression(analyzer, limit=limit, progress=progress)
+            + check_gender(analyzer, n=gender_images, progress=progress)
+            + check_identity(analyzer, n_identities=identities, progress=progress))
 
 
 def format_table(metrics: list[Metric]) -> str:

@@ -10,14 +10,14 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import largest_face
 from studio.core.evaluation.check_analysis import Metric
-from studio.core.generator.sampler import Generator
+from studio.core.generator.sampler import Sampler
+from studio.core.progress import Progress, track
 
 
 @dataclass
@@ -28,10 +28,9 @@ class SampleMeasure:
 
 
 def measure(analyzer: FaceAnalyzer, images: np.ndarray, requested: list[Attributes],
-            progress: bool, desc: str) -> list[SampleMeasure]:
+            progress: Progress | None, desc: str) -> list[SampleMeasure]:
     out = []
-    for img, req in tqdm(list(zip(images, requested, strict=True)), desc=desc,
-                         disable=not progress, unit="img"):
+    for img, req in track(list(zip(images, requested, strict=True)), progress, desc):
         faces = analyzer.analyze(img).faces
         if faces:
             f = largest_face(faces)
@@ -119,10 +118,10 @@ def nearest_distances(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def evaluate(generator: Generator, analyzer: FaceAnalyzer, cache_records: dict[str, dict],
+def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[str, dict],
              n: int = 1000, diversity_sets: int = 4, privacy_faces: int | None = None,
              training_reference: int = 3000, seed: int = 0,
-             progress: bool = True) -> list[Metric]:
+             progress: Progress | None = None) -> list[Metric]:
     from studio.core.analysis.images import load_image
     from studio.core.datasets import genki
     from studio.core.generator.training_data import training_sources
@@ -144,7 +143,7 @@ def evaluate(generator: Generator, analyzer: FaceAnalyzer, cache_records: dict[s
     faces = genki("test")[:privacy_faces]
     far = total = 0
     real_desc = []
-    for it in tqdm(faces, desc="privacy (own labels)", disable=not progress, unit="img"):
+    for it in track(faces, progress, "privacy (own labels)"):
         found = analyzer.analyze(load_image(it.path)).faces
         if not found:
             continue
@@ -164,8 +163,7 @@ def evaluate(generator: Generator, analyzer: FaceAnalyzer, cache_records: dict[s
     train_paths = [p for _, p in training_sources()]
     rng.shuffle(train_paths)
     ref = []
-    for p in tqdm(train_paths[:training_reference], desc="training-face descriptors",
-                  disable=not progress, unit="img"):
+    for p in track(train_paths[:training_reference], progress, "training-face descriptors"):
         found = analyzer.analyze(load_image(p)).faces
         if found:
             ref.append(largest_face(found).descriptor)

@@ -6,7 +6,6 @@ import csv
 import html
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from studio.core.analysis.attributes import NAMES
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
-from studio.core.evaluation.study import METHODS, EvaluationRun
+from studio.core.evaluation.methods import METHODS
+from studio.core.evaluation.study import EvaluationRun
 from studio.core.evaluation.summary import BARS, MethodResult
 from studio.core.report_html import figure, fmt, page, table
 
@@ -229,7 +230,7 @@ def by_dataset(results: list[MethodResult]) -> dict[str, list[MethodResult]]:
 
 def write_csv(run: EvaluationRun, path: Path) -> None:
     """One row per source face and method: every measurement behind the tables."""
-    fields = ("found", "joy", "p_male", "yaw", "pitch", "roll")
+    fields = ("found", *NAMES)
     truth_keys = sorted({k for m in run.measurements for k in m.truth})
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -391,53 +392,3 @@ def render_markdown(run: EvaluationRun, results: list[MethodResult], figure_dir:
         for key, (_make, caption) in FIGURES.items():
             out += [f"![{key}]({figure_dir}/{key}-{slug(name)}.png)", "", f"*{caption}*", ""]
     return "\n".join(out)
-
-
-# -- the whole job ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    run: EvaluationRun
-    results: list[MethodResult]
-    index: Path
-
-
-def evaluate_folders(folders: list[str | Path], families: list[str], out_dir: str | Path,
-                     limit: int | None = None, workers: int = 2, engine=None,
-                     markdown: str | Path | None = None, command: str = "",
-                     progress: bool = True, on_progress=None, stop=None,
-                     cache=None) -> Evaluated:
-    """Discover, observe, summarise and write the report. Without ``engine`` one is loaded
-    for ``workers`` parallel faces, only if some face is not cached, and closed again."""
-    from studio.core.evaluation.study import discover, evaluate, methods_for
-    from studio.core.evaluation.summary import summarise_run
-    from studio.core.workspace.batch import batch_engine
-
-    methods = methods_for(families)
-    datasets = [discover(f, limit) for f in folders]
-    loaded = []
-
-    def models():  # only when a face is not in the cache yet
-        models = engine
-        if models is None:
-            models = batch_engine(workers)
-            loaded.append(models)
-        if any(m.family == "3d" for m in methods):
-            models.load_3d()
-        return models
-
-    try:
-        run = evaluate(datasets, methods, models, workers=workers, cache=cache,
-                       progress=progress, on_progress=on_progress, stop=stop)
-    finally:
-        for own in loaded:
-            own.close()
-    results = summarise_run(run)
-    index = write_report(run, results, Path(out_dir), command)
-    if markdown is not None:
-        md = Path(markdown)
-        rel = os.path.relpath(Path(out_dir).resolve(), md.parent.resolve())
-        md.write_text(render_markdown(run, results, Path(rel).as_posix(), command),
-                      encoding="utf-8")
-    return Evaluated(run, results, index)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from studio.core.evaluation.study import METHODS, EvaluationRun, Measurement
+from studio.core.analysis.attributes import ANGLES
+from studio.core.evaluation.methods import METHODS
+from studio.core.evaluation.study import EvaluationRun, Measurement
 from studio.core.metrics.attacks import (
     ClassifierAttack,
     Identification,
@@ -25,7 +27,6 @@ from studio.core.metrics.attacks import (
     verification_roc,
 )
 
-ANGLES = ("yaw", "pitch", "roll")
 #: The issue's bars for the GAN surrogate.
 BARS = {"deidentified": 0.95, "rank1_over_chance": 2.0, "smile_agreement": 0.85}
 

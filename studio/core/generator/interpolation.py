@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.attributes import NAMES, Attributes
 from studio.core.errors import StudioError
 from studio.core.generator.latent import interpolate, z_for_seed
-
-ATTRIBUTES = ("joy", "p_male", "yaw", "pitch", "roll")
+from studio.core.generator.sheets import contact_sheet
 
 
 def between_identities(generator, labels: Attributes, seed_a: int, seed_b: int, steps: int,
@@ -30,8 +29,8 @@ def between_identities(generator, labels: Attributes, seed_a: int, seed_b: int, 
 def along_attribute(generator, labels: Attributes, seed: int, attribute: str, start: float,
                     stop: float, steps: int) -> np.ndarray:
     """(steps, 64, 64, 3): one identity while one attribute goes from start to stop."""
-    if attribute not in ATTRIBUTES:
-        raise StudioError(f"unknown attribute {attribute!r}; use one of {', '.join(ATTRIBUTES)}")
+    if attribute not in NAMES:
+        raise StudioError(f"unknown attribute {attribute!r}; use one of {', '.join(NAMES)}")
     values = np.linspace(start, stop, steps)
     walk = [replace(labels, **{attribute: float(v)}) for v in values]
     return generator.sample(walk, z=z_for_seed(seed)[None])
@@ -39,11 +38,7 @@ def along_attribute(generator, labels: Attributes, seed: int, attribute: str, st
 
 def filmstrip(frames: np.ndarray, size: int = 128, gap: int = 2) -> np.ndarray:
     """The frames side by side, each upscaled smoothly to ``size``."""
-    tiles = [np.asarray(Image.fromarray(f).resize((size, size), Image.LANCZOS)) for f in frames]
-    out = np.full((size, len(tiles) * (size + gap) - gap, 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        out[:, i * (size + gap): i * (size + gap) + size] = tile
-    return out
+    return np.asarray(contact_sheet(frames, cols=len(frames), size=size, gap=gap))
 
 
 def save_animation(frames: np.ndarray, path: str | Path, size: int = 192, fps: float = 12,

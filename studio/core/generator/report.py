@@ -10,21 +10,16 @@ import numpy as np
 from PIL import Image
 
 from studio.core.analysis.attributes import Attributes
-from studio.core.generator.sampler import Generator
+from studio.core.generator.sampler import Sampler
+from studio.core.generator.sheets import contact_sheet
 
 
-def tile(images: np.ndarray, cols: int, scale: int = 2, gap: int = 2) -> Image.Image:
-    n, h, w, _ = images.shape
-    rows = int(np.ceil(n / cols))
-    sheet = Image.new("RGB", (cols * (w * scale + gap) - gap, rows * (h * scale + gap) - gap),
-                      (255, 255, 255))
-    for i, img in enumerate(images):
-        t = Image.fromarray(img).resize((w * scale, h * scale), Image.LANCZOS)
-        sheet.paste(t, ((i % cols) * (w * scale + gap), (i // cols) * (h * scale + gap)))
-    return sheet
+def tile(images: np.ndarray, cols: int) -> Image.Image:
+    """The model card's grids: faces at twice their size."""
+    return contact_sheet(images, cols, size=2 * images.shape[1])
 
 
-def sample_grid(gen: Generator, seed: int = 7) -> Image.Image:
+def sample_grid(gen: Sampler, seed: int = 7) -> Image.Image:
     """64 samples with labels drawn across the whole range."""
     rng = np.random.default_rng(seed)
     attrs = [Attributes(float(rng.uniform()), float(rng.uniform()), float(rng.uniform(-30, 30)),
@@ -33,7 +28,7 @@ def sample_grid(gen: Generator, seed: int = 7) -> Image.Image:
     return tile(gen.sample(attrs, seed=seed), 8)
 
 
-def joy_by_gender(gen: Generator, seed: int = 3) -> Image.Image:
+def joy_by_gender(gen: Sampler, seed: int = 3) -> Image.Image:
     """Rows: joy 0 -> 1; columns: P(male) 0 -> 1; one identity (fixed z)."""
     z = gen.random_z(1, seed)
     attrs = [Attributes(j, m, 0.0, 0.0, 0.0) for j in np.linspace(0, 1, 6)
@@ -41,7 +36,7 @@ def joy_by_gender(gen: Generator, seed: int = 3) -> Image.Image:
     return tile(gen.sample(attrs, z=z), 6)
 
 
-def yaw_by_pitch(gen: Generator, seed: int = 3) -> Image.Image:
+def yaw_by_pitch(gen: Sampler, seed: int = 3) -> Image.Image:
     """Rows: pitch -20 -> +20 deg; columns: yaw -30 -> +30 deg; fixed z, joy 0.5."""
     z = gen.random_z(1, seed)
     attrs = [Attributes(0.5, 0.5, y, p, 0.0) for p in np.linspace(-20, 20, 5)
@@ -49,7 +44,7 @@ def yaw_by_pitch(gen: Generator, seed: int = 3) -> Image.Image:
     return tile(gen.sample(attrs, z=z), 7)
 
 
-def latent_walk(gen: Generator, seed: int = 11, steps: int = 8) -> Image.Image:
+def latent_walk(gen: Sampler, seed: int = 11, steps: int = 8) -> Image.Image:
     """Four identity pairs, slerped at fixed labels."""
     rows = []
     for k in range(4):
@@ -93,7 +88,7 @@ def plot_convergence(log_csv: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def write_report(gen: Generator, out_dir: Path, log_csv: Path | None = None) -> list[Path]:
+def write_report(gen: Sampler, out_dir: Path, log_csv: Path | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in [("samples.png", sample_grid(gen)), ("joy_by_gender.png", joy_by_gender(gen)),

@@ -22,8 +22,9 @@ DEFAULT_WEIGHTS = MODELS_DIR / "generator" / "began_cs_64.safetensors"
 BF16_MIN_BATCH = 8
 
 
-class Generator:
-    """Draw 64x64 RGB faces (uint8) for attributes; uses the GPU when there is one."""
+class Sampler:
+    """The shipped generator, loaded once: draws 64x64 RGB faces (uint8) for attributes;
+    uses the GPU when there is one."""
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto") -> None:
         from safetensors import safe_open

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from studio.core.generator.networks import (
     BeganConfig,
@@ -23,6 +22,7 @@ from studio.core.generator.networks import (
     update_k,
 )
 from studio.core.generator.training_data import TrainingSet
+from studio.core.progress import Progress, Stop, never_stop, no_progress
 
 
 @dataclass
@@ -220,7 +220,11 @@ class Trainer:
         self.G.train()
         save_grid(imgs, path)
 
-    def run(self, minutes: float, grid_every_s: float = 300, progress: bool = True) -> None:
+    def run(self, minutes: float, grid_every_s: float = 300, progress: Progress | None = None,
+            stop: Stop | None = None) -> None:
+        """Train for ``minutes`` (or until ``stop()``); ``progress`` counts seconds of the
+        budget, with the step and losses as its detail."""
+        progress, stop = progress or no_progress, stop or never_stop
         self.out.mkdir(parents=True, exist_ok=True)
         with (self.out / "runs.jsonl").open("a") as fh:  # what each resumed run used
             fh.write(json.dumps({"start_step": self.step, "minutes": minutes,
@@ -233,16 +237,15 @@ class Trainer:
         base_seconds = self.seconds  # training time of earlier runs
         last_grid = last_ckpt = start
         images_done = 0
-        bar = tqdm(total=math.ceil(budget), unit="s", disable=not progress,
-                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]"
-                              " {postfix}")
+        total = math.ceil(budget)
+        progress(0, total, "seconds")
         with log_path.open("a", newline="") as fh:
             writer = csv.writer(fh)
             if new_log:
                 writer.writerow(["step", "seconds", "L_real", "L_fake", "L_C", "label_real",
                                  "label_G", "k", "M", "img_per_s"])
             try:
-                while (now := time.perf_counter()) - start < budget:
+                while (now := time.perf_counter()) - start < budget and not stop():
                     m = self.train_step()
                     images_done += self.s.batch
                     elapsed = time.perf_counter() - start
@@ -252,9 +255,9 @@ class Trainer:
                                          *(round(m[k], 5) for k in ("L_real", "L_fake", "L_C",
                                            "label_real", "label_G", "k", "M")), round(ips, 1)])
                         fh.flush()
-                        bar.n = min(int(elapsed), bar.total)
-                        bar.set_postfix_str(f"step {self.step} M {m['M']:.4f} k {m['k']:.4f} "
-                                            f"L_C {m['L_C']:.3f} {ips:.0f} img/s")
+                        progress(min(int(elapsed), total), total,
+                                 f"seconds: step {self.step} M {m['M']:.4f} k {m['k']:.4f} "
+                                 f"L_C {m['L_C']:.3f} {ips:.0f} img/s")
                     if now - last_grid > grid_every_s:
                         self.sample_grid(self.out / "grids" / f"step{self.step:07d}.png")
                         last_grid = now
@@ -266,4 +269,3 @@ class Trainer:
                 self.seconds = base_seconds + time.perf_counter() - start
                 self.save_state()
                 self.sample_grid(self.out / "grids" / f"step{self.step:07d}.png")
-                bar.close()

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.framing import CropFrame, crop
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
+from studio.core.progress import Progress, track
 
 
 def file_sha256(path: Path) -> str:
@@ -38,7 +38,8 @@ def read_cache(cache: Path) -> dict[str, dict]:
     return records
 
 
-def label_images(paths: Iterable[Path], cache: Path, progress: bool = True) -> dict[str, dict]:
+def label_images(paths: Iterable[Path], cache: Path,
+                 progress: Progress | None = None) -> dict[str, dict]:
     """Analyse every image not yet in the cache; return the records by file path."""
     paths = list(paths)
     records = read_cache(cache)
@@ -47,7 +48,7 @@ def label_images(paths: Iterable[Path], cache: Path, progress: bool = True) -> d
     out: dict[str, dict] = {}
     try:
         with cache.open("a", encoding="utf-8") as fh:
-            for path in tqdm(paths, desc="labelling", unit="img", disable=not progress):
+            for path in track(paths, progress, "labelling"):
                 digest = file_sha256(path)
                 rec = records.get(digest)
                 if rec is None:
@@ -110,7 +111,7 @@ def training_sources() -> list[tuple[int, Path]]:
 
 
 def build_training_set(cache: Path, rotated_copies: int = 1, seed: int = 0,
-                       progress: bool = True) -> TrainingSet:
+                       progress: Progress | None = None) -> TrainingSet:
     """Label (cached) and crop every training image, plus roll-augmented copies."""
     from studio.core.analysis.attributes import Attributes
 
@@ -119,7 +120,7 @@ def build_training_set(cache: Path, rotated_copies: int = 1, seed: int = 0,
     rng = np.random.default_rng(seed)
     images, labels, origin = [], [], []
     skipped = 0
-    for src, path in tqdm(sources, desc="cropping", unit="img", disable=not progress):
+    for src, path in track(sources, progress, "cropping"):
         rec = records[str(path)]
         if not rec.get("faces"):
             skipped += 1
@@ -141,7 +142,7 @@ def build_training_set(cache: Path, rotated_copies: int = 1, seed: int = 0,
 
 
 def read_cache_by_path(cache: Path, paths: Iterable[Path] | None = None,
-                       progress: bool = True) -> dict[str, dict]:
+                       progress: Progress | None = None) -> dict[str, dict]:
     """Cached labels of the held-out and training images, keyed by path (labels any
     image not yet in the cache)."""
     from studio.core.datasets import celeba_id, genki, utkface

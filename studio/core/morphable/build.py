@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
 from studio.core.morphable.face_mesh import canonical_mesh
@@ -34,6 +33,7 @@ from studio.core.morphable.model import (
     umeyama,
 )
 from studio.core.morphable.texture_map import fill_outside, rasterize_uv, unwrap
+from studio.core.progress import Progress, track
 
 TEXTURE_SIZE = 128
 FRONTAL_DEG = 12.0  # faces turned less than this give texture
@@ -63,7 +63,7 @@ def training_images(n_utk: int, n_genki: int, seed: int) -> list[tuple[str, obje
             + [("genki4k", gk[i].path) for i in sorted(pick_g)])
 
 
-def collect(images: list[tuple[str, object]], progress: bool = True) -> Collected:
+def collect(images: list[tuple[str, object]], progress: Progress | None = None) -> Collected:
     from studio.core.analysis.calibration import load_calibration
     from studio.core.analysis.images import load_image
     from studio.core.analysis.landmarks import FaceLandmarker, largest_face
@@ -73,7 +73,7 @@ def collect(images: list[tuple[str, object]], progress: bool = True) -> Collecte
     calibration = load_calibration()
     out = Collected([], [], [], [], {}, 0)
     with FaceLandmarker(max_faces=2) as landmarker:
-        for source, path in tqdm(images, desc="faces", unit="img", disable=not progress):
+        for source, path in track(images, progress, "faces"):
             try:
                 rgb = load_image(path).rgb
             except Exception:  # an unreadable file is counted, not fatal
@@ -118,7 +118,7 @@ def procrustes_align(shapes: list[np.ndarray], reference: np.ndarray,
 
 
 def build(n_utk: int = 2000, n_genki: int = 1500, k_identity: int = 40, k_texture: int = 40,
-          seed: int = 0, progress: bool = True) -> MorphableModel:
+          seed: int = 0, progress: Progress | None = None) -> MorphableModel:
     t0 = time.perf_counter()
     mesh = canonical_mesh()
     data = collect(training_images(n_utk, n_genki, seed), progress=progress)

@@ -15,7 +15,7 @@ from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.metrics.comparison import Comparison, compare
 
 if TYPE_CHECKING:  # imports torch / OpenGL
-    from studio.core.generator.sampler import Generator
+    from studio.core.generator.sampler import Sampler
     from studio.core.morphable.surrogate import Request3D, Surrogate3D, Surrogate3DMaker
 
 
@@ -52,7 +52,7 @@ class SurrogateEngine:
         self._weights = weights
         self._staged = staged
         self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers)
-        self.generator: Generator | None = None
+        self.generator: Sampler | None = None
         self._maker3d: Surrogate3DMaker | None = None
         self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face
         if not staged:
@@ -61,12 +61,12 @@ class SurrogateEngine:
 
     def load_generation(self) -> None:
         from studio.core.analysis.identity import IdentityEncoder
-        from studio.core.generator.sampler import Generator
+        from studio.core.generator.sampler import Sampler
 
         if self.analyzer.identity is None:
             self.analyzer.identity = IdentityEncoder()
         if self.generator is None:
-            self.generator = Generator(self._weights)
+            self.generator = Sampler(self._weights)
             if self._staged:
                 self.generator.freeze_single()  # the window's live slider samples
 

@@ -25,7 +25,7 @@ from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distan
 from studio.core.analysis.landmarks import largest_face
 from studio.core.crowd.formats import MAPPING_COLUMNS
 from studio.core.errors import StudioError
-from studio.core.workspace.batch import EXPORT_SIZE, png_bytes
+from studio.core.surrogates.making import png_bytes
 from studio.core.workspace.store import Candidate, FaceRecord, Workspace
 
 FORMATS = ("mturk", "labelstudio")
@@ -130,7 +130,7 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
                                   f"of {Path(face.original_path).name} face {face.face_index}"
                                   f": {problem}")
             continue
-        ok.append((cand, face, png_bytes(rgb, EXPORT_SIZE)))
+        ok.append((cand, face, png_bytes(rgb)))
 
     def add(cand: Candidate, face: FaceRecord, png: bytes, kind: str, label: str = "") -> None:
         rows.append(({"item_id": _item_id(taken), "original_key": face.key,

@@ -1,0 +1,138 @@
+"""What the face analysis sees on an original and on each method's output, and the
+SQLite cache that keeps it by image sha256, method and model fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.analysis.analyzer import FaceAnalysis
+from studio.core.analysis.attributes import NAMES
+from studio.core.analysis.images import LoadedImage
+from studio.core.analysis.landmarks import largest_face
+from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
+from studio.core.evaluation.methods import Method, naive_output
+from studio.core.surrogates.making import candidate_seed, surrogate_images
+
+#: Bump when the way an observation is made changes: cached ones are then made again.
+CACHE_VERSION = 1
+
+
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the face analysis saw on one image; NaN where it saw no face."""
+
+    found: bool
+    joy: float = math.nan
+    p_male: float = math.nan
+    yaw: float = math.nan
+    pitch: float = math.nan
+    roll: float = math.nan
+    descriptor: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def smiling(self) -> bool | None:
+        return None if not self.found else self.joy >= 0.5
+
+    @classmethod
+    def of(cls, face: FaceAnalysis | None, descriptor: np.ndarray | None = None
+           ) -> Observation:
+        if face is None:
+            return cls(False, descriptor=descriptor)
+        a = face.attributes
+        desc = descriptor if descriptor is not None else face.descriptor
+        return cls(True, a.joy, a.p_male, a.yaw, a.pitch, a.roll, desc)
+
+    def to_json(self) -> str:
+        d = {k: getattr(self, k) for k in ("found", *NAMES)}
+        d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+        d["descriptor"] = None if self.descriptor is None else self.descriptor.tolist()
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> Observation:
+        d = json.loads(text)
+        desc = d.pop("descriptor")
+        values = {k: (math.nan if v is None else v) for k, v in d.items()}
+        return cls(descriptor=None if desc is None else np.asarray(desc, np.float32), **values)
+
+
+class ObservationCache:
+    """SQLite, written from one thread only; survives runs and output folders."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        path = path or user_cache_dir() / "evaluation" / "observations.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS obs (key TEXT PRIMARY KEY, json TEXT)")
+
+    def get_many(self, keys: list[str]) -> dict[str, Observation]:
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(f"SELECT key, json FROM obs WHERE key IN ({marks})", keys)
+        return {k: Observation.from_json(j) for k, j in rows}
+
+    def put_many(self, items: dict[str, Observation]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO obs VALUES (?, ?)",
+                                [(k, o.to_json()) for k, o in items.items()])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def models_fingerprint() -> str:
+    """Changes whenever a model an observation depends on changes."""
+    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for path in sorted([MODELS_DIR / "analysis_calibration.json",
+                        *(MODELS_DIR / "generator").glob("*.safetensors"),
+                        *(MODELS_DIR / "morphable").glob("*.safetensors")]):
+        digest.update(sha256_of(path).encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(fingerprint: str, sha: str, method: str) -> str:
+    return f"{fingerprint}:{sha}:{method}"
+
+
+def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
+            ) -> dict[str, Observation]:
+    """The original and every method's output, analysed. Runs in worker threads."""
+    analyzer = engine.analyzer
+    face = largest_face(analyzer.analyze(image).faces)
+    original = Observation.of(face)
+    out = {"original": original}
+    if face is None:
+        return out
+    from studio.core.analysis.identity import identity_chip
+
+    seed = candidate_seed(sha, 0, 0)
+    made = [(m, make_output(engine, m, image, face, seed)) for m in methods
+            if m.key != "original"]
+    surrogates = [(m, rgb) for m, rgb in made if not m.aligned]
+    naive = [(m, rgb) for m, rgb in made if m.aligned]
+    for (m, _), a in zip(surrogates, analyzer.analyze_many([rgb for _, rgb in surrogates]),
+                         strict=True):
+        out[m.key] = Observation.of(largest_face(a.faces))
+    if naive:
+        analyses = analyzer.analyze_many([rgb for _, rgb in naive], identity=False)
+        chips = np.stack([identity_chip(rgb, face.landmarks) for _, rgb in naive])
+        descriptors = analyzer.identity.descriptors_of_chips(chips)
+        for (m, _), a, d in zip(naive, analyses, descriptors, strict=True):
+            out[m.key] = Observation.of(largest_face(a.faces), d)
+    return out
+
+
+def make_output(engine, method: Method, image: LoadedImage, face: FaceAnalysis,
+                seed: int) -> np.ndarray:
+    if method.family in ("gan", "3d"):
+        return surrogate_images(engine, method.family, image, face, [seed])[0]
+    return naive_output(method, image.rgb, face.landmarks)

@@ -1,0 +1,116 @@
+"""Making a face's surrogates of either method, the same way for every caller.
+
+``studio batch``, ``studio evaluate``, the curation window and the export all draw their
+surrogates through here, so a seed means the same face everywhere and every surrogate
+leaves the studio as the same kind of file: a fresh PNG at ``EXPORT_SIZE`` with no metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from studio.core.analysis.analyzer import FaceAnalysis
+from studio.core.errors import StudioError
+from studio.core.metrics.comparison import Comparison
+
+#: The surrogate methods: the conditional GAN and the 3D morphable model.
+SURROGATE_METHODS = ("gan", "3d")
+#: The size every exported surrogate has: GAN faces are upscaled to it, 3D renders drawn at it.
+EXPORT_SIZE = 256
+
+
+def png_bytes(rgb: np.ndarray, size: int | None = EXPORT_SIZE) -> bytes:
+    """A fresh PNG with no metadata (nothing of the original travels with it), resized to
+    ``size`` pixels square unless ``size`` is None."""
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def save_png(rgb: np.ndarray, path: str | Path) -> Path:
+    """Write one surrogate as ``png_bytes`` would make it; the path's suffix becomes .png."""
+    out = Path(path).with_suffix(".png")
+    out.write_bytes(png_bytes(rgb))
+    return out
+
+
+def candidate_metrics(original: FaceAnalysis, comparison: Comparison) -> dict:
+    """What the curation view filters on: identity distance and expression kept."""
+    seen = comparison.surrogate
+    if seen is None:
+        return {"found": False, "distance": None, "smile_kept": None}
+    a, b = original.attributes, seen.attributes
+    return {"found": True, "distance": comparison.distance, "smile_kept": comparison.smile_kept,
+            "joy": b.joy, "yaw": b.yaw, "pitch": b.pitch, "roll": b.roll,
+            "d_joy": b.joy - a.joy, "d_yaw": b.yaw - a.yaw, "d_pitch": b.pitch - a.pitch,
+            "d_roll": b.roll - a.roll}
+
+
+def candidate_seed(sha256: str, face_index: int, i: int) -> int:
+    """Deterministic per face, so a resumed or repeated run makes the same candidates."""
+    return (int(sha256[:8], 16) + 7919 * face_index + 104729 * i) % 1_000_000 + 1
+
+
+def batch_engine(workers: int):
+    """An engine with ``workers`` photos in flight: one landmarker each, and torch's threads
+    shared out so that the workers do not oversubscribe the cores."""
+    import torch
+
+    from studio.core.surrogates.engine import SurrogateEngine
+
+    workers = max(1, workers)
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
+    engine = SurrogateEngine(staged=True, landmarkers=workers)
+    engine.load_generation()
+    return engine
+
+
+def check_methods(methods: tuple[str, ...] | list[str]) -> None:
+    for m in methods:
+        if m not in SURROGATE_METHODS:
+            raise StudioError(f"unknown method {m!r}; use {', '.join(SURROGATE_METHODS)}")
+
+
+def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int]
+                     ) -> list[np.ndarray]:
+    """A face's GAN or 3D surrogates, one per identity seed, from its own estimate."""
+    check_methods([method])
+    if method == "gan":
+        from studio.core.generator.latent import z_for_seed
+
+        z = np.stack([z_for_seed(s) for s in seeds])
+        return list(engine.generator.sample(face.attributes, z=z))
+    from studio.core.morphable.surrogate import Request3D
+
+    return [engine.surrogate3d(image, face, Request3D(identity=s, size=EXPORT_SIZE)).image
+            for s in seeds]
+
+
+class CandidateMaker:
+    """Makes and measures candidates of either method for a face; the engine's models are
+    loaded once, and a face's candidates are generated and measured as one batch."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def make(self, method: str, image, face: FaceAnalysis, seed: int) -> tuple[bytes, dict]:
+        return self.make_many(method, image, face, [seed])[0]
+
+    def make_many(self, method: str, image, face: FaceAnalysis, seeds: list[int]
+                  ) -> list[tuple[bytes, dict]]:
+        from studio.core.metrics.comparison import compare_many
+
+        engine = self.engine
+        rgbs = surrogate_images(engine, method, image, face, seeds)
+        comparisons = compare_many(engine.analyzer, face, rgbs)
+        return [(png_bytes(rgb, None), candidate_metrics(face, c))
+                for rgb, c in zip(rgbs, comparisons, strict=True)]
