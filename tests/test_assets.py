@@ -46,12 +46,3 @@ def test_analysis_reports_missing_model_cleanly(tmp_path):
     assert proc.returncode == 2
     assert "face_landmarker.task" in proc.stderr and "make models" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-def test_core_never_imports_qt():
-    code = ("import sys, studio.core.analysis.analyzer, studio.core.evaluation.check_analysis, "
-            "studio.core.generator.training_data; "
-            "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from studio.core.analysis.dlib_resnet import (
+from studio.core.analysis.dlib_format import (
     MODEL_NAME,
-    DlibFaceEncoder,
     DlibFormatError,
-    _add_zero_padded,
     load_dlib_net,
     parse_dlib_dat,
 )
+from studio.core.analysis.dlib_resnet import DlibFaceEncoder, _add_zero_padded
 from studio.core.assets import third_party_dir
 from studio.core.datasets import data_available, data_root
 

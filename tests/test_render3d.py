@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from studio.core.errors import RenderError, StudioError
-from studio.core.morphable import render as render3d
+from studio.core.morphable import gl_platform as glp
 from studio.core.morphable.face_mesh import canonical_mesh
 from studio.core.morphable.render import MeshRenderer, View
 
@@ -276,34 +276,35 @@ def test_triangles_out_of_range_raise_value_error(renderer):
 
 
 def test_no_opengl_raises_a_render_error_naming_the_packages(monkeypatch):
-    monkeypatch.setattr(render3d, "_platform", None)
-    monkeypatch.setattr(render3d, "_platform_error", None)
+    monkeypatch.setattr(glp, "_platform", None)
+    monkeypatch.setattr(glp, "_platform_error", None)
     monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
-    monkeypatch.setattr(render3d, "probe_platform", lambda name: (False, f"no {name} here"))
+    monkeypatch.setattr(glp, "probe_platform", lambda name: (False, f"no {name} here"))
     with pytest.raises(RenderError) as info:
-        render3d.gl_platform()
+        glp.gl_platform()
     assert isinstance(info.value, StudioError)
     message = str(info.value)
     for package in ("libegl1", "libegl-mesa0", "libgl1-mesa-dri", "libosmesa6", "no egl here"):
         assert package in message
     assert "PYOPENGL_PLATFORM" not in os.environ
     with pytest.raises(RenderError):  # remembered, not probed again
-        render3d.gl_platform()
+        glp.gl_platform()
 
 
 def test_environment_platform_is_respected(monkeypatch):
-    monkeypatch.setattr(render3d, "_platform", None)
-    monkeypatch.setattr(render3d, "_platform_error", None)
+    monkeypatch.setattr(glp, "_platform", None)
+    monkeypatch.setattr(glp, "_platform_error", None)
     monkeypatch.setenv("PYOPENGL_PLATFORM", "osmesa")
-    monkeypatch.setattr(render3d, "probe_platform", lambda name: pytest.fail("probed"))
-    choice = render3d.gl_platform()
+    monkeypatch.setattr(glp, "probe_platform", lambda name: pytest.fail("probed"))
+    choice = glp.gl_platform()
     assert (choice.name, choice.how) == ("osmesa", "environment")
 
 
 _CHILD = textwrap.dedent(
     """
     import numpy as np
-    from studio.core.morphable.render import MeshRenderer, gl_platform
+    from studio.core.morphable.gl_platform import gl_platform
+    from studio.core.morphable.render import MeshRenderer
     r = MeshRenderer(32)
     img = r.render(np.array([[4, 4, 0], [28, 4, 0], [4, 28, 0.0]]), np.array([[0, 1, 2]]),
                    mode="shaded", background=(0, 0, 0))

@@ -28,3 +28,15 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "slerp")
     if mode == "linear":
         return np.stack([(1 - t) * z0 + t * z1 for t in ts]).astype(np.float32)
     return np.stack([slerp(z0, z1, t) for t in ts]).astype(np.float32)
+
+
+def mix(z0: np.ndarray, z1: np.ndarray, t: float, mode: str = "slerp") -> np.ndarray:
+    """The latent ``t`` of the way from z0 to z1 (float32): how the window blends two
+    identity seeds. ``t <= 0`` is z0 itself."""
+    if mode not in ("slerp", "linear"):
+        raise ValueError(f"mode must be 'slerp' or 'linear', not {mode!r}")
+    if t <= 0:
+        return z0
+    if mode == "linear":
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    return slerp(z0, z1, t).astype(np.float32)
