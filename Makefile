@@ -40,10 +40,12 @@ run: setup
 	$(PY) -m studio gui
 
 test: setup
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/bench_analysis.py

@@ -39,9 +39,11 @@ def test_the_contracts_hold():
 
 @pytest.mark.parametrize(("module", "line", "contract"), [
     ("studio/core/metrics/comparison.py", "import PySide6.QtGui",
-     "The core never imports the window, the command line or Qt"),
+     "The core imports no window, command line, Qt or progress bar"),
     ("studio/core/analysis/framing.py", "import pyqtgraph",
-     "The core never imports the window, the command line or Qt"),
+     "The core imports no window, command line, Qt or progress bar"),
+    ("studio/core/workspace/batch.py", "from tqdm import tqdm",
+     "The core imports no window, command line, Qt or progress bar"),
     ("studio/core/workspace/store.py", "import studio.ui.state",
      "The command line over the windows over the core"),
     ("studio/core/analysis/images.py", "import studio.core.generator.latent",

@@ -123,14 +123,28 @@ def test_a_rerun_comes_from_the_cache(run):
     def no_models():
         pytest.fail("a run with every face cached loaded the models")
 
-    again = evaluate([dataset], methods_for(FAMILIES), no_models, workers=1, cache=cache)
+    seen = []
+    again = evaluate([dataset], methods_for(FAMILIES), no_models, workers=1, cache=cache,
+                     progress=lambda *call: seen.append(call))
     assert again.computed == 0
+    n = len(dataset.sources)
+    assert seen == [(i, n, "faces") for i in range(1, n + 1)]
     first = {(m.source, m.method): m.output for m in result.measurements}
     for m in again.measurements:
         before = first[(m.source, m.method)]
         assert before.found == m.output.found
         assert np.allclose(before.descriptor, m.output.descriptor, atol=1e-6)
         assert np.isclose(before.joy, m.output.joy) or not before.found
+
+
+def test_a_stopped_run_computes_nothing_more(people, tmp_path):
+    cache = ObservationCache(tmp_path / "obs.sqlite")
+    dataset = discover(people)
+    seen = []
+    run = evaluate([dataset], methods_for(FAMILIES), lambda: None, workers=1, cache=cache,
+                   progress=lambda *call: seen.append(call), stop=lambda: True)
+    assert run.computed == 0 and not run.measurements and not run.problems
+    assert seen[-1] == (len(dataset.sources), len(dataset.sources), "faces")
 
 
 def test_report_files(run, tmp_path):

@@ -40,9 +40,15 @@ def photo_folder(tmp_path, genki_test, group_photo) -> Path:
 
 def test_batch_records_every_face_and_resumes(engine, photo_folder, tmp_path):
     path = tmp_path / "w.studio"
+    seen = []
     with Workspace(path) as ws:
-        report = run_batch(photo_folder, ws, engine, candidates=2)
+        report = run_batch(photo_folder, ws, engine, candidates=2,
+                           progress=lambda *call: seen.append(call))
         assert report.unreadable == 1 and report.no_face == 1
+        # One report before the first photo and one after each of the seven.
+        assert [(d, t) for d, t, _ in seen] == [(i, 7) for i in range(8)]
+        assert seen[-1][2] == (f"photos: {report.faces} faces, "
+                               f"{report.faces_per_second:.1f} faces/s")
         faces = ws.faces()
         assert report.faces == len(faces) >= 5  # the group photo gives two items
         assert sum(f.original_path.endswith("group.png") for f in faces) == 2

@@ -1,1 +1,1 @@
-"""Face analysis, generation, morphable model and metrics. Never imports Qt."""
+"""Pure-Python core, grouped by job into wings (docs/architecture.md). Never imports Qt."""

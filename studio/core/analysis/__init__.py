@@ -1,0 +1,1 @@
+"""Analysis: photos in, faces out (landmarks, the five attributes, identity descriptors)."""

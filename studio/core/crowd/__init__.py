@@ -1,0 +1,1 @@
+"""Crowd labels: the files (MTurk, Label Studio, mapping, truth), statistics, report, power."""

@@ -1,0 +1,1 @@
+"""The privacy/utility study against naive de-identification, and each component's check."""

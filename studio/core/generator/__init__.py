@@ -1,0 +1,1 @@
+"""The conditional BEGAN-CS generator: networks, training, sampling, latent walks, grids."""

@@ -1,0 +1,1 @@
+"""Measures of one surrogate against its original, and re-identification attacks."""
