@@ -8,8 +8,10 @@ interpolation and the generator's label normalisation all read it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,13 @@ class Attributes:
 
     def normalized(self) -> np.ndarray:
         """(joy, p_male, yaw, pitch, roll) in [0, 1], the generator's label vector."""
+        import numpy as np  # lazily: `studio --help` reads the specs
         out = [s.normalize(getattr(self, s.name)) for s in SPECS]
         return np.clip(np.array(out, dtype=np.float32), 0.0, 1.0)
 
     @classmethod
     def from_normalized(cls, y: np.ndarray) -> Attributes:
+        import numpy as np  # lazily: `studio --help` reads the specs
         y = np.asarray(y, dtype=np.float64)
         return cls(*(s.denormalize(float(v)) for s, v in zip(SPECS, y, strict=True)))
 

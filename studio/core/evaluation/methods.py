@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from studio.core.errors import StudioError
-from studio.core.evaluation import baselines
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ def methods_for(families: Iterable[str]) -> list[Method]:
 
 
 def naive_output(method: Method, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    from studio.core.evaluation import baselines  # OpenCV: not needed to list the methods
+
     match method.key:
         case "blur-light":
             return baselines.blur(rgb, landmarks, 0.05)

@@ -267,5 +267,7 @@ class Trainer:
                         last_ckpt = time.perf_counter()
             finally:
                 self.seconds = base_seconds + time.perf_counter() - start
+                progress(min(int(time.perf_counter() - start), total), total,
+                         f"seconds: step {self.step}, stopped and saved")
                 self.save_state()
                 self.sample_grid(self.out / "grids" / f"step{self.step:07d}.png")

@@ -1,0 +1,214 @@
+"""``studio train``, ``generate``, ``interpolate``, ``evaluate-generator`` and
+``generator-report``: the conditional face generator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studio.cli.options import (
+    CACHE,
+    RUNS,
+    add_attribute_flags,
+    add_labels,
+    add_quiet,
+    add_seed,
+    add_strict,
+    add_weights,
+    attributes_from,
+    data_present,
+    progress_for,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _add_train(sub)
+    _add_generate(sub)
+    _add_interpolate(sub)
+    p = sub.add_parser("evaluate-generator", help="measure the generator on held-out labels")
+    add_weights(p)
+    add_labels(p)
+    p.add_argument("-n", type=int, default=1000, help="samples for realism and control")
+    p.add_argument("--privacy-faces", type=int, default=None, help="GENKI-4K test faces (all)")
+    p.add_argument("--training-reference", type=int, default=3000,
+                   help="training faces to search for the nearest one")
+    add_strict(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_evaluate_generator)
+
+    p = sub.add_parser("generator-report", help="sample/interpolation grids and the M plot")
+    add_weights(p)
+    p.add_argument("--log", default=str(RUNS / "log.csv"))
+    p.add_argument("--out", default="models/generator")
+    p.set_defaults(func=cmd_generator_report)
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the conditional BEGAN-CS generator")
+    p.add_argument("--out", default=str(RUNS), help="checkpoints, log.csv, sample grids")
+    p.add_argument("--data", default=str(CACHE / "train64.npz"),
+                   help="training crops (built if absent)")
+    add_labels(p)
+    p.add_argument("--minutes", type=float, default=60.0, help="time budget for this run")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--channels", type=int, default=16, help="base channel count")
+    p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--label-weight", type=float, default=0.1,
+                   help="weight of the auxiliary label loss")
+    p.add_argument("--plain-label-loss", action="store_true",
+                   help="plain MSE over the labels (the thesis) instead of variance-scaled")
+    add_seed(p)
+    _add_device(p)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    p.add_argument("--grid-every", type=float, default=300.0, help="seconds between grids")
+    add_quiet(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="draw faces with given attributes into a grid PNG")
+    add_attribute_flags(p)
+    p.add_argument("-n", type=int, default=16, help="number of faces")
+    add_seed(p, default=None)
+    p.add_argument("--size", type=int, default=128, help="pixels per face in the grid")
+    add_weights(p)
+    _add_device(p)
+    p.add_argument("-o", "--output", default="grid.png")
+    p.set_defaults(func=cmd_generate)
+
+
+def _add_interpolate(sub: argparse._SubParsersAction) -> None:
+    from studio.core.analysis.attributes import NAMES
+
+    p = sub.add_parser("interpolate", help="filmstrip and GIF of a latent or attribute walk")
+    add_seed(p, default=1, help="identity (start of the walk)")
+    p.add_argument("--seed-b", type=int, default=2, help="identity at the end of the walk")
+    p.add_argument("--mode", choices=("slerp", "linear"), default="slerp")
+    p.add_argument("--along", choices=NAMES, default=None,
+                   help="walk one attribute at a fixed identity instead")
+    p.add_argument("--start", type=float, default=0.0, help="attribute value at the start")
+    p.add_argument("--stop", type=float, default=1.0, help="attribute value at the end")
+    p.add_argument("--steps", type=int, default=9)
+    add_attribute_flags(p)
+    p.add_argument("--size", type=int, default=128, help="pixels per frame in the filmstrip")
+    p.add_argument("-o", "--output", default="walk.png", help="filmstrip PNG")
+    p.add_argument("--gif", default=None, help="also write an animated GIF here")
+    p.add_argument("--fps", type=float, default=12)
+    add_weights(p)
+    p.set_defaults(func=cmd_interpolate)
+
+
+def _training_set(args: argparse.Namespace):
+    from studio.core.generator.training_data import TrainingSet, build_training_set
+
+    data_path = Path(args.data)
+    if not data_path.is_file():
+        print(f"building the training set into {data_path} (labels cached in {args.labels})")
+        with progress_for(args) as progress:
+            build_training_set(Path(args.labels), progress=progress).save(data_path)
+    data = TrainingSet.load(data_path)
+    print(f"{len(data.labels)} training crops: {data.counts}")
+    return data
+
+
+def _trainer(args: argparse.Namespace, data):
+    import torch
+
+    from studio.core.generator.networks import BeganConfig
+    from studio.core.generator.training import Trainer, TrainSettings, pick_device
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    settings = TrainSettings(batch=args.batch, seed=args.seed, gamma=args.gamma,
+                             label_weight=args.label_weight,
+                             label_standardize=not args.plain_label_loss,
+                             config=BeganConfig(base_channels=args.channels))
+    return Trainer(data, Path(args.out), settings, pick_device(args.device))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    trainer = _trainer(args, _training_set(args))
+    if args.resume and trainer.state_path.is_file():
+        trainer.load_state()
+        print(f"resumed at step {trainer.step} ({trainer.seconds / 3600:.2f} h trained)")
+    elif trainer.state_path.is_file() and not args.resume:
+        print(f"error: {trainer.state_path} exists; pass --resume or choose another --out",
+              file=sys.stderr)
+        return 2
+    with progress_for(args) as progress:
+        trainer.run(args.minutes, grid_every_s=args.grid_every, progress=progress)
+    print(f"stopped at step {trainer.step}; weights in {Path(args.out) / 'generator.safetensors'}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.core.generator.sampler import Sampler
+    from studio.core.generator.sheets import contact_sheet
+
+    gen = Sampler(args.weights, device=args.device)
+    attrs = attributes_from(args)
+    faces = gen.sample(attrs, seed=args.seed, n=args.n)
+    out = Path(args.output)
+    contact_sheet(faces, size=args.size, gap=0).save(out)  # a new image: no metadata
+    print(f"{len(faces)} faces ({attrs.to_dict()}) -> {out}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from studio.core.generator import interpolation as walk
+    from studio.core.generator.sampler import Sampler
+
+    gen = Sampler(args.weights)
+    labels = attributes_from(args)
+    if args.along:
+        frames = walk.along_attribute(gen, labels, args.seed, args.along, args.start, args.stop,
+                                      args.steps)
+        what = f"{args.along} {args.start:g} -> {args.stop:g} at seed {args.seed}"
+    else:
+        frames = walk.between_identities(gen, labels, args.seed, args.seed_b, args.steps,
+                                         args.mode)
+        what = f"seed {args.seed} -> {args.seed_b} ({args.mode})"
+    out = Path(args.output)
+    Image.fromarray(walk.filmstrip(frames, args.size)).save(out)
+    print(f"{len(frames)} frames, {what} -> {out}")
+    if args.gif:
+        print(f"animation -> {walk.save_animation(frames, args.gif, fps=args.fps)}")
+    return 0
+
+
+def cmd_evaluate_generator(args: argparse.Namespace) -> int:
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.evaluation.check_generator import run_check
+    from studio.core.generator.sampler import Sampler
+    from studio.core.generator.training_data import read_cache_by_path
+
+    if not data_present():
+        return 2
+    generator = Sampler(args.weights)
+    with FaceAnalyzer() as analyzer, progress_for(args) as progress:
+        records = read_cache_by_path(Path(args.labels), progress=progress)
+        metrics = run_check(generator, analyzer, records, n=args.n,
+                            privacy_faces=args.privacy_faces,
+                            training_reference=args.training_reference, progress=progress)
+    print(f"generator {generator.path.name} (step {generator.metadata.get('step', '?')})")
+    print(format_table(metrics))
+    return 0 if all(m.passed for m in metrics) or not args.strict else 1
+
+
+def cmd_generator_report(args: argparse.Namespace) -> int:
+    from studio.core.generator.report import write_report
+    from studio.core.generator.sampler import Sampler
+
+    gen = Sampler(args.weights)
+    log = Path(args.log) if args.log else None
+    for path in write_report(gen, Path(args.out), log):
+        print(path)
+    return 0

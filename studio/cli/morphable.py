@@ -1,0 +1,61 @@
+"""``studio build-morphable`` and ``evaluate-3d``: the 3D morphable face model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from studio.cli.options import add_quiet, add_seed, add_strict, data_present, progress_for
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build-morphable",
+                       help="build the 3D morphable face model from ../shared/data")
+    p.add_argument("--utk", type=int, default=2000, help="UTKFace training images to use")
+    p.add_argument("--genki", type=int, default=1500, help="GENKI-4K training images to use")
+    p.add_argument("--identity-components", type=int, default=40)
+    p.add_argument("--texture-components", type=int, default=40)
+    add_seed(p)
+    p.add_argument("--out", default=None, help="default: models/morphable/face_3dmm.safetensors")
+    add_quiet(p)
+    p.set_defaults(func=cmd_build_morphable)
+
+    p = sub.add_parser("evaluate-3d", help="measure 3D surrogates on held-out faces")
+    p.add_argument("--genki", type=int, default=300, help="GENKI-4K test images")
+    p.add_argument("--utk", type=int, default=200, help="held-out UTKFace images")
+    add_strict(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_evaluate_3d)
+
+
+def cmd_build_morphable(args: argparse.Namespace) -> int:
+    from studio.core.morphable.build import build
+    from studio.core.morphable.model import MORPHABLE_FILE
+
+    if not data_present():
+        return 2
+    with progress_for(args) as progress:
+        model = build(n_utk=args.utk, n_genki=args.genki, k_identity=args.identity_components,
+                      k_texture=args.texture_components, seed=args.seed, progress=progress)
+    out = Path(args.out) if args.out else MORPHABLE_FILE
+    model.save(out)
+    print(json.dumps(model.info, indent=1))
+    print(f"morphable model -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_evaluate_3d(args: argparse.Namespace) -> int:
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation.check_3d import run_check
+    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.morphable.surrogate import Surrogate3DMaker
+
+    if not data_present():
+        return 2
+    with FaceAnalyzer() as analyzer, Surrogate3DMaker() as maker, \
+            progress_for(args) as progress:
+        metrics = run_check(analyzer, maker, n_genki=args.genki, n_utk=args.utk,
+                            progress=progress)
+    print(format_table(metrics))
+    return 0 if all(m.passed for m in metrics) or not args.strict else 1

@@ -1,0 +1,135 @@
+"""What several commands share, declared once: options, attribute flags, progress bars.
+
+Nothing here imports a heavy module at import time: ``studio --help`` builds every parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from studio.core.assets import user_cache_dir
+
+if TYPE_CHECKING:
+    from studio.core.analysis.attributes import Attributes
+    from studio.core.progress import Progress
+
+#: The user's cache: training crops, label caches and training runs by default.
+CACHE = user_cache_dir()
+LABELS = CACHE / "labels.jsonl"
+RUNS = CACHE / "runs" / "began"
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_strict(p: argparse.ArgumentParser, what: str = "a bar") -> None:
+    p.add_argument("--strict", action="store_true", help=f"exit 1 when {what} is missed")
+
+
+def add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=None, help="generator safetensors (default: shipped)")
+
+
+def add_workers(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help=help)
+
+
+def add_seed(p: argparse.ArgumentParser, default: int | None = 0,
+             help: str | None = None) -> None:
+    p.add_argument("--seed", type=int, default=default, help=help)
+
+
+def add_labels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", default=str(LABELS), help="label cache (by image hash)")
+
+
+def add_attribute_flags(p: argparse.ArgumentParser) -> None:
+    """``--joy --male --yaw --pitch --roll``: one flag per attribute of the one spec."""
+    from studio.core.analysis.attributes import SPECS
+
+    for s in SPECS:
+        p.add_argument(f"--{s.flag}", dest=s.name, metavar=s.flag.upper(), type=float,
+                       default=s.default, help=s.help)
+
+
+def attributes_from(args: argparse.Namespace) -> Attributes:
+    """The attributes the flags of ``add_attribute_flags`` asked for."""
+    from studio.core.analysis.attributes import SPECS, Attributes
+
+    return Attributes(**{s.name: getattr(args, s.name) for s in SPECS})
+
+
+def split_list(text: str) -> list[str]:
+    """``"gan, 3d,"`` -> ``["gan", "3d"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def data_present() -> bool:
+    """True when the research data is there; otherwise says where it was looked for."""
+    from studio.core.datasets import data_available, data_root
+
+    if not data_available():
+        print(f"error: the research data is not at {data_root()} (set STUDIO_DATA).",
+              file=sys.stderr)
+    return data_available()
+
+
+class TqdmProgress:
+    """The core's ``progress(done, total, message)`` drawn as tqdm bars.
+
+    The stage is the text of ``message`` before its first ": "; a new bar starts whenever
+    the stage or the total changes (or ``done`` goes back), and the text after ": " is the
+    bar's postfix. Use it as a context manager so that the last bar is closed.
+    """
+
+    def __init__(self, file=None, **tqdm_options) -> None:
+        self.file = file
+        self.options = tqdm_options
+        self.bar = None
+        self._key: tuple[str, int] | None = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        stage, _, detail = message.partition(": ")
+        if self.bar is None or self._key != (stage, total) or done < self.bar.n:
+            self._start(stage, total)
+        if detail:
+            self.bar.set_postfix_str(detail, refresh=False)
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+        elif detail:
+            self.bar.refresh()
+
+    def _start(self, stage: str, total: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(total=total or None, desc=stage, file=self.file, **self.options)
+        self._key = (stage, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+        self._key = None
+
+    def __enter__(self) -> TqdmProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def progress_for(args: argparse.Namespace) -> Iterator[Progress | None]:
+    """Bars on stderr, or ``None`` with ``--quiet``; the bars are closed on the way out."""
+    if args.quiet:
+        yield None
+        return
+    with TqdmProgress() as progress:
+        yield progress
