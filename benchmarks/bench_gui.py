@@ -52,8 +52,8 @@ def main() -> None:
         wait(app, lambda: win.state.face is not None)
         app.processEvents()
         startup = time.perf_counter() - T_START
-        wait(app, lambda: win.state.comparison is not None
-             and win.state.comparison.distance is not None)
+        wait(app, lambda: win.state.compared.comparison is not None
+             and win.state.compared.comparison.distance is not None)
         app.processEvents()
         first_surrogate = time.perf_counter() - T_START
         # Steady state: the 3D model and renderer load last (stage 3); measure after that.
@@ -94,7 +94,7 @@ def main() -> None:
         timer.start()
         win.open_path(path)
         wait(app, lambda: win.state.path == str(path))
-        wait(app, lambda: win.state.comparison is not None)
+        wait(app, lambda: win.state.compared.comparison is not None)
         timer.stop()
         stall = float(np.max(np.diff(ticks))) if len(ticks) > 1 else float("nan")
         memory = rss_mb()

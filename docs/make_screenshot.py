@@ -25,7 +25,7 @@ def main(out: str = "docs/screenshot.png") -> None:
         win.show()
         win.controller.load_models(then=win.open_demo)
         end = time.perf_counter() + 120
-        while ((win.state.comparison is None or win.state.comparison3d is None)
+        while ((win.state.compared.comparison is None or win.state.compared.comparison3d is None)
                and time.perf_counter() < end):
             app.processEvents()
             time.sleep(0.01)

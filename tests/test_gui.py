@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool
 
+from studio.core.analysis.attributes import SPEC
 from studio.ui.controller import Controller
 from studio.ui.main_window import MainWindow
 from studio.ui.state import StudioState
@@ -39,7 +41,7 @@ def open_and_wait(qtbot, win, path) -> None:
     qtbot.waitUntil(lambda: win.state.path == str(path), timeout=30000)
     if win.state.face is not None:
         qtbot.waitUntil(lambda: win.surrogate.generation > before, timeout=30000)
-        qtbot.waitUntil(lambda: win.state.comparison is not None, timeout=30000)
+        qtbot.waitUntil(lambda: win.state.compared.comparison is not None, timeout=30000)
 
 
 def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer):
@@ -54,7 +56,7 @@ def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer)
     assert window.surrogate.surrogate.pixmap() is not None
     verdict = window.identity.verdict.text()
     assert any(t in verdict for t in ("Different person", "SAME PERSON", "No face"))
-    comp = window.state.comparison
+    comp = window.state.compared.comparison
     assert comp.original is window.state.face
 
 
@@ -85,8 +87,8 @@ def test_photo_is_analysed_while_the_generator_still_loads(qtbot, tmp_path, utk_
         assert win.attributes.values["joy"].text() == f"{state.face.attributes.joy:.2f}"
         assert "loading" in win.surrogate.surrogate.text()
         gate.set()
-        qtbot.waitUntil(lambda: state.comparison is not None
-                        and state.comparison.distance is not None, timeout=60000)
+        qtbot.waitUntil(lambda: state.compared.comparison is not None
+                        and state.compared.comparison.distance is not None, timeout=60000)
         assert state.face.descriptor is not None and state.surrogate is not None
         assert "step" in win.device_label.text()  # the model is named once it has loaded
     finally:
@@ -116,11 +118,10 @@ def test_each_slider_draws_a_new_surrogate(qtbot, window, utk_face_path, name, v
                     and not window.controller.compare_jobs.busy, timeout=30000)
     assert not np.array_equal(before, _pixels(window.surrogate.surrogate))
     requested = window.state.surrogate.requested
-    steps = 100 if name in ("joy", "p_male") else 1
-    assert getattr(requested, name) == pytest.approx(value / steps)
-    comp = window.state.comparison
+    assert getattr(requested, name) == pytest.approx(value / SPEC[name].ticks_per_unit)
+    comp = window.state.compared.comparison
     if comp.distance is not None:  # the history plot gets the newest distance
-        assert window.state.distances[-1] == comp.distance
+        assert window.state.compared.distances[-1] == comp.distance
     else:
         assert "No face" in window.identity.verdict.text()
     assert table_before is not None
@@ -138,9 +139,9 @@ def test_choose_a_face_in_a_group_photo(qtbot, window, tmp_path, group_photo):
     assert window.state.face_index == 1
     second = window.state.analysis.faces[1].attributes
     assert window.attributes.values["p_male"].text() == f"{second.p_male:.2f}" != first
-    qtbot.waitUntil(lambda: window.surrogate.generation > gen and window.state.comparison
+    qtbot.waitUntil(lambda: window.surrogate.generation > gen and window.state.compared.comparison
                     is not None, timeout=30000)
-    assert window.state.comparison.original is window.state.analysis.faces[1]
+    assert window.state.compared.comparison.original is window.state.analysis.faces[1]
 
 
 def test_bad_inputs_give_a_message_and_keep_the_window_usable(qtbot, window, tmp_path,
@@ -255,7 +256,7 @@ def test_3d_panel_renders_orbits_and_is_measured(qtbot, window, utk_face_path):
     view = window.surrogate3d
     qtbot.waitUntil(lambda: window.state.surrogate3d is not None
                     and window.state.measured3d is window.state.surrogate3d, timeout=30000)
-    comp = window.state.comparison3d
+    comp = window.state.compared.comparison3d
     assert comp.original is window.state.face and comp.surrogate is not None
     assert window.expression.table.item(0, 3).text() == f"{comp.surrogate.attributes.joy:.2f}"
     assert window.identity.verdict3d.text().startswith("3D: ")
@@ -307,7 +308,7 @@ def test_joy_slider_moves_the_3d_smile(qtbot, window, utk_face_path):
         qtbot.waitUntil(lambda: window.state.measured3d is window.state.surrogate3d,
                         timeout=30000)
         assert window.state.surrogate3d.request.targets.joy == pytest.approx(value / 100)
-        seen = window.state.comparison3d.surrogate
+        seen = window.state.compared.comparison3d.surrogate
         assert seen is not None
         assert seen.attributes.smiling == (value > 50)
 
@@ -335,29 +336,29 @@ def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, ge
         run_batch(folder, ws, engine, candidates=1)
     cur = window.open_workspace(str(tmp_path / "c.studio"))
     qtbot.addWidget(cur)
-    assert len(cur.face_ids) == 2 and len(cur.candidates) == 2  # one GAN, one 3D
-    qtbot.waitUntil(lambda: cur.state.comparison is not None
-                    or cur.state.comparison3d is not None, timeout=30000)
+    assert len(cur.state.face_ids) == 2 and len(cur.state.candidates) == 2  # one GAN, one 3D
+    qtbot.waitUntil(lambda: cur.state.compared.comparison is not None
+                    or cur.state.compared.comparison3d is not None, timeout=30000)
     blurred_px = cur.original.pixmap().toImage()
     qtbot.keyClick(cur, Qt.Key.Key_Space)
-    assert cur.revealed and cur.original.pixmap().toImage() != blurred_px
-    first = cur.candidates[cur.current]
+    assert cur.state.revealed and cur.original.pixmap().toImage() != blurred_px
+    first = cur.state.candidate
     qtbot.keyClick(cur, Qt.Key.Key_A)
     assert {c.id: c.decision for c in cur.ws.candidates()}[first.id] == "accepted"
-    second = cur.candidates[cur.current]
+    second = cur.state.candidate
     assert second.id != first.id
     qtbot.keyClick(cur, Qt.Key.Key_R)
     assert {c.id: c.decision for c in cur.ws.candidates()}[second.id] == "rejected"
     qtbot.keyClick(cur, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert {c.id: c.decision for c in cur.ws.candidates()}[second.id] == "pending"
     before = len(cur.ws.candidates())
-    cur.select(0)
+    cur.controller.select(0)
     qtbot.keyClick(cur, Qt.Key.Key_G)
     qtbot.waitUntil(lambda: len(cur.ws.candidates()) == before + 1, timeout=60000)
     cur.filter.setCurrentText("rejected")
-    assert cur.face_ids == []
+    assert cur.state.face_ids == []
     cur.filter.setCurrentText("all")
-    assert len(cur.face_ids) == 2
+    assert len(cur.state.face_ids) == 2
     QThreadPool.globalInstance().waitForDone(30000)
     # Export the accepted candidate from the dialog.
     dialog = cur.open_export()
@@ -449,4 +450,229 @@ def test_evaluation_can_be_cancelled(qtbot, window, tmp_path, genki_test, monkey
     assert view.status.text().startswith("Cancelled")
     assert all(r.n < 30 for r in view.results)  # stopped before the 30 faces were done
     assert (tmp_path / "report" / "index.html").is_file()  # what was done is reported
+    view.close()
+
+
+# -- the state objects: every change announced once, no change not at all -----------------
+
+def _emits(qtbot, signal, action, times: int = 1) -> None:
+    """``action()`` emits ``signal`` exactly ``times`` times (synchronously)."""
+    seen = []
+    signal.connect(lambda *args: seen.append(args))
+    action()
+    qtbot.wait(0)
+    assert len(seen) == times, f"{len(seen)} emissions, expected {times}"
+
+
+def _face(**attributes):
+    from types import SimpleNamespace
+
+    from studio.core.analysis.attributes import Attributes
+
+    return SimpleNamespace(attributes=replace(Attributes.defaults(), **attributes))
+
+
+def _comparison(face, distance: float | None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(original=face, distance=distance, surrogate=None, smile_kept=None)
+
+
+def test_studio_state_setters_announce_changes_once(qtbot):
+    from types import SimpleNamespace
+
+    from studio.core.generator.latent import mix, z_for_seed
+
+    state = StudioState()
+    _emits(qtbot, state.targets_changed, lambda: state.set_targets(joy=0.9))
+    _emits(qtbot, state.targets_changed, lambda: state.set_targets(joy=0.9), 0)
+    _emits(qtbot, state.identity_changed, lambda: state.set_identity(seed_a=7, mix=0.25))
+    _emits(qtbot, state.identity_changed, lambda: state.set_identity(seed_a=7), 0)
+    _emits(qtbot, state.options3d_changed, lambda: state.set_options3d(mode3d="shaded"))
+    _emits(qtbot, state.options3d_changed, lambda: state.set_options3d(mode3d="shaded"), 0)
+    _emits(qtbot, state.timings_changed, lambda: state.set_timing(analysis=12.0))
+    _emits(qtbot, state.timings_changed, lambda: state.set_timing(analysis=12.0), 0)
+    with pytest.raises(TypeError):
+        state.set_identity(seed_c=3)
+    for mode in ("slerp", "linear"):
+        state.set_identity(mode=mode)
+        expected = mix(z_for_seed(7), z_for_seed(2), 0.25, mode)
+        np.testing.assert_array_equal(state.z(), expected)
+        assert state.z().dtype == np.float32
+
+    faces = [_face(joy=0.2), _face(joy=0.8)]
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    image = SimpleNamespace(rgb=rgb)
+    analysis = SimpleNamespace(faces=faces)
+    for signal in (state.image_changed, state.analysis_changed, state.face_changed,
+                   state.compared.face_changed):
+        _emits(qtbot, signal, lambda: state.set_image("a.png", image, analysis))
+        state.set_image(None, None, None)
+    state.set_image("a.png", image, analysis)
+    assert state.face is faces[0] and state.compared.face is faces[0]
+    assert state.display[0] is rgb  # plain data: the widget makes the pixmap
+    _emits(qtbot, state.image_changed, lambda: state.set_image("a.png", image, analysis), 0)
+    _emits(qtbot, state.face_changed, lambda: state.set_face(1))
+    assert state.compared.face is faces[1]
+    _emits(qtbot, state.face_changed, lambda: state.set_face(1), 0)
+    _emits(qtbot, state.compared.face_changed, lambda: state.set_face(0))
+
+
+def test_comparison_state_setters_announce_changes_once(qtbot):
+    from studio.ui.comparison_state import HISTORY, ComparisonState
+
+    state = ComparisonState()
+    face, other = _face(), _face()
+    _emits(qtbot, state.face_changed, lambda: state.set_face(face))
+    _emits(qtbot, state.face_changed, lambda: state.set_face(face), 0)
+    near, far = _comparison(face, 0.3), _comparison(face, 0.8)
+    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(near))
+    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(near), 0)
+    _emits(qtbot, state.comparison3d_changed, lambda: state.set_comparison3d(far))
+    _emits(qtbot, state.comparison3d_changed, lambda: state.set_comparison3d(far), 0)
+    assert state.distances == [0.3] and state.distances3d == [0.8]
+    # Another face: its measures are gone, and both panels hear of it.
+    _emits(qtbot, state.comparison_changed, lambda: state.set_face(other))
+    assert state.comparison is None and state.comparison3d is None
+    _emits(qtbot, state.comparison3d_changed, lambda: state.set_face(face), 0)  # none to clear
+    state.set_comparison3d(far)
+    _emits(qtbot, state.comparison3d_changed, lambda: state.set_face(other))
+    for i in range(HISTORY + 5):
+        state.set_comparison(_comparison(face, i / 100))
+    assert len(state.distances) == HISTORY and state.distances[-1] == (HISTORY + 4) / 100
+    # A stored candidate is shown, not added to the live history.
+    before = list(state.distances)
+    _emits(qtbot, state.comparison_changed, lambda: state.show(other, far))
+    _emits(qtbot, state.face_changed, lambda: state.show(other, far), 0)
+    assert state.face is other and state.distances == before
+
+
+def test_curation_state_setters_announce_changes_once(qtbot):
+    from studio.ui.curation_state import CurationState
+
+    state = CurationState()
+    _emits(qtbot, state.filter_changed, lambda: state.set_filter("all"))
+    _emits(qtbot, state.filter_changed, lambda: state.set_filter("all"), 0)
+    _emits(qtbot, state.items_changed, lambda: state.set_items([1, 2], ["a", "b"]))
+    _emits(qtbot, state.items_changed, lambda: state.set_items([1, 2], ["a", "b"]), 0)
+    face, crop = object(), np.zeros((4, 4, 3), np.uint8)
+    _emits(qtbot, state.item_changed, lambda: state.set_item(0, face, crop))
+    _emits(qtbot, state.item_changed, lambda: state.set_item(0, face, crop), 0)
+    _emits(qtbot, state.candidates_changed, lambda: state.set_candidates(["gan", "3d"]))
+    _emits(qtbot, state.candidates_changed, lambda: state.set_candidates(["gan", "3d"]), 0)
+    _emits(qtbot, state.current_changed, lambda: state.set_current(1))
+    _emits(qtbot, state.current_changed, lambda: state.set_current(1), 0)
+    assert state.candidate == "3d"
+    _emits(qtbot, state.revealed_changed, lambda: state.set_revealed(True))
+    _emits(qtbot, state.revealed_changed, lambda: state.set_revealed(True), 0)
+    _emits(qtbot, state.revealed_changed, lambda: state.set_item(1, face, crop))  # blurred
+    _emits(qtbot, state.message_changed, lambda: state.set_message("Undone."))
+    _emits(qtbot, state.message_changed, lambda: state.set_message("Undone."), 0)
+    _emits(qtbot, state.message_changed, lambda: state.set_message("Undone.", error=True))
+
+
+def test_evaluation_and_crowd_states_announce_changes_once(qtbot):
+    from studio.ui.crowd_state import CrowdReportState
+    from studio.ui.evaluation_state import EvaluationState
+
+    ev = EvaluationState()
+    _emits(qtbot, ev.options_changed, lambda: ev.set_options(folder="/x", limit=5))
+    _emits(qtbot, ev.options_changed, lambda: ev.set_options(folder="/x", limit=5), 0)
+    _emits(qtbot, ev.options_changed, lambda: ev.set_options(families=["gan"]))
+    _emits(qtbot, ev.options_changed, lambda: ev.set_options(families=("gan",)), 0)
+    for signal, setter, value in ((ev.running_changed, ev.set_running, True),
+                                  (ev.cancelled_changed, ev.set_cancelled, True),
+                                  (ev.dataset_changed, ev.set_dataset, "genki"),
+                                  (ev.message_changed, ev.set_message, "Evaluating …"),
+                                  (ev.result_changed, ev.set_result, object())):
+        _emits(qtbot, signal, lambda s=setter, v=value: s(v))
+        _emits(qtbot, signal, lambda s=setter, v=value: s(v), 0)
+    _emits(qtbot, ev.progress_changed, lambda: ev.set_progress(1, 4))
+    _emits(qtbot, ev.progress_changed, lambda: ev.set_progress(1, 4), 0)
+
+    crowd = CrowdReportState()
+    _emits(qtbot, crowd.paths_changed, lambda: crowd.set_paths(results="r.csv"))
+    _emits(qtbot, crowd.paths_changed, lambda: crowd.set_paths(results="r.csv"), 0)
+    analysis, figures = object(), {}
+    _emits(qtbot, crowd.result_changed, lambda: crowd.set_result(analysis, figures))
+    _emits(qtbot, crowd.result_changed, lambda: crowd.set_result(analysis, figures), 0)
+    for signal, setter, value in ((crowd.running_changed, crowd.set_running, True),
+                                  (crowd.message_changed, crowd.set_message, "Analysing …")):
+        _emits(qtbot, signal, lambda s=setter, v=value: s(v))
+        _emits(qtbot, signal, lambda s=setter, v=value: s(v), 0)
+
+
+def test_controller_routes_seed_and_timing_changes_through_the_state(qtbot):
+    from types import SimpleNamespace
+
+    state = StudioState()
+    controller = Controller(state, engine_factory=lambda: None)  # no models: none needed
+    analysis = SimpleNamespace(faces=[], timings_ms={"analysis": 42.0})
+    image = SimpleNamespace(rgb=np.zeros((8, 8, 3), np.uint8))
+    seeds, timings = [], []
+    state.identity_changed.connect(lambda: seeds.append(state.seed_a))
+    state.timings_changed.connect(lambda: timings.append(dict(state.timings)))
+    controller._on_opened(1, ("a.png", image, analysis, (image.rgb, 1.0)))
+    assert seeds == [state.seed_a] and timings == [{"analysis": 42.0}]
+    controller.new_identity()
+    assert len(seeds) == 2 and seeds[-1] == state.seed_a
+    state.set_identity(locked=True)
+    seed = state.seed_a
+    controller._on_opened(2, ("b.png", image, SimpleNamespace(faces=[], timings_ms={
+        "analysis": 43.0}), (image.rgb, 1.0)))
+    controller.new_identity()
+    assert state.seed_a == seed and timings[-1] == {"analysis": 43.0}
+    controller.stop()
+
+
+def test_curation_window_has_its_own_small_state(qtbot, tmp_path, monkeypatch):
+    from studio.core.workspace.store import Workspace
+    from studio.ui.comparison_state import ComparisonState
+    from studio.ui.curation import CurationWindow
+    from studio.ui.curation_state import CurationState
+
+    made = []
+    original_init = StudioState.__init__
+    monkeypatch.setattr(StudioState, "__init__",
+                        lambda self: made.append(self) or original_init(self))
+    with Workspace(tmp_path / "empty.studio") as ws:
+        cur = CurationWindow(ws)
+        qtbot.addWidget(cur)
+        assert made == []
+        assert isinstance(cur.state, CurationState)
+        assert not any(isinstance(v, StudioState) for v in vars(cur).values())
+        for panel in (cur.expression, cur.identity):
+            assert type(panel.state) is ComparisonState and panel.state is cur.state.compared
+        assert cur.state.face_ids == [] and "Nothing to show" in cur.message.text()
+        cur.filter.setCurrentText("all")  # the widget writes the state
+        assert cur.state.filter == "all"
+        cur.state.set_filter("rejected")  # the state drives the widget
+        assert cur.filter.currentText() == "rejected"
+        cur.close()
+
+
+def test_evaluation_window_binds_to_its_state_and_progress_signal(qtbot):
+    from studio.ui.evaluation_view import EvaluationWindow
+    from studio.ui.workers import ProgressSignal
+
+    view = EvaluationWindow()
+    qtbot.addWidget(view)
+    view.folder.setText("/photos")
+    view.methods["mask"].setChecked(False)
+    view.limit.setValue(7)
+    assert (view.state.folder, view.state.limit) == ("/photos", 7)
+    assert "mask" not in view.state.families
+    view.state.set_options(out_dir="/report")
+    assert view.out.text() == "/report"
+    view.state.set_running(True)
+    assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
+    view.cancel_button.click()
+    assert view.state.cancelled
+    # The core's progress(done, total, message), called from a worker thread.
+    progress = ProgressSignal()
+    progress.changed.connect(lambda done, total, _m: view.state.set_progress(done, total))
+    worker = threading.Thread(target=progress, args=(3, 9, "faces"))
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: view.progress.value() == 3 and view.progress.maximum() == 9)
     view.close()

@@ -12,7 +12,6 @@ import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer
 
 from studio.core.analysis.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
-from studio.ui.images import display_image
 from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
 
@@ -178,16 +177,15 @@ class Controller(QObject):
             else:
                 image = LoadedImage(np.ascontiguousarray(rgb), path, "RGB", False)
                 analysis = engine.analyze(image)
-            small, scale = display_copy(image.rgb)
-            return path, image, analysis, (display_image(small), scale)
+            return path, image, analysis, display_copy(image.rgb)
 
         self.analysis_jobs.submit(job)
 
     def _on_opened(self, _job_id: int, value: tuple) -> None:
         path, image, analysis, display = value
-        self.state.timings["analysis"] = analysis.timings_ms.get("analysis", 0.0)
-        if not self.state.locked:
-            self.state.seed_a = random.randrange(1, 100000)
+        if not self.state.locked:  # a new photo, a new identity
+            self.state.set_identity(seed_a=random.randrange(1, 100000))
+        self.state.set_timing(analysis=analysis.timings_ms.get("analysis", 0.0))
         self.state.set_image(path, image, analysis, display)
         n = len(analysis.faces)
         name = Path(path).name

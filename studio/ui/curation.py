@@ -2,16 +2,20 @@
 
 Keys: A accept, R reject, G regenerate with a new seed, Right/Left next/previous candidate,
 Down/Up next/previous item, Space reveal or blur the original, Ctrl+Z undo.
+
+``CurationController`` reads and writes the workspace and keeps the ``CurationState`` up to
+date; ``CurationWindow``'s widgets only draw that state and pass key presses on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import cv2
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,9 +31,9 @@ from PySide6.QtWidgets import (
 
 from studio.core.analysis.framing import original_crop
 from studio.core.workspace.store import FILTERS, Workspace, face_analysis, needs_attention
+from studio.ui.curation_state import CurationState
 from studio.ui.images import to_pixmap
 from studio.ui.metrics_panels import ExpressionPanel, IdentityPanel
-from studio.ui.state import StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
 
 THUMB = 150
@@ -42,6 +46,173 @@ def blurred(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
+def decode(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+class CurationController(QObject):
+    """The workspace's side of the window: what the filter shows, decisions and undo,
+    regenerating, and measuring the chosen candidate in a worker."""
+
+    def __init__(self, state: CurationState, workspace: Workspace, engine_provider) -> None:
+        super().__init__()
+        self.state, self.ws, self.engine_provider = state, workspace, engine_provider
+        self.measure_jobs = LatestOnly(self)
+        self.measure_jobs.result.connect(self._on_measured)
+        self.measure_jobs.failed.connect(lambda _id, m: state.set_message(m, error=True))
+        self._face = None  # the reviewed face as the comparison code takes it
+        self._measured_id: int | None = None
+        state.filter_changed.connect(lambda _kind: self.reload())
+        state.candidates_changed.connect(self._measure_current)
+        state.current_changed.connect(self._measure_current)
+
+    # -- items -----------------------------------------------------------------------
+    def reload(self, keep_face: int | None = None) -> None:
+        """The faces with a candidate the filter asks about; ``keep_face`` stays chosen."""
+        state, kind = self.state, self.state.filter
+        faces = self.ws.faces()
+        by_face: dict[int, list] = {}
+        for c in self.ws.candidates():
+            by_face.setdefault(c.face_id, []).append(c)
+        shown = [f for f in faces if any(needs_attention(c, kind) for c in by_face.get(f.id, []))]
+        labels = []
+        for f in shown:
+            cands = by_face[f.id]
+            done = sum(c.decision != "pending" for c in cands)
+            labels.append(f"{f.key} · face {f.face_index} · {done}/{len(cands)} decided")
+        face_ids = [f.id for f in shown]
+        state.set_items(face_ids, labels)
+        if face_ids:
+            state.set_message("")
+            self.choose_item(face_ids.index(keep_face) if keep_face in face_ids else 0)
+        else:
+            self._face = None
+            state.set_item(None, None, None)
+            state.set_candidates([])
+            state.set_message(f"Nothing to show under \"{kind}\".")
+
+    def choose_item(self, row: int) -> None:
+        """Review face ``row``, from its first pending candidate, the original blurred."""
+        state = self.state
+        if not 0 <= row < len(state.face_ids):
+            return
+        face = self.ws.face(state.face_ids[row])
+        candidates = self.ws.candidates(face.id)
+        current = next((i for i, c in enumerate(candidates) if c.decision == "pending"), 0)
+        error = None
+        try:
+            from studio.core.analysis.images import load_image
+
+            rgb = load_image(face.original_path).rgb  # read only, never written
+            original = original_crop(rgb, face.landmarks, size=THUMB)
+        except Exception as exc:  # the original moved or vanished: the candidates remain
+            original, error = None, f"The original cannot be read any more: {exc}"
+        self._face = face_analysis(face)
+        state.set_item(row, face, original)
+        state.set_candidates(candidates, current)
+        if error:
+            state.set_message(error, error=True)
+
+    def step_item(self, delta: int) -> None:
+        if self.state.face_ids:
+            row = self.state.row or 0
+            self.choose_item((row + delta) % len(self.state.face_ids))
+
+    def candidate_rgb(self, candidate_id: int) -> np.ndarray:
+        return decode(self.ws.image(candidate_id))
+
+    # -- candidates ------------------------------------------------------------------
+    def select(self, index: int) -> None:
+        if 0 <= index < len(self.state.candidates):
+            self.state.set_current(index)
+
+    def step_candidate(self, delta: int) -> None:
+        if self.state.candidates:
+            self.select((self.state.current + delta) % len(self.state.candidates))
+
+    def toggle_reveal(self) -> None:
+        self.state.set_revealed(not self.state.revealed)
+
+    def decide(self, decision: str) -> None:
+        state, c = self.state, self.state.candidate
+        if c is None or state.face is None:
+            return
+        self.ws.decide(c.id, decision)
+        state.set_message(f"{c.method.upper()} seed {c.seed}: {decision}.")
+        face_id = state.face.id
+        candidates = self.ws.candidates(face_id)
+        pending = [i for i, x in enumerate(candidates) if x.decision == "pending"]
+        if pending:
+            state.set_candidates(candidates, pending[0])
+        else:  # this face is done: on to the next one the filter shows
+            self.reload(keep_face=face_id)
+            if state.filter == "all":
+                self.step_item(1)
+
+    def undo(self) -> None:
+        cid = self.ws.undo()
+        if cid is None:
+            self.state.set_message("Nothing to undo.")
+            return
+        self.reload(keep_face=self.ws.face_of(cid))
+        self.select(next(i for i, c in enumerate(self.state.candidates) if c.id == cid))
+        self.state.set_message("Undone.")
+
+    def regenerate(self) -> None:
+        state, engine = self.state, self.engine_provider()
+        c, face = state.candidate, state.face
+        if engine is None or c is None or face is None or state.original is None:
+            state.set_message("The models are still loading.", error=True)
+            return
+        from studio.core.analysis.images import load_image
+        from studio.core.surrogates.making import CandidateMaker
+
+        seed = max(x.seed for x in state.candidates) + 1
+
+        def job():
+            image = load_image(face.original_path)
+            return CandidateMaker(engine).make(c.method, image, face_analysis(face), seed)
+
+        def done(value) -> None:
+            png, metrics = value
+            with self.ws.transaction() as db:
+                self.ws.add_candidate(db, face.id, c.method, seed, face.attributes, metrics, png)
+            if state.face is not None and state.face.id == face.id:  # still under review
+                candidates = self.ws.candidates(face.id)
+                state.set_candidates(candidates, next(
+                    i for i, x in enumerate(candidates) if x.seed == seed and x.method == c.method))
+            state.set_message(f"New {c.method.upper()} candidate, seed {seed}.")
+
+        state.set_message("Regenerating …")
+        run_in_thread(self, job, on_done=done, on_failed=lambda m: state.set_message(
+            f"Could not regenerate: {m}", error=True))
+
+    # -- measuring -------------------------------------------------------------------
+    def _measure_current(self) -> None:
+        c = self.state.candidate
+        if c is None or c.id == self._measured_id:  # a decision alone does not re-measure
+            return
+        self._measured_id = c.id
+        analyzer = getattr(self.engine_provider(), "analyzer", None)
+        if analyzer is None or self._face is None:
+            return
+        from studio.core.metrics.comparison import compare
+
+        face, png, method = self._face, self.ws.image(c.id), c.method
+        self.measure_jobs.submit(lambda: (face, compare(analyzer, face, decode(png)), method))
+
+    def _on_measured(self, _job_id: int, value: tuple) -> None:
+        face, comparison, method = value
+        if face is self._face:  # not a face the reviewer has left
+            self.state.compared.show(face, comparison if method == "gan" else None,
+                                     comparison if method == "3d" else None)
+
+    def stop(self) -> None:
+        """The window is closing: results still in flight are dropped."""
+        with contextlib.suppress(RuntimeError, TypeError):  # stopped before
+            self.measure_jobs.result.disconnect(self._on_measured)
+
+
 class ClickLabel(QLabel):
     clicked = Signal()
 
@@ -50,18 +221,18 @@ class ClickLabel(QLabel):
 
 
 class CurationWindow(QMainWindow):
+    """Draws the ``CurationState``; keys and clicks go to the ``CurationController``."""
+
     def __init__(self, workspace: Workspace, engine_provider=lambda: None) -> None:
         super().__init__()
         self.ws = workspace
         self.engine_provider = engine_provider
         self.setWindowTitle(f"Curation – {workspace.path.name}")
-        self.state = StudioState()  # the panels bind to it, as in the main window
-        self.measure_jobs = LatestOnly(self)
-        self.measure_jobs.result.connect(lambda _id, r: self.state.show_candidate(*r))
-        self.measure_jobs.failed.connect(lambda _id, m: self.status(m, error=True))
+        self.state = state = CurationState()
+        self.controller = control = CurationController(state, workspace, engine_provider)
         self.filter = QComboBox()
         self.filter.addItems(FILTERS)
-        self.filter.setCurrentText("pending")
+        self.filter.setCurrentText(state.filter)
         self.items = QListWidget()
         self.original = ClickLabel()
         self.original.setFixedSize(THUMB, THUMB)
@@ -70,8 +241,8 @@ class CurationWindow(QMainWindow):
         self.thumbs: list[QLabel] = []
         self.info = QLabel("")
         self.message = QLabel("")
-        self.expression = ExpressionPanel(self.state)
-        self.identity = IdentityPanel(self.state)
+        self.expression = ExpressionPanel(state.compared)
+        self.identity = IdentityPanel(state.compared)
 
         left = QVBoxLayout()
         left.addWidget(QLabel("Show"))
@@ -101,220 +272,101 @@ class CurationWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(1400, 820)
 
-        self.revealed = False
-        self.face_ids: list[int] = []
-        self.candidates = []
-        self.current = 0
-        self._original_rgb: np.ndarray | None = None
         self._thumbs: dict[int, object] = {}  # candidate id -> QPixmap
-        self._measured_id: int | None = None
-        self.filter.currentTextChanged.connect(lambda _t: self.reload())
-        self.items.currentRowChanged.connect(self._on_item)
-        self.original.clicked.connect(self.toggle_reveal)
-        for key, slot in (("A", lambda: self.decide("accepted")),
-                          ("R", lambda: self.decide("rejected")), ("G", self.regenerate),
-                          ("Right", lambda: self.step_candidate(1)),
-                          ("Left", lambda: self.step_candidate(-1)),
-                          ("Down", lambda: self.step_item(1)), ("Up", lambda: self.step_item(-1)),
-                          ("Space", self.toggle_reveal), (QKeySequence.Undo, self.undo)):
+        self.filter.currentTextChanged.connect(state.set_filter)
+        self.items.currentRowChanged.connect(control.choose_item)
+        self.original.clicked.connect(control.toggle_reveal)
+        state.filter_changed.connect(self.filter.setCurrentText)
+        state.items_changed.connect(self._show_items)
+        state.item_changed.connect(self._show_item)
+        state.revealed_changed.connect(self._show_original)
+        state.candidates_changed.connect(self._show_candidates)
+        state.current_changed.connect(self._show_candidates)
+        state.message_changed.connect(self._show_message)
+        for key, slot in (("A", lambda: control.decide("accepted")),
+                          ("R", lambda: control.decide("rejected")), ("G", control.regenerate),
+                          ("Right", lambda: control.step_candidate(1)),
+                          ("Left", lambda: control.step_candidate(-1)),
+                          ("Down", lambda: control.step_item(1)),
+                          ("Up", lambda: control.step_item(-1)),
+                          ("Space", control.toggle_reveal), (QKeySequence.Undo, control.undo)):
             QShortcut(QKeySequence(key), self, slot)
-        self.reload()
+        control.reload()
 
-    # -- items -----------------------------------------------------------------------
-    def reload(self, keep_face: int | None = None) -> None:
-        kind = self.filter.currentText()
-        faces = self.ws.faces()
-        by_face: dict[int, list] = {}
-        for c in self.ws.candidates():
-            by_face.setdefault(c.face_id, []).append(c)
-        self.face_ids = [f.id for f in faces
-                         if any(needs_attention(c, kind) for c in by_face.get(f.id, []))]
-        names = {f.id: f for f in faces}
+    # -- drawing the state -------------------------------------------------------------
+    def _show_items(self) -> None:
         self.items.blockSignals(True)
         self.items.clear()
-        for fid in self.face_ids:
-            f, cands = names[fid], by_face[fid]
-            done = sum(c.decision != "pending" for c in cands)
-            QListWidgetItem(f"{f.key} · face {f.face_index} · {done}/{len(cands)} decided",
-                            self.items)
+        for label in self.state.labels:
+            QListWidgetItem(label, self.items)
         self.items.blockSignals(False)
-        row = self.face_ids.index(keep_face) if keep_face in self.face_ids else 0
-        if self.face_ids:
-            self.status("")
-            self.items.setCurrentRow(row)
-            self._on_item(row)
-        else:
-            self.candidates = []
-            self._show()
-            self.status(f"Nothing to show under \"{kind}\".")
 
-    def _on_item(self, row: int) -> None:
-        if not 0 <= row < len(self.face_ids):
-            return
-        face = self.ws.face(self.face_ids[row])
-        self.face = face
-        self.candidates = self.ws.candidates(face.id)
-        self.current = next((i for i, c in enumerate(self.candidates)
-                             if c.decision == "pending"), 0)
-        try:
-            from studio.core.analysis.images import load_image
+    def _show_item(self) -> None:
+        if self.state.row is not None and self.items.currentRow() != self.state.row:
+            self.items.blockSignals(True)
+            self.items.setCurrentRow(self.state.row)
+            self.items.blockSignals(False)
+        self._show_original()
 
-            rgb = load_image(face.original_path).rgb  # read only, never written
-            self._original_rgb = original_crop(rgb, face.landmarks, size=THUMB)
-        except Exception as exc:  # the original moved or vanished: the candidates remain
-            self._original_rgb = None
-            self.status(f"The original cannot be read any more: {exc}", error=True)
-        self.revealed = False
-        self._show()
-
-    # -- display ---------------------------------------------------------------------
-    def _show(self) -> None:
-        if self._original_rgb is not None and self.candidates:
-            img = self._original_rgb if self.revealed else blurred(self._original_rgb)
-            self.original.setPixmap(to_pixmap(img, THUMB))
+    def _show_original(self) -> None:
+        rgb = self.state.original
+        if rgb is not None and self.state.candidates:
+            self.original.setPixmap(to_pixmap(rgb if self.state.revealed else blurred(rgb), THUMB))
         else:
             self.original.clear()
-        while len(self.thumbs) < len(self.candidates):
+
+    def _show_candidates(self) -> None:
+        state = self.state
+        while len(self.thumbs) < len(state.candidates):
             label = ClickLabel()
             label.setFixedSize(THUMB, THUMB)
             index = len(self.thumbs)
-            label.clicked.connect(lambda i=index: self.select(i))
+            label.clicked.connect(lambda i=index: self.controller.select(i))
             self.row.addWidget(label)
             self.thumbs.append(label)
         for i, label in enumerate(self.thumbs):
-            if i >= len(self.candidates):
+            if i >= len(state.candidates):
                 label.hide()
                 continue
-            c = self.candidates[i]
+            c = state.candidates[i]
             label.setPixmap(self._thumbnail(c.id))
-            width = 5 if i == self.current else 2
+            width = 5 if i == state.current else 2
             label.setStyleSheet(f"border:{width}px solid {BORDER[c.decision]}")
             label.setToolTip(f"{c.method} seed {c.seed}: {c.decision}")
             label.show()
-        if self.candidates:
-            c = self.candidates[self.current]
+        c = state.candidate
+        if c is None:
+            self.info.setText("")
+        else:
             d = c.distance
             self.info.setText(f"{c.method.upper()} seed {c.seed} · {c.decision}"
                               + (f" · distance {d:.2f}" if d is not None else " · no face found")
                               + (f" · note: {c.note}" if c.note else ""))
-            if c.id != self._measured_id:  # a decision alone does not re-measure
-                self._measured_id = c.id
-                self._measure(c)
-        else:
-            self.info.setText("")
+        self._show_original()  # hidden while there is no candidate to compare it with
 
     def _thumbnail(self, candidate_id: int):
         """Decoded once per candidate: key presses redraw the row many times."""
         if candidate_id not in self._thumbs:
-            rgb = np.asarray(Image.open(io.BytesIO(self.ws.image(candidate_id))).convert("RGB"))
-            self._thumbs[candidate_id] = to_pixmap(rgb, THUMB - 8)
+            self._thumbs[candidate_id] = to_pixmap(self.controller.candidate_rgb(candidate_id),
+                                                   THUMB - 8)
         return self._thumbs[candidate_id]
 
-    def _measure(self, candidate) -> None:
-        analyzer = getattr(self.engine_provider(), "analyzer", None)
-        if analyzer is None:
-            return
-        from studio.core.metrics.comparison import compare
-
-        face, png = face_analysis(self.face), self.ws.image(candidate.id)
-
-        def job():
-            rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-            from studio.core.analysis.analyzer import ImageAnalysis
-
-            analysis = ImageAnalysis("<workspace>", 0, 0, [face], {})
-            return analysis, compare(analyzer, face, rgb), candidate.method
-
-        self.measure_jobs.submit(job)
-
-    def status(self, text: str, error: bool = False) -> None:
+    def _show_message(self, text: str, error: bool) -> None:
         self.message.setText(text)
         self.message.setStyleSheet("color:#c62828; font-weight:bold" if error else "")
 
-    # -- actions ---------------------------------------------------------------------
-    def select(self, index: int) -> None:
-        if 0 <= index < len(self.candidates):
-            self.current = index
-            self._show()
-
-    def step_candidate(self, delta: int) -> None:
-        if self.candidates:
-            self.select((self.current + delta) % len(self.candidates))
-
-    def step_item(self, delta: int) -> None:
-        if self.face_ids:
-            self.items.setCurrentRow((self.items.currentRow() + delta) % len(self.face_ids))
-
-    def toggle_reveal(self) -> None:
-        self.revealed = not self.revealed
-        self._show()
-
-    def decide(self, decision: str) -> None:
-        if not self.candidates:
-            return
-        c = self.candidates[self.current]
-        self.ws.decide(c.id, decision)
-        self.status(f"{c.method.upper()} seed {c.seed}: {decision}.")
-        self.candidates = self.ws.candidates(self.face.id)
-        pending = [i for i, x in enumerate(self.candidates) if x.decision == "pending"]
-        if pending:
-            self.current = pending[0]
-            self._show()
-        else:  # this face is done: on to the next one the filter shows
-            self.reload(keep_face=self.face.id)
-            if self.filter.currentText() == "all":
-                self.step_item(1)
-
-    def undo(self) -> None:
-        cid = self.ws.undo()
-        if cid is None:
-            self.status("Nothing to undo.")
-            return
-        self.reload(keep_face=self.ws.face_of(cid))
-        self.select(next(i for i, c in enumerate(self.candidates) if c.id == cid))
-        self.status("Undone.")
-
-    def regenerate(self) -> None:
-        engine = self.engine_provider()
-        if engine is None or not self.candidates or self._original_rgb is None:
-            self.status("The models are still loading.", error=True)
-            return
-        from studio.core.analysis.images import load_image
-        from studio.core.surrogates.making import CandidateMaker
-
-        c, face = self.candidates[self.current], self.face
-        seed = max(x.seed for x in self.candidates) + 1
-
-        def job():
-            image = load_image(face.original_path)
-            png, metrics = CandidateMaker(engine).make(c.method, image, face_analysis(face), seed)
-            return png, metrics
-
-        def done(value) -> None:
-            png, metrics = value
-            with self.ws.transaction() as db:
-                self.ws.add_candidate(db, face.id, c.method, seed, face.attributes, metrics, png)
-            self.candidates = self.ws.candidates(face.id)
-            self.current = next(i for i, x in enumerate(self.candidates) if x.seed == seed
-                                and x.method == c.method)
-            self.status(f"New {c.method.upper()} candidate, seed {seed}.")
-            self._show()
-
-        self.status("Regenerating …")
-        run_in_thread(self, job, on_done=done,
-                      on_failed=lambda m: self.status(f"Could not regenerate: {m}", error=True))
-
+    # -- dialogs ---------------------------------------------------------------------
     def open_export(self):
         from studio.ui.export_dialog import ExportDialog
 
         engine = self.engine_provider()
         if engine is None:
-            self.status("The models are still loading.", error=True)
+            self.state.set_message("The models are still loading.", error=True)
             return None
         dialog = ExportDialog(self.ws, engine.analyzer, self)
         dialog.show()
         return dialog
 
     def closeEvent(self, event) -> None:
-        self.measure_jobs.result.disconnect()
+        self.controller.stop()
         super().closeEvent(event)

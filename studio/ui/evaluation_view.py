@@ -3,12 +3,12 @@ against blur, pixelation and masks. The same numbers and plots as ``studio evalu
 
 from __future__ import annotations
 
-import threading
+import html
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.evaluation.methods import FAMILIES, METHODS
 from studio.core.evaluation.report import (
     FAMILY_COLORS,
     by_dataset,
@@ -36,18 +37,14 @@ from studio.core.evaluation.report import (
     label_places,
     tables,
 )
-from studio.core.evaluation.study import FAMILIES, METHODS
 from studio.core.evaluation.summary import BARS, MethodResult
-from studio.ui.workers import run_in_thread
+from studio.ui.evaluation_state import EvaluationState
+from studio.ui.workers import ProgressSignal, run_in_thread
 
 FAMILY_NAMES = {"gan": "GAN surrogate", "3d": "3D surrogate", "blur": "blur",
                 "pixelate": "pixelation", "mask": "black mask"}
-
-
-class _Progress(QObject):
-    """Carries the worker's progress to the UI thread (queued across threads)."""
-
-    changed = Signal(int, int)
+INTRO = ("Choose a folder of face photos: GENKI-4K, celeba-id and UTKFace folders bring their "
+         "labels; in any other folder, sub-folders name the person.")
 
 
 def _pen(method: str, width: float = 2.0) -> pg.mkPen:
@@ -56,21 +53,26 @@ def _pen(method: str, width: float = 2.0) -> pg.mkPen:
                     style=Qt.PenStyle.DashLine if m.light else Qt.PenStyle.SolidLine)
 
 
+def _set_text(edit: QLineEdit, text: str) -> None:
+    if edit.text() != text:  # keeps the cursor where the user types
+        edit.setText(text)
+
+
 class EvaluationWindow(QMainWindow):
     """Choose a folder and methods, run in a worker (with progress and Cancel), then read the
-    privacy-utility scatter, the distance histograms, the ROC curves and the tables."""
+    privacy-utility scatter, the distance histograms, the ROC curves and the tables. The
+    widgets write the options to an ``EvaluationState`` and draw the rest of it."""
 
     def __init__(self, engine_provider=None) -> None:
         super().__init__()
         self.setWindowTitle("Privacy and utility evaluation")
         self._engine_provider = engine_provider or (lambda: None)
-        self._stop = threading.Event()
-        self.results: list[MethodResult] = []
-        self.folder = QLineEdit()
-        self.out = QLineEdit(str(Path.home() / "surrogate-evaluation"))
+        self.state = state = EvaluationState()
+        self.folder = QLineEdit(state.folder)
+        self.out = QLineEdit(state.out_dir)
         self.limit = QSpinBox()
         self.limit.setRange(0, 100000)
-        self.limit.setValue(200)
+        self.limit.setValue(state.limit)
         self.limit.setSpecialValueText("all photos")
         self.limit.setToolTip("Photos evaluated from the folder (spread over it); 0 for all")
         form = QFormLayout()
@@ -79,8 +81,8 @@ class EvaluationWindow(QMainWindow):
         form.addRow("Photos to use", self.limit)
         self.methods = {f: QCheckBox(FAMILY_NAMES[f]) for f in FAMILIES}
         boxes = QHBoxLayout()
-        for box in self.methods.values():
-            box.setChecked(True)
+        for family, box in self.methods.items():
+            box.setChecked(family in state.families)
             boxes.addWidget(box)
         boxes.addStretch(1)
         form.addRow("Methods", boxes)
@@ -89,12 +91,10 @@ class EvaluationWindow(QMainWindow):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m faces")
-        self.status = QLabel("Choose a folder of face photos: GENKI-4K, celeba-id and UTKFace "
-                             "folders bring their labels; in any other folder, sub-folders "
-                             "name the person.")
+        self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
         self.dataset = QComboBox()
-        self.dataset.currentTextChanged.connect(self._show_dataset)
         self.tabs = QTabWidget()
         self.scatter = pg.PlotWidget(background="w")
         self.histogram = pg.PlotWidget(background="w")
@@ -118,10 +118,27 @@ class EvaluationWindow(QMainWindow):
         lay.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.resize(1000, 820)
-        self._progress = _Progress()
-        self._progress.changed.connect(self._on_progress)
+
+        # Widgets write the state ...
+        self.folder.textChanged.connect(lambda t: state.set_options(folder=t))
+        self.out.textChanged.connect(lambda t: state.set_options(out_dir=t))
+        self.limit.valueChanged.connect(lambda v: state.set_options(limit=v))
+        for box in self.methods.values():
+            box.toggled.connect(lambda _on: state.set_options(families=[
+                f for f, b in self.methods.items() if b.isChecked()]))
+        self.dataset.currentTextChanged.connect(state.set_dataset)
         self.run_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self._stop.set)
+        self.cancel_button.clicked.connect(lambda: state.set_cancelled(True))
+        # ... and draw it.
+        state.options_changed.connect(self._show_options)
+        state.running_changed.connect(self._show_running)
+        state.progress_changed.connect(self._show_progress)
+        state.message_changed.connect(self._show_message)
+        state.result_changed.connect(self._show_result)
+        state.dataset_changed.connect(self._show_dataset)
+        self._progress = ProgressSignal(self)
+        self._progress.changed.connect(self._on_progress)
+        state.set_message(INTRO)
 
     def _with_browse(self, edit: QLineEdit, title: str) -> QHBoxLayout:
         browse = QPushButton("…")
@@ -132,80 +149,107 @@ class EvaluationWindow(QMainWindow):
         row.addWidget(browse)
         return row
 
+    @property
+    def results(self) -> list[MethodResult]:
+        return self.state.results
+
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
-        from studio.core.evaluation.report import evaluate_folders
+        from studio.core.evaluation.job import evaluate_folders
 
-        folder, out = self.folder.text().strip(), self.out.text().strip()
-        families = [f for f, box in self.methods.items() if box.isChecked()]
+        state = self.state
+        folder, out = state.folder.strip(), state.out_dir.strip()
+        families = list(state.families)
         if not folder or not Path(folder).is_dir():
-            self._error("Choose a folder of face photos.")
+            state.set_message("Choose a folder of face photos.", error=True)
             return
         if not families:
-            self._error("Choose at least one method.")
+            state.set_message("Choose at least one method.", error=True)
             return
         if not out:
-            self._error("Choose a folder for the report.")
+            state.set_message("Choose a folder for the report.", error=True)
             return
         engine = self._engine_provider()
         if engine is not None and not (engine.can_generate and engine.can_render3d):
             engine = None  # still loading: the job loads its own
-        self._stop.clear()
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText("Loading the models …" if engine is None else "Evaluating …")
-        limit = self.limit.value() or None
+        state.set_cancelled(False)
+        state.set_running(True)
+        state.set_message("Loading the models …" if engine is None else "Evaluating …")
+        limit = state.limit or None
+        progress = self._progress
 
         def job():
             return evaluate_folders([folder], families, out, limit=limit, workers=1,
-                                    engine=engine, progress=False,
-                                    on_progress=self._progress.changed.emit,
-                                    stop=self._stop.is_set)
+                                    engine=engine, progress=progress,
+                                    stop=lambda: state.cancelled)
 
         run_in_thread(self, job, on_done=self._done, on_failed=self._failed)
 
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setMaximum(total)
-        self.progress.setValue(done)
+    def _on_progress(self, done: int, total: int, _message: str) -> None:
+        self.state.set_progress(done, total)
         if done == 1:
-            self.status.setText("Evaluating …")
+            self.state.set_message("Evaluating …")
 
     def _failed(self, message: str) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self._error(message)
-
-    def _error(self, message: str) -> None:
-        self.status.setText(f"<b style='color:#c62828'>{message}</b>")
+        self.state.set_message(message, error=True)
+        self.state.set_running(False)
 
     def _done(self, evaluated) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        run = evaluated.run
-        self.show_results(evaluated.results)
+        state, run = self.state, evaluated.run
         lines = [f"{len(run.measurements) // max(1, len(run.methods))} faces evaluated "
                  f"({run.computed} analysed now, the rest from the cache) in "
                  f"{run.seconds:.0f} s; report written to {evaluated.index}."]
-        if self._stop.is_set():
+        if state.cancelled:
             lines.insert(0, "Cancelled: the report covers the faces done so far.")
         lines += [f"GAN surrogate: {name} {value} — {'pass' if ok else 'FAIL'}"
                   for _d, name, value, ok in checks(evaluated.results)]
         lines += [f"{n} photos without a face" for n in run.no_face.values() if n]
         lines += run.problems[:5]
-        self.status.setText("<br>".join(lines))
+        state.set_result(evaluated)
+        state.set_message("\n".join(lines))
+        state.set_running(False)
 
-    # -- showing ------------------------------------------------------------------------
-    def show_results(self, results: list[MethodResult]) -> None:
-        self.results = results
+    # -- drawing the state --------------------------------------------------------------
+    def _show_options(self) -> None:
+        state = self.state
+        _set_text(self.folder, state.folder)
+        _set_text(self.out, state.out_dir)
+        if self.limit.value() != state.limit:
+            self.limit.setValue(state.limit)
+        for family, box in self.methods.items():
+            box.blockSignals(True)  # one change of the state, not one per box
+            box.setChecked(family in state.families)
+            box.blockSignals(False)
+
+    def _show_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+
+    def _show_message(self, text: str, error: bool) -> None:
+        text = "<br>".join(html.escape(line, quote=False) for line in text.split("\n"))
+        self.status.setText(f"<b style='color:#c62828'>{text}</b>" if error else text)
+
+    def _show_result(self) -> None:
+        names = list(by_dataset(self.state.results))
         self.dataset.blockSignals(True)
         self.dataset.clear()
-        self.dataset.addItems(list(by_dataset(results)))
+        self.dataset.addItems(names)
         self.dataset.blockSignals(False)
-        self.dataset.setVisible(self.dataset.count() > 1)
-        self._show_dataset(self.dataset.currentText())
+        self.dataset.setVisible(len(names) > 1)
+        name = self.dataset.currentText()
+        if name == self.state.dataset:
+            self._show_dataset(name)  # the same data set, new results
+        else:
+            self.state.set_dataset(name)
 
     def _show_dataset(self, name: str) -> None:
-        group = by_dataset(self.results).get(name, [])
+        if self.dataset.currentText() != name:
+            self.dataset.setCurrentText(name)
+        group = by_dataset(self.state.results).get(name, [])
         self._plot_scatter(group)
         self._plot_histogram(group)
         self._plot_roc(group)

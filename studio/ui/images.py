@@ -14,12 +14,6 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-def display_image(rgb: np.ndarray) -> QImage:
-    """A QImage in the format pixmaps use, made in a worker thread (QImage, unlike QPixmap,
-    may be): the UI thread's QPixmap.fromImage is then a plain copy, not a conversion."""
-    return to_qimage(rgb).convertToFormat(QImage.Format.Format_RGB32)
-
-
 def to_pixmap(rgb: np.ndarray, size: int | None = None) -> QPixmap:
     pix = QPixmap.fromImage(to_qimage(rgb))
     if size:

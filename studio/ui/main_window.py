@@ -57,8 +57,8 @@ class MainWindow(QMainWindow):
         self.sliders = SliderPanel(self.state)
         self.surrogate = SurrogateView(self.state)
         self.surrogate3d = Surrogate3DView(self.state)
-        self.expression = ExpressionPanel(self.state)
-        self.identity = IdentityPanel(self.state)
+        self.expression = ExpressionPanel(self.state.compared)
+        self.identity = IdentityPanel(self.state.compared)
 
         left = QWidget()
         lay = QVBoxLayout(left)
@@ -79,8 +79,7 @@ class MainWindow(QMainWindow):
         self.sliders.new_identity_requested.connect(self.controller.new_identity)
         self.state.message.connect(self.show_message)
         self.state.busy_changed.connect(self._busy)
-        self.state.surrogate_changed.connect(self._update_status)
-        self.state.comparison_changed.connect(self._update_status)
+        self.state.timings_changed.connect(self._update_status)
         self.state.surrogate_changed.connect(lambda: self.save_action.setEnabled(True))
         self.state.image_changed.connect(self._on_image_changed)
 
@@ -217,7 +216,7 @@ class MainWindow(QMainWindow):
     # -- saving ----------------------------------------------------------------------
     def save_surrogate(self, path: str | None = None) -> Path | None:
         """PNG of the surrogate only: a new image, no metadata, a neutral file name."""
-        from PIL import Image
+        from studio.core.surrogates.making import save_png
 
         result = self.state.surrogate
         if result is None:
@@ -230,11 +229,11 @@ class MainWindow(QMainWindow):
                                                   "PNG image (*.png)")
             if not path:
                 return None
-        out = Path(path).with_suffix(".png")
         try:
-            Image.fromarray(result.image).resize((256, 256), Image.LANCZOS).save(out, "PNG")
+            out = save_png(result.image, path)
         except OSError as exc:
-            self.show_message("error", f"Could not save {out.name}: {exc.strerror or exc}")
+            name = Path(path).with_suffix(".png").name
+            self.show_message("error", f"Could not save {name}: {exc.strerror or exc}")
             return None
         self.settings.setValue("save_folder", str(out.parent))
         self.show_message("info", f"Saved {out.name}")
@@ -327,11 +326,12 @@ class MainWindow(QMainWindow):
                                       f"{self.controller.engine.model_name}")
 
     def _update_status(self) -> None:
-        t = self.state.timings
-        parts = [f"{k} {v:.0f} ms" for k, v in t.items()]
-        self.device_label.setText(
-            f"{self.controller.engine.device_name} · {self.controller.engine.model_name} · "
-            + ", ".join(parts) if self.controller.engine else ", ".join(parts))
+        engine = self.controller.engine
+        if engine is None or not engine.can_generate:
+            return  # the device and model are named once the generator is in
+        parts = [f"{k} {v:.0f} ms" for k, v in self.state.timings.items()]
+        self.device_label.setText(f"{engine.device_name} · {engine.model_name} · "
+                                  + ", ".join(parts))
 
     def about(self) -> None:
         from studio.core.assets import MODELS_DIR

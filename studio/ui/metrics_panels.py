@@ -1,4 +1,7 @@
-"""Expression preservation and identity similarity, updated for every new surrogate."""
+"""Expression preservation and identity similarity, updated for every new surrogate.
+
+Both panels bind to a ``ComparisonState``: the studio window's live one, or the curation
+window's stored candidate."""
 
 from __future__ import annotations
 
@@ -14,14 +17,20 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from studio.core.analysis.attributes import SPEC, AttributeSpec
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
-from studio.ui.state import HISTORY, StudioState
+from studio.ui.comparison_state import HISTORY, ComparisonState
 
-ROWS = [("joy", "Joy"), ("yaw", "Yaw °"), ("pitch", "Pitch °"), ("roll", "Roll °")]
+ROWS = [SPEC[name] for name in ("joy", "yaw", "pitch", "roll")]
 ORIGINAL_COLOR = (90, 150, 230)
 SURROGATE_COLOR = (240, 150, 60)
 SURROGATE3D_COLOR = (120, 180, 90)
+
+
+def number(spec: AttributeSpec, value: float) -> str:
+    """A table cell: the unit is in the row's label."""
+    return f"{value:+.1f}" if spec.is_angle else f"{value:.2f}"
 
 
 def short_name(blendshape: str) -> str:
@@ -36,13 +45,14 @@ class ExpressionPanel(QGroupBox):
     """Original against the GAN and the 3D surrogate: joy and angles with differences,
     smile decisions, and the top blendshapes of all three as a bar chart."""
 
-    def __init__(self, state: StudioState) -> None:
+    def __init__(self, state: ComparisonState) -> None:
         super().__init__("Expression preservation")
         self.state = state
         layout = QVBoxLayout(self)
         self.table = QTableWidget(len(ROWS) + 1, 5)
         self.table.setHorizontalHeaderLabels(["original", "GAN", "Δ GAN", "3D", "Δ 3D"])
-        self.table.setVerticalHeaderLabels([label for _, label in ROWS] + ["Smile"])
+        self.table.setVerticalHeaderLabels([f"{s.label} {s.unit}".strip() for s in ROWS]
+                                           + ["Smile"])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -86,14 +96,13 @@ class ExpressionPanel(QGroupBox):
         face = self.state.face
         comps = [self.state.comparison, self.state.comparison3d]
         surs = [c.surrogate if c else None for c in comps]
-        for r, (name, _) in enumerate(ROWS):
-            o = getattr(face.attributes, name) if face else None
-            f = "{:.2f}" if name == "joy" else "{:+.1f}"
-            self._set(r, 0, f.format(o) if o is not None else "–")
+        for r, spec in enumerate(ROWS):
+            o = getattr(face.attributes, spec.name) if face else None
+            self._set(r, 0, number(spec, o) if o is not None else "–")
             for col, sur in ((1, surs[0]), (3, surs[1])):
-                s = getattr(sur.attributes, name) if sur else None
-                self._set(r, col, f.format(s) if s is not None else "–")
-                self._set(r, col + 1, f.format(s - o) if o is not None and s is not None
+                s = getattr(sur.attributes, spec.name) if sur else None
+                self._set(r, col, number(spec, s) if s is not None else "–")
+                self._set(r, col + 1, number(spec, s - o) if o is not None and s is not None
                           else "–")
         smile = len(ROWS)
         self._set(smile, 0, ("yes" if face.attributes.smiling else "no") if face else "–")
@@ -161,7 +170,7 @@ class IdentityPanel(QGroupBox):
     """dlib distance against the 0.6 threshold for the GAN and the 3D surrogate, and the
     history of recent surrogates."""
 
-    def __init__(self, state: StudioState) -> None:
+    def __init__(self, state: ComparisonState) -> None:
         super().__init__("Identity similarity")
         self.state = state
         layout = QVBoxLayout(self)
@@ -196,7 +205,6 @@ class IdentityPanel(QGroupBox):
         self._shown: dict[int, list[float]] = {}  # the history each curve shows
         state.comparison_changed.connect(self.refresh)
         state.comparison3d_changed.connect(self.refresh)
-        state.image_changed.connect(self.refresh)
 
     def refresh(self) -> None:
         show_verdict(self.verdict, self.state.comparison, "GAN")

@@ -20,18 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.analysis.attributes import SPECS, AttributeSpec
 from studio.core.analysis.framing import original_crop
 from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
-
-#: name, label, minimum, maximum, slider steps per unit, unit
-ATTRIBUTES = [
-    ("joy", "Joy", 0.0, 1.0, 100, ""),
-    ("p_male", "P(male)", 0.0, 1.0, 100, ""),
-    ("yaw", "Yaw", -45.0, 45.0, 1, "°"),
-    ("pitch", "Pitch", -45.0, 45.0, 1, "°"),
-    ("roll", "Roll", -45.0, 45.0, 1, "°"),
-]
 
 
 def add_row(grid: QGridLayout, row: int, label: str, widget: QWidget) -> QLabel:
@@ -45,8 +37,9 @@ def add_row(grid: QGridLayout, row: int, label: str, widget: QWidget) -> QLabel:
     return value
 
 
-def fmt(name: str, value: float) -> str:
-    return f"{value:+.1f}°" if name in ("yaw", "pitch", "roll") else f"{value:.2f}"
+def ticks(spec: AttributeSpec, value: float) -> int:
+    """A slider's integer position for ``value`` (a QSlider holds integers)."""
+    return round(value * spec.ticks_per_unit)
 
 
 class AttributesPanel(QGroupBox):
@@ -58,27 +51,29 @@ class AttributesPanel(QGroupBox):
         grid = QGridLayout(self)
         self.bars: dict[str, QProgressBar] = {}
         self.values: dict[str, QLabel] = {}
-        for row, (name, label, *_) in enumerate(ATTRIBUTES):
+        for row, spec in enumerate(SPECS):
             bar = QProgressBar()
             bar.setRange(0, 1000)
             bar.setTextVisible(False)
             bar.setFixedHeight(12)
-            self.bars[name], self.values[name] = bar, add_row(grid, row, label, bar)
+            self.bars[spec.name] = bar
+            self.values[spec.name] = add_row(grid, row, spec.label, bar)
         self.smile = QLabel("")
-        grid.addWidget(self.smile, len(ATTRIBUTES), 0, 1, 3)
+        grid.addWidget(self.smile, len(SPECS), 0, 1, 3)
         state.face_changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
         face = self.state.face
-        for name, _, lo, hi, _, _ in ATTRIBUTES:
+        for spec in SPECS:
+            name = spec.name
             if face is None:
                 self.bars[name].setValue(0)
                 self.values[name].setText("–")
                 continue
             v = float(getattr(face.attributes, name))
-            self.bars[name].setValue(int(1000 * min(max((v - lo) / (hi - lo), 0), 1)))
-            self.values[name].setText(fmt(name, v))
+            self.bars[name].setValue(int(1000 * min(max(spec.normalize(v), 0), 1)))
+            self.values[name].setText(spec.format(v))
         if face is None:
             self.smile.setText("No face chosen")
         else:
@@ -98,13 +93,14 @@ class SliderPanel(QGroupBox):
         grid = QGridLayout()
         self.sliders: dict[str, QSlider] = {}
         self.labels: dict[str, QLabel] = {}
-        for row, (name, label, lo, hi, steps, _) in enumerate(ATTRIBUTES):
+        for row, spec in enumerate(SPECS):
             s = QSlider(Qt.Orientation.Horizontal)
-            s.setRange(int(lo * steps), int(hi * steps))
+            s.setRange(ticks(spec, spec.low), ticks(spec, spec.high))
             s.setTracking(True)  # redraw while the slider moves, not only on release
-            s.valueChanged.connect(lambda v, n=name, k=steps: self._moved(n, v / k))
-            s.setObjectName(f"slider_{name}")
-            self.sliders[name], self.labels[name] = s, add_row(grid, row, label, s)
+            s.valueChanged.connect(lambda v, sp=spec: self._moved(sp, v / sp.ticks_per_unit))
+            s.setObjectName(f"slider_{spec.name}")
+            self.sliders[spec.name] = s
+            self.labels[spec.name] = add_row(grid, row, spec.label, s)
         layout.addLayout(grid)
         self.match = QPushButton("Match original")
         self.match.setToolTip("Put the sliders back to the chosen face's estimates (Ctrl+M)")
@@ -146,19 +142,19 @@ class SliderPanel(QGroupBox):
         state.identity_changed.connect(self.refresh)
         self.refresh()
 
-    def _moved(self, name: str, value: float) -> None:
-        self.labels[name].setText(fmt(name, value))
-        self.state.set_targets(**{name: value})
+    def _moved(self, spec: AttributeSpec, value: float) -> None:
+        self.labels[spec.name].setText(spec.format(value))
+        self.state.set_targets(**{spec.name: value})
 
     def refresh(self) -> None:
         t = self.state.targets
-        for name, _, _, _, steps, _ in ATTRIBUTES:
-            v = float(getattr(t, name))
-            s = self.sliders[name]
+        for spec in SPECS:
+            v = float(getattr(t, spec.name))
+            s = self.sliders[spec.name]
             s.blockSignals(True)
-            s.setValue(round(v * steps))
+            s.setValue(ticks(spec, v))
             s.blockSignals(False)
-            self.labels[name].setText(fmt(name, v))
+            self.labels[spec.name].setText(spec.format(v))
         for widget, value in ((self.seed_a, self.state.seed_a), (self.seed_b, self.state.seed_b),
                               (self.mix, round(self.state.mix * 100))):
             widget.blockSignals(True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView
 
 from studio.core.analysis.landmarks import connections
+from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 
 OVERLAYS = ("points", "contours", "mesh", "none")
@@ -34,11 +35,12 @@ class PhotoView(QGraphicsView):
         state.face_changed.connect(self.redraw)
 
     def _new_image(self) -> None:
-        """The new photo's pixmap; it is drawn on face_changed, which always follows."""
+        """The new photo's pixmap, from the state's small display copy; it is drawn on
+        face_changed, which always follows."""
         self._pixmap = None
         if self.state.display is not None:
-            image, scale = self.state.display
-            self._pixmap = (QPixmap.fromImage(image), scale)
+            rgb, scale = self.state.display
+            self._pixmap = (to_pixmap(rgb), scale)
 
     def set_overlay(self, name: str) -> None:
         if name in OVERLAYS:

@@ -2,6 +2,7 @@
 
 ``LatestOnly`` is the slider pattern: while one job runs, only the newest request waits
 behind it, and the result of any request that has been superseded is dropped.
+``ProgressSignal`` is the core's ``progress(done, total, message)`` protocol as a signal.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from studio.core.errors import StudioError
+
+
+class ProgressSignal(QObject):
+    """Pass it to a long core function as its ``progress``: each call, from whatever worker
+    thread, emits ``changed``, which reaches slots of objects in the UI thread queued."""
+
+    changed = Signal(int, int, str)  # done, total, message (the stage)
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self.changed.emit(done, total, message)
 
 
 class _Signals(QObject):
