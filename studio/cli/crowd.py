@@ -45,9 +45,21 @@ def _print_crowd_analysis(a) -> None:
 
 
 def cmd_crowd_report(args: argparse.Namespace) -> int:
+    from studio.core.errors import check_writable_dir
+
+    if args.draws < 1:
+        print("error: --draws must be at least 1", file=sys.stderr)
+        return 2
+    check_writable_dir(args.out_dir)  # before the work, not after it
+
     from studio.core.crowd.report import write_report
     from studio.core.crowd.statistics import load_and_analyze
 
+    # Worker ids and file names may hold text the terminal cannot show (a JSON "\\ud800"):
+    # escape it rather than fail after the analysis.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     a = load_and_analyze(Path(args.results), Path(args.mapping), Path(args.truth),
                          seed=args.seed, draws=args.draws)
     _print_crowd_analysis(a)

@@ -8,8 +8,6 @@ batch is expensive, and one garbled row must not hide the rest.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections import Counter
@@ -19,7 +17,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from studio.core.errors import StudioError
+from studio.core.crowd.tables import CrowdInputError, csv_table, read_text, short
+
+__all__ = ["KINDS", "MAPPING_COLUMNS", "VERSIONS", "Answer", "CrowdInputError", "MappingRow",
+           "ParsedResults", "item_from_url", "parse_label", "read_mapping", "read_results",
+           "read_truth"]
 
 VERSIONS = ("original", "gan", "3d")
 KINDS = ("item", "gold", "repeat")
@@ -29,10 +31,7 @@ _SMILE = {"smile", "smiling", "yes", "y", "1", "true", "t"}
 _NO_SMILE = {"no smile", "nosmile", "non smile", "not smiling", "not smile", "no", "n", "0",
              "false", "f"}
 _ITEM_FILE = re.compile(r"^([0-9A-Za-z_-]+)\.png$", re.IGNORECASE)
-
-
-class CrowdInputError(StudioError):
-    """A file the crowd report needs is missing or has none of the expected columns."""
+_ITEM_ID = re.compile(r"^[0-9A-Za-z_-]{1,128}$")  # what an image URL can name
 
 
 def parse_label(value: Any) -> bool | None:
@@ -53,7 +52,10 @@ def parse_label(value: Any) -> bool | None:
 
 def item_from_url(url: str) -> str | None:
     """The item id of an image URL ending in <item_id>.png (query string and fragment ignored)."""
-    path = unquote(urlsplit(url.strip()).path)
+    try:
+        path = unquote(urlsplit(url.strip()).path)
+    except ValueError:  # e.g. "http://[::1/x.png": an invalid IPv6 host
+        return None
     match = _ITEM_FILE.match(PurePosixPath(path).name)
     return match.group(1) if match else None
 
@@ -72,28 +74,27 @@ class MappingRow:
     joy: float | None
 
 
-def _read_csv_text(path: Path) -> str:
-    if not path.is_file():
-        raise CrowdInputError(f"{path}: no such file")
-    # utf-8-sig: spreadsheet exports start with a byte-order mark; undecodable bytes are kept
-    # visible as U+FFFD so the row that holds them is reported, not the whole file.
-    return path.read_text(encoding="utf-8-sig", errors="replace")
-
-
 def _dict_rows(path: Path, required: Iterable[str]) -> tuple[list[tuple[int, dict]], list[str]]:
-    reader = csv.DictReader(io.StringIO(_read_csv_text(path)))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    """(line, column -> stripped value) per usable row, and the rows that were not usable.
+
+    Only columns the studio does not read (such as the mapping's original_path) may hold
+    line breaks; one elsewhere is a stray quote (see csv_table).
+    """
+    required = tuple(required)
+    try:
+        header, _, records = csv_table(read_text(path), multiline=lambda c: c not in required)
+    except ValueError as exc:
+        raise CrowdInputError(f"{path}: {exc}") from None
     missing = [c for c in required if c not in header]
     if missing:
         raise CrowdInputError(f"{path}: missing column(s) {', '.join(missing)}")
-    reader.fieldnames = header
     rows, problems = [], []
-    for row in reader:
-        where = f"{path.name} line {reader.line_num}"
-        if None in row or any(v is None for v in row.values()):
-            problems.append(f"{where}: wrong number of fields")
-            continue
-        rows.append((reader.line_num, {k: v.strip() for k, v in row.items()}))
+    for record in records:
+        if record.fields is None:
+            problems.append(f"{path.name} line {record.line}: {record.problem}")
+        else:
+            rows.append((record.line, {k: v.strip() for k, v in zip(header, record.fields,
+                                                                     strict=True)}))
     return rows, problems
 
 
@@ -107,27 +108,29 @@ def read_mapping(path: Path) -> tuple[dict[str, MappingRow], list[str]]:
         reasons = []
         if not item:
             reasons.append("empty item_id")
+        elif not _ITEM_ID.match(item):
+            reasons.append(f"item_id {short(item)} is not letters, digits, _ and -")
         elif item in mapping:
             reasons.append(f"duplicate item_id {item}")
         if not r["original_key"]:
             reasons.append("empty original_key")
         if version not in VERSIONS:
-            reasons.append(f"unknown version {r['version']!r}")
+            reasons.append(f"unknown version {short(r['version'])}")
         if kind not in KINDS:
-            reasons.append(f"unknown kind {r['kind']!r}")
+            reasons.append(f"unknown kind {short(r['kind'])}")
         gold = parse_label(r["gold_label"]) if r["gold_label"] else None
         if r["gold_label"] and gold is None:
-            reasons.append(f"unknown gold_label {r['gold_label']!r}")
+            reasons.append(f"unknown gold_label {short(r['gold_label'])}")
         try:
             seed = int(r["seed"]) if r["seed"] else None
         except ValueError:
-            reasons.append(f"seed {r['seed']!r} is not an integer")
+            reasons.append(f"seed {short(r['seed'])} is not an integer")
         try:
             joy = float(r["joy"]) if r["joy"] else None
             if joy is not None and not 0 <= joy <= 1:
                 raise ValueError
         except ValueError:
-            reasons.append(f"joy {r['joy']!r} is not in [0, 1]")
+            reasons.append(f"joy {short(r['joy'])} is not in [0, 1]")
         if reasons:
             problems.append(f"{where}: {'; '.join(reasons)}")
             continue
@@ -143,7 +146,7 @@ def read_truth(path: Path) -> tuple[dict[str, bool], list[str]]:
         label = parse_label(r["label"])
         if not r["original_key"] or label is None:
             problems.append(f"{Path(path).name} line {line}: unusable truth row "
-                            f"({r['original_key']!r}, {r['label']!r})")
+                            f"({short(r['original_key'])}, {short(r['label'])})")
             continue
         truth[r["original_key"]] = label
     return truth, problems
@@ -175,9 +178,9 @@ class ParsedResults:
     def add(self, answer: Answer, known: Collection[str] | None) -> None:
         """Keep an answer unless its item is unknown or the worker already answered it."""
         if known is not None and answer.item_id not in known:
-            self.problems.append(f"{answer.where}: unknown item id {answer.item_id!r}")
+            self.problems.append(f"{answer.where}: unknown item id {short(answer.item_id)}")
         elif (answer.worker, answer.item_id) in self._seen:
-            self.problems.append(f"{answer.where}: worker {answer.worker!r} answered item "
+            self.problems.append(f"{answer.where}: worker {short(answer.worker)} answered item "
                                  f"{answer.item_id} again; the first answer is kept")
         else:
             self._seen.add((answer.worker, answer.item_id))
@@ -190,7 +193,7 @@ def read_results(path: Path, known_items: Collection[str] | None = None) -> Pars
     Items missing from known_items (the mapping) are reported, not kept.
     """
     path = Path(path)
-    text = _read_csv_text(path)
+    text = read_text(path)
     if text.lstrip()[:1] in ("[", "{") or (path.suffix.lower() == ".json" and text.strip()):
         return _read_label_studio(text, str(path), known_items)
     return _read_mturk(text, str(path), known_items)
@@ -202,6 +205,8 @@ def _task_answer(raw: str) -> bool:
         data = json.loads(raw)
     except ValueError:
         raise ValueError("Answer.taskAnswers is not valid JSON") from None
+    except RecursionError:
+        raise ValueError("Answer.taskAnswers is nested too deeply") from None
     if isinstance(data, list):
         if len(data) != 1:
             raise ValueError(f"Answer.taskAnswers holds {len(data)} pages, expected 1")
@@ -213,17 +218,19 @@ def _task_answer(raw: str) -> bool:
     elif len(data) == 1:
         value = next(iter(data.values()))
     else:
-        raise ValueError(f"Answer.taskAnswers has no 'smile' field (fields: {sorted(data)})")
+        raise ValueError(f"Answer.taskAnswers has no 'smile' field (fields: "
+                         f"{short(sorted(data), 120)})")
     if isinstance(value, dict) and "label" in value:
         value = value["label"]
     elif isinstance(value, dict):  # {"smile": true, "no_smile": false}: radio buttons
-        chosen = [k for k, v in value.items() if v is True or str(v).lower() in ("true", "on")]
+        chosen = [k for k, v in value.items()
+                  if v is True or (isinstance(v, str) and v.lower() in ("true", "on"))]
         if len(chosen) != 1:
             raise ValueError(f"Answer.taskAnswers selects {len(chosen)} choices, expected 1")
         value = chosen[0]
     label = parse_label(value)
     if label is None:
-        raise ValueError(f"unrecognised answer {value!r} in Answer.taskAnswers")
+        raise ValueError(f"unrecognised answer {short(value)} in Answer.taskAnswers")
     return label
 
 
@@ -232,7 +239,7 @@ def _mturk_answer(row: dict[str, str]) -> bool:
     if direct:
         label = parse_label(direct)
         if label is None:
-            raise ValueError(f"unrecognised answer {direct!r}")
+            raise ValueError(f"unrecognised answer {short(direct)}")
         return label
     if row.get("Answer.taskAnswers", ""):
         return _task_answer(row["Answer.taskAnswers"])
@@ -244,49 +251,53 @@ def _mturk_answer(row: dict[str, str]) -> bool:
     raise ValueError("empty answer")
 
 
-def _read_mturk(text: str, source: str, known: Collection[str] | None) -> ParsedResults:
-    out = ParsedResults(source, "mturk")
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except (StopIteration, csv.Error):
-        out.problems.append("the file is empty or not CSV")
-        return out
+def _mturk_header(header: list[str]) -> list[str]:
+    """The columns an MTurk batch file must have that this header lacks."""
     missing = [c for c in ("WorkerId", "Input.image_url") if c not in header]
     if not any(c == "Answer.smile" or c == "Answer.taskAnswers" or c.startswith("Answer.smile.")
                for c in header):
         missing.append("Answer.smile or Answer.taskAnswers")
+    return missing
+
+
+def _free_text(column: str) -> bool:
+    """MTurk columns that may hold line breaks: answers the report does not read (comments)."""
+    return column.startswith("Answer.") and not (
+        column in ("Answer.smile", "Answer.taskAnswers") or column.startswith("Answer.smile."))
+
+
+def _read_mturk(text: str, source: str, known: Collection[str] | None) -> ParsedResults:
+    out = ParsedResults(source, "mturk")
+    try:
+        header, _, records = csv_table(text, multiline=_free_text)
+    except ValueError as exc:
+        out.problems.append(f"not a CSV file we can read: {exc}")
+        return out
+    if not header:
+        out.problems.append("the file is empty")
+        return out
+    missing = _mturk_header(header)
     if missing:
         out.problems.append(f"not an MTurk batch file we can read: missing {', '.join(missing)}")
         return out
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            out.n_records += 1
-            out.problems.append(f"line {reader.line_num}: unreadable CSV ({exc})")
-            continue
-        if not any(f.strip() for f in fields):
-            continue  # blank line
+    for record in records:
         out.n_records += 1
-        where = f"line {reader.line_num}"
-        if len(fields) != len(header):
-            out.problems.append(f"{where}: {len(fields)} fields, the header has {len(header)}")
+        where = f"line {record.line}"
+        if record.fields is None:
+            out.problems.append(f"{where}: {record.problem}")
             continue
-        row = dict(zip(header, fields, strict=True))
+        row = dict(zip(header, record.fields, strict=True))
         if row.get("AssignmentStatus", "").strip().lower() == "rejected":
             out.skipped["rejected assignment"] += 1
             continue
         worker = row["WorkerId"].strip()
-        item = item_from_url(row["Input.image_url"])
         try:
             if not worker:
                 raise ValueError("empty WorkerId")
+            item = item_from_url(row["Input.image_url"])
             if item is None:
-                raise ValueError(f"image URL {row['Input.image_url'][:80]!r} does not end in "
-                                 "<item_id>.png")
+                raise ValueError(f"image URL {short(row['Input.image_url'], 80)} does not end "
+                                 "in <item_id>.png")
             smile = _mturk_answer(row)
         except ValueError as exc:
             out.problems.append(f"{where}: {exc}")
@@ -298,27 +309,39 @@ def _read_mturk(text: str, source: str, known: Collection[str] | None) -> Parsed
 
 
 def _ls_worker(completed_by: Any) -> str | None:
+    """A Label Studio user id (number or string, or an object with id or email), or None."""
     if isinstance(completed_by, dict):
         completed_by = completed_by.get("id", completed_by.get("email"))
-    if isinstance(completed_by, bool) or completed_by in (None, ""):
+    if isinstance(completed_by, bool) or not isinstance(completed_by, int | str):
         return None
-    return str(completed_by)
+    return str(completed_by).strip() or None
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, for problem messages."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _ls_choice(result: Any) -> bool:
     if not isinstance(result, list):
-        raise ValueError("result is not a list")
+        raise ValueError(f"result is {_kind(result)}, expected a list")
     choices = [r for r in result if isinstance(r, dict) and r.get("type") == "choices"]
     named = [r for r in choices if r.get("from_name") == "smile"]
     picked = named or choices
     if len(picked) != 1:
         raise ValueError(f"{len(picked)} smile choice results, expected 1")
-    values = (picked[0].get("value") or {}).get("choices")
+    value = picked[0].get("value")
+    if not isinstance(value, dict):
+        raise ValueError(f"the choice's value is {_kind(value)} ({short(value)}), expected an "
+                         "object with choices")
+    values = value.get("choices")
     if not isinstance(values, list) or len(values) != 1:
-        raise ValueError(f"choices {values!r}, expected exactly one")
+        raise ValueError(f"choices {short(values)}, expected a list of exactly one")
     label = parse_label(values[0])
     if label is None:
-        raise ValueError(f"unrecognised choice {values[0]!r}")
+        raise ValueError(f"unrecognised choice {short(values[0])}")
     return label
 
 
@@ -329,16 +352,22 @@ def _read_label_studio(text: str, source: str, known: Collection[str] | None) ->
     except ValueError as exc:
         out.problems.append(f"not valid JSON ({exc})")
         return out
+    except RecursionError:
+        out.problems.append("the JSON is nested too deeply to read; it is not a Label Studio "
+                            "export")
+        return out
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list) or not tasks:
-        out.problems.append("the JSON is not a list of Label Studio tasks")
+        out.problems.append(f"the JSON is {_kind(tasks)}, not a list of Label Studio tasks")
         return out
     for i, task in enumerate(tasks):
         if not isinstance(task, dict):
-            out.problems.append(f"task #{i + 1}: not an object")
+            out.problems.append(f"task #{i + 1}: {_kind(task)}, not an object")
             continue
-        where = f"task {task.get('id', f'#{i + 1}')}"
+        task_id = task.get("id")
+        where = f"task {task_id}" if isinstance(task_id, int | str) and len(str(task_id)) < 40 \
+            else f"task #{i + 1}"
         annotations = task.get("annotations")
         if not annotations:
             out.skipped["task without annotations"] += 1
@@ -349,7 +378,7 @@ def _read_label_studio(text: str, source: str, known: Collection[str] | None) ->
             image = data.get("image")
             item = item_from_url(image) if isinstance(image, str) else None
         if not isinstance(annotations, list):
-            out.problems.append(f"{where}: annotations is not a list")
+            out.problems.append(f"{where}: annotations is {_kind(annotations)}, not a list")
             continue
         for j, ann in enumerate(annotations):
             out.n_records += 1
@@ -359,12 +388,13 @@ def _read_label_studio(text: str, source: str, known: Collection[str] | None) ->
                 continue
             try:
                 if not isinstance(ann, dict):
-                    raise ValueError("not an object")
+                    raise ValueError(f"{_kind(ann)}, not an object")
                 if not item:
                     raise ValueError("no data.item_id and no image URL ending in <item_id>.png")
                 worker = _ls_worker(ann.get("completed_by"))
                 if worker is None:
-                    raise ValueError("no completed_by")
+                    raise ValueError(f"completed_by {short(ann.get('completed_by'))} is not a "
+                                     "user id")
                 smile = _ls_choice(ann.get("result"))
             except ValueError as exc:
                 out.problems.append(f"{a_where}: {exc}")

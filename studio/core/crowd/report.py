@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from studio.core.crowd.statistics import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
+from studio.core.errors import StudioError
 from studio.core.report_html import figure, fmt, page, table
 
 COLORS = {"original": "#4c72b0", "gan": "#dd8452", "3d": "#55a868"}
@@ -202,18 +203,29 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
 
 
 def write_report(analysis: CrowdAnalysis, out_dir: Path) -> ReportFiles:
-    """OUT_DIR/index.html, OUT_DIR/summary.json and one PNG per figure."""
+    """OUT_DIR/index.html, OUT_DIR/summary.json and one PNG per figure.
+
+    A place that cannot be written is a StudioError (callers check it before the analysis
+    with check_writable_dir; this catches what changes or fails in between, e.g. a full
+    disk). Text from the input files is written as UTF-8; what cannot be encoded (lone
+    surrogates from a JSON \\ud800 escape) is written as a backslash escape.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {}
-    for name, fig in make_figures(analysis).items():
-        figures[name] = out_dir / f"{name}.png"
-        fig.savefig(figures[name])
-    summary = analysis.to_dict()
-    summary["figures"] = {name: path.name for name, path in figures.items()}
-    summary_path = out_dir / "summary.json"
-    summary_path.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
-    index = out_dir / "index.html"
-    index.write_text(render_html(analysis, {n: p.name for n, p in figures.items()}),
-                     encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figures = {}
+        for name, fig in make_figures(analysis).items():
+            figures[name] = out_dir / f"{name}.png"
+            fig.savefig(figures[name])
+        summary = analysis.to_dict()
+        summary["figures"] = {name: path.name for name, path in figures.items()}
+        summary_path = out_dir / "summary.json"
+        summary_path.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n",
+                                encoding="utf-8", errors="backslashreplace")
+        index = out_dir / "index.html"
+        index.write_text(render_html(analysis, {n: p.name for n, p in figures.items()}),
+                         encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        raise StudioError(f"cannot write the crowd report to {out_dir}: "
+                          f"{exc.strerror or exc}") from None
     return ReportFiles(index, summary_path, figures)

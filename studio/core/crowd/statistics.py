@@ -26,6 +26,7 @@ from studio.core.crowd.formats import (
     read_results,
     read_truth,
 )
+from studio.core.crowd.tables import short
 
 CONSENSUS_LEVELS = (0.5, 0.75, 0.90)  # 0.5: every image (a majority always has >= half)
 JOY_CLIP = 1e-3  # joy is clipped to [0.001, 0.999] before the logit, so evidence is finite
@@ -263,7 +264,7 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
         if ans.item_id in mapping:
             by_worker[ans.worker][ans.item_id] = ans.smile
         else:  # only when read_results was not given the mapping's ids
-            problems.append(f"{ans.where}: unknown item id {ans.item_id!r}")
+            problems.append(f"{ans.where}: unknown item id {short(ans.item_id)}")
 
     joy_of: dict[str, float] = {}
     for row in sorted(mapping.values(), key=lambda r: r.version != "original"):
@@ -307,7 +308,7 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
                 gold_c += smile == label
                 continue
             if label is None:
-                no_truth.add(f"original {row.original_key}")
+                no_truth.add(f"original {short(row.original_key)}")
                 continue
             items += 1
             item_c += smile == label
