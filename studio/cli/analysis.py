@@ -7,12 +7,13 @@ import json
 import sys
 
 from studio.cli.options import add_quiet, add_strict, data_present, progress_for
+from studio.core.analysis.images import SUPPORTED_NAMES
 from studio.core.errors import StudioError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="landmarks, attributes and identity of every face")
-    p.add_argument("images", nargs="*", help="image files (JPEG, PNG, BMP, TIFF, WebP)")
+    p.add_argument("images", nargs="*", help=f"image files ({SUPPORTED_NAMES})")
     p.add_argument("--demo", action="store_true", help="also analyse the built-in demo face")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--landmarks", action="store_true", help="include the 478 landmarks in JSON")
@@ -44,6 +45,8 @@ def _print_analysis(result, out) -> None:
     n = len(result.faces)
     print(f"{result.source}  {result.width}x{result.height}  {n} face{'s' if n != 1 else ''}",
           file=out)
+    for note in result.notes:
+        print(f"  note: {note}", file=out)
     for i, face in enumerate(result.faces, 1):
         a = face.attributes
         x0, y0, x1, y1 = face.box
@@ -61,6 +64,7 @@ def _record(result, landmarks: bool) -> dict:
     return {
         "source": result.source, "width": result.width, "height": result.height,
         "faces": [f.to_dict(landmarks=landmarks) for f in result.faces],
+        "notes": list(result.notes),
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
     }
 
@@ -79,6 +83,8 @@ def _analyze_one(analyzer, src, args: argparse.Namespace, records: list) -> bool
     if not result.faces:
         print(f"error: {result.source}: no face found in the image.", file=sys.stderr)
     if args.json:
+        for note in result.notes:  # in the record, and where a person reading sees it
+            print(f"note: {result.source}: {note}", file=sys.stderr)
         records.append(_record(result, args.landmarks))
     else:
         _print_analysis(result, sys.stdout)

@@ -14,6 +14,7 @@ from studio.core.analysis.calibration import Calibration, load_calibration
 from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.analysis.landmarks import (
     BLENDSHAPE_NAMES,
+    MAX_FACES,
     DetectedFace,
     FaceLandmarker,
     LandmarkerPool,
@@ -56,12 +57,15 @@ class ImageAnalysis:
     height: int
     faces: list[FaceAnalysis]
     timings_ms: dict[str, float]
+    #: What the user should know about how the image was read and searched (only the
+    #: first frame of an animation, the face limit reached...): shown, never silent.
+    notes: tuple[str, ...] = ()
 
 
 class FaceAnalyzer:
     """Loads the models once; ``analyze`` is safe to call from worker threads."""
 
-    def __init__(self, identity: bool = True, gender: bool = True, max_faces: int = 8,
+    def __init__(self, identity: bool = True, gender: bool = True, max_faces: int = MAX_FACES,
                  landmarkers: int = 1) -> None:
         from studio.core.analysis.gender import GenderClassifier
         from studio.core.analysis.identity import IdentityEncoder
@@ -90,13 +94,16 @@ class FaceAnalyzer:
         return Attributes(joy, p_male, float(yaw), float(pitch), float(roll))
 
     def analyze(self, image: np.ndarray | LoadedImage, source: str = "<array>") -> ImageAnalysis:
+        notes: tuple[str, ...] = ()
         if isinstance(image, LoadedImage):
             rgb, source = image.rgb, image.source
+            notes = (image.note,) if image.note else ()
         else:
             rgb = np.ascontiguousarray(image, dtype=np.uint8)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        detected = self.landmarker.detect(rgb)
+        detection = self.landmarker.find(rgb)
+        detected = detection.faces
         t1 = time.perf_counter()
         attrs = [self.attributes(rgb, f) for f in detected]
         t2 = time.perf_counter()
@@ -107,7 +114,8 @@ class FaceAnalyzer:
                        identity=(t3 - t2) * 1e3, analysis=(t3 - t0) * 1e3)
         faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, d)
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
-        return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings)
+        return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings,
+                             notes + detection.notes)
 
     def analyze_many(self, images: list[np.ndarray], gender: bool = True,
                      identity: bool = True) -> list[ImageAnalysis]:
@@ -119,18 +127,20 @@ class FaceAnalyzer:
         found = []
         for rgb in images:
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            detected = self.landmarker.detect(rgb)
-            found.append((rgb, detected, [self.attributes(rgb, f, gender) for f in detected]))
+            detection = self.landmarker.find(rgb)
+            detected = detection.faces
+            found.append((rgb, detection, [self.attributes(rgb, f, gender) for f in detected]))
         describe = identity and self.identity is not None
-        chips = ([identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det]
+        chips = ([identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det.faces]
                  if describe else [])
         descs = iter(self.identity.descriptors_of_chips(np.stack(chips)) if chips else [])
         out = []
-        for rgb, detected, attrs in found:
+        for rgb, detection, attrs in found:
             faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a,
                                   next(descs, None))
-                     for f, a in zip(detected, attrs, strict=True)]
-            out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {}))
+                     for f, a in zip(detection.faces, attrs, strict=True)]
+            out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {},
+                                     detection.notes))
         return out
 
     def describe(self, rgb: np.ndarray, analysis: ImageAnalysis) -> ImageAnalysis:
