@@ -183,3 +183,28 @@ def test_new_identities_are_drawn_away_from_the_original(maker, analyzer, utk_fa
         shape, texture = model.sample_identity(seed, away_from=fit)
         for sample, original in ((shape, fit.identity), (texture, fit.texture)):
             assert sample @ original / np.linalg.norm(original) <= -1.0 + 1e-5
+
+
+def test_a_face_in_a_panorama_gets_the_same_3d_surrogate(maker, analyzer, utk_face):
+    """OpenCV's remap refuses a photo 32767 px or more wide; the texture is taken from the
+    face's own box, so a panorama gives the surrogate the face alone gives."""
+    from studio.core.morphable.surrogate import RECONSTRUCTION, Request3D
+
+    face = largest_face(analyzer.analyze(utk_face).faces)
+    alone = maker.make(utk_face, face.landmarks, face.blendshapes, face.attributes,
+                       Request3D(identity=3))
+    x, y = 33_000 - 400, 100
+    wide = np.full((400, 33_000, 3), 128, np.uint8)
+    wide[y:y + 200, x:x + 200] = utk_face
+    shifted = face.landmarks.copy()
+    shifted[:, 0] += x
+    shifted[:, 1] += y
+    moved = maker.make(wide, shifted, face.blendshapes, face.attributes, Request3D(identity=3))
+    assert moved.image.shape == alone.image.shape
+    diff = np.abs(moved.image.astype(int) - alone.image)
+    assert np.mean(diff) < 0.5 and np.percentile(diff, 99) <= 2
+    # The reconstruction wears the photo's own texture: taken from the panorama's face too.
+    request = Request3D(identity=RECONSTRUCTION)
+    a = maker.make(utk_face, face.landmarks, face.blendshapes, face.attributes, request)
+    b = maker.make(wide, shifted, face.blendshapes, face.attributes, request)
+    assert np.mean(np.abs(a.image.astype(int) - b.image)) < 0.5

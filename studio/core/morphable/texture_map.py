@@ -65,7 +65,7 @@ def unwrap(rgb: np.ndarray, landmarks: np.ndarray, raster: UvRaster,
     xy = (raster.bary[..., :, None] * pts[tri][..., :2]).sum(axis=-2)
     map_x = np.where(inside, xy[..., 0], -1).astype(np.float32)
     map_y = np.where(inside, xy[..., 1], -1).astype(np.float32)
-    texture = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    texture = _remap_face(rgb, map_x, map_y, inside)
     # Facing: image-space normal of each triangle; the camera looks along +z (into the
     # screen), so a visible triangle's normal points to -z.
     v = pts[triangles]
@@ -77,6 +77,28 @@ def unwrap(rgb: np.ndarray, landmarks: np.ndarray, raster: UvRaster,
         facing = np.clip(normal[:, 2] / length, 0, 1)
     weight = np.where(inside, facing[np.where(inside, raster.triangle, 0)], 0.0)
     return texture, weight.astype(np.float32)
+
+
+def _remap_face(rgb: np.ndarray, map_x: np.ndarray, map_y: np.ndarray,
+                inside: np.ndarray) -> np.ndarray:
+    """``cv2.remap`` of the face's own box of the photo only: OpenCV refuses a source of
+    32767 px or more on a side (a panorama), and the face needs no more. Shifting the maps
+    by whole pixels leaves the result exactly as a remap of the whole photo; texels outside
+    the mesh get the photo's corner, as a remap of the whole photo gave them."""
+    h, w = rgb.shape[:2]
+    if not inside.any():
+        return np.broadcast_to(rgb[0, 0], (*map_x.shape, 3)).copy()
+    xs, ys = map_x[inside], map_y[inside]
+    x0 = int(np.clip(np.floor(xs.min()), 0, w - 1))
+    x1 = int(np.clip(np.ceil(xs.max()) + 2, x0 + 1, w))
+    y0 = int(np.clip(np.floor(ys.min()), 0, h - 1))
+    y1 = int(np.clip(np.ceil(ys.max()) + 2, y0 + 1, h))
+    box = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    texture = cv2.remap(box, np.where(inside, map_x - x0, -1).astype(np.float32),
+                        np.where(inside, map_y - y0, -1).astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    texture[~inside] = rgb[0, 0]
+    return texture
 
 
 def fill_outside(texture: np.ndarray, inside: np.ndarray) -> np.ndarray:
