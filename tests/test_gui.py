@@ -158,6 +158,14 @@ def test_bad_inputs_give_a_message_and_keep_the_window_usable(qtbot, window, tmp
     assert window.state.face is None and window.attributes.values["joy"].text() == "–"
     open_and_wait(qtbot, window, utk_face_path)
     assert window.state.face is not None
+    # An animated GIF of the face: analysed, and the status says which frame was read.
+    face = Image.open(utk_face_path)
+    animated = tmp_path / "moving.gif"
+    face.save(animated, save_all=True, append_images=[face.rotate(5), face.rotate(-5)])
+    window.open_path(animated)
+    qtbot.waitUntil(lambda: "moving.gif" in window.last_message[1], timeout=30000)
+    assert window.last_message[0] == "info" and window.state.face is not None
+    assert "3 frames" in window.last_message[1] and "first" in window.last_message[1]
 
 
 def test_a_slow_superseded_request_is_never_shown(qtbot):

@@ -189,12 +189,15 @@ class Controller(QObject):
         self.state.set_image(path, image, analysis, display)
         n = len(analysis.faces)
         name = Path(path).name
+        notes = "".join(f" ({note})" for note in analysis.notes)  # e.g. only the first frame
         if n == 0:
-            self.state.message.emit("error", f"No face found in {name}. Try another photo.")
+            self.state.message.emit("error", f"No face found in {name}{notes}. "
+                                             "Try another photo.")
         elif n > 1:
-            self.state.message.emit("info", f"{n} faces in {name}: click one to work on it.")
+            self.state.message.emit("info", f"{n} faces in {name}{notes}: click one to work "
+                                            "on it.")
         else:
-            self.state.message.emit("info", f"Analysed {name}.")
+            self.state.message.emit("info", f"Analysed {name}{notes}.")
 
     def _on_open_failed(self, _job_id: int, message: str) -> None:
         self.state.message.emit("error", message)
