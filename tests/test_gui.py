@@ -400,6 +400,13 @@ def test_crowd_report_window_shows_the_report_figures(qtbot, window, tmp_path):
     accuracy = {v.version: v.accuracy for v in view.analysis.versions}
     assert accuracy["gan"] == pytest.approx(study.correct["gan"] / study.total["gan"])
     assert "gan: accuracy" in view.summary.text()
+    # A broken last row: named among the first problems, as the command line names it.
+    rows = len(results.read_text(encoding="utf-8").splitlines())
+    with results.open("a", encoding="utf-8") as fh:
+        fh.write("<b>mallory</b>\n")
+    view.run.click()
+    qtbot.waitUntil(lambda: "The first problems" in view.summary.text(), timeout=60000)
+    assert f"line {rows + 1}: 1 fields" in view.summary.text()
     view.close()
 
 

@@ -104,6 +104,8 @@ class CrowdReportWindow(QMainWindow):
         lines += [f"{v.version}: accuracy {v.accuracy:.3f} (95% CI {v.ci_low:.3f}–"
                   f"{v.ci_high:.3f}), {v.n_images} images" for v in a.versions]
         lines += [f"{t.a} − {t.b}: t = {t.t:.2f}, p = {t.p:.3g}" for t in a.tests]
+        if a.problems:  # the first few, as the command line shows them; all are in the report
+            lines += ["The first problems:", *(f"  {p}" for p in a.problems[:5])]
         self.state.set_result(a, figures)
         self.state.set_message("\n".join(lines))
         self.state.set_running(False)
