@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
 # What Qt (xcb) and offscreen OpenGL need on Debian; installed when missing and we are root.
+# libseccomp2 keeps MediaPipe off the network, strace checks that (docs/privacy.md).
 DEBS := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libegl1 \
-        libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3
+        libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3 \
+        libseccomp2 strace
 
 .PHONY: setup run test models system-deps lint bench evaluate evaluation-report screenshot clean
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from studio.core.analysis.dlib_shape import face_chip
+from studio.core.analysis.offline import onnxruntime_offline
 from studio.core.assets import third_party_file
 
 CHIP_SIZE = 32
@@ -17,8 +18,7 @@ CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], dtype=np.float32)
 
 class GenderClassifier:
     def __init__(self) -> None:
-        import onnxruntime as ort
-
+        ort = onnxruntime_offline()  # ONNX Runtime's telemetry off (docs/privacy.md)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

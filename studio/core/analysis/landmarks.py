@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from studio.core.analysis.offline import without_network
 from studio.core.assets import third_party_file
 
 F = TypeVar("F")
@@ -211,7 +212,8 @@ class FaceLandmarker:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        # MediaPipe's metrics uploader starts with the task: create it where it has no network.
+        self._landmarker = without_network(vision.FaceLandmarker.create_from_options, options)
         self._lock = threading.Lock()
         # MediaPipe closes through a thread pool that Python shuts down before atexit and
         # weakref finalizers run, so an open landmarker printed tracebacks at exit. Close it
