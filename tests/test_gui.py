@@ -622,7 +622,7 @@ def test_controller_routes_seed_and_timing_changes_through_the_state(qtbot):
 
     state = StudioState()
     controller = Controller(state, engine_factory=lambda: None)  # no models: none needed
-    analysis = SimpleNamespace(faces=[], timings_ms={"analysis": 42.0})
+    analysis = SimpleNamespace(faces=[], timings_ms={"analysis": 42.0}, notes=())
     image = SimpleNamespace(rgb=np.zeros((8, 8, 3), np.uint8))
     seeds, timings = [], []
     state.identity_changed.connect(lambda: seeds.append(state.seed_a))
@@ -634,7 +634,7 @@ def test_controller_routes_seed_and_timing_changes_through_the_state(qtbot):
     state.set_identity(locked=True)
     seed = state.seed_a
     controller._on_opened(2, ("b.png", image, SimpleNamespace(faces=[], timings_ms={
-        "analysis": 43.0}), (image.rgb, 1.0)))
+        "analysis": 43.0}, notes=()), (image.rgb, 1.0)))
     controller.new_identity()
     assert state.seed_a == seed and timings[-1] == {"analysis": 43.0}
     controller.stop()
