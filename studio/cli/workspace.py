@@ -1,4 +1,5 @@
-"""``studio batch`` and ``export``: a curation workspace, filled and exported to a crowd."""
+"""``studio batch``, ``export`` and ``relink``: a curation workspace, filled, exported to a
+crowd, and pointed at its originals' new folder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from studio.cli.options import add_quiet, add_seed, add_workers, progress_for, s
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("batch", help="fill a curation workspace from a folder of photos")
+    p = sub.add_parser("batch", help="fill a curation workspace from a folder of photos",
+                       description="Exit 1 when some photo could not be read or shows no "
+                       "face (they are recorded and listed), 2 on bad usage.")
     p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
     p.add_argument("--workspace", required=True, help="workspace file, e.g. study.studio")
     p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
@@ -36,36 +39,69 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_seed(p, default=None, help="item ids and order are random")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("relink", help="point a workspace at the new place of its originals")
+    p.add_argument("workspace", help="workspace file")
+    p.add_argument("old", help="folder the originals were recorded in")
+    p.add_argument("new", help="folder they are in now (each file is checked by sha256)")
+    p.set_defaults(func=cmd_relink)
+
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from studio.core.surrogates.making import batch_engine
-    from studio.core.workspace.batch import run_batch
+    from studio.core.errors import StudioError
+    from studio.core.surrogates.making import check_methods
+    from studio.core.workspace.batch import batch_photos
+    from studio.core.workspace.guard import guarded_batch
     from studio.core.workspace.store import Workspace
 
-    workers = max(1, args.workers)
-    engine = batch_engine(workers)
+    methods = tuple(split_list(args.methods))
+    check_methods(methods)
+    if args.candidates < 1:
+        raise StudioError("--candidates must be 1 or more")
+    batch_photos(args.folder)  # a workspace is made only when the folder holds photos
+    created = not Path(args.workspace).exists()
+    Workspace(args.workspace, create=True).close()  # refused here if damaged or foreign
     try:
-        with Workspace(args.workspace) as ws, progress_for(args) as progress:
-            report = run_batch(args.folder, ws, engine, candidates=args.candidates,
-                               methods=tuple(split_list(args.methods)), progress=progress,
-                               workers=workers)
+        # In a child process, so that a photo that crashes native code is recorded as
+        # unreadable and the batch goes on (core.workspace.guard).
+        with progress_for(args) as progress:
+            report = guarded_batch(args.folder, args.workspace, candidates=args.candidates,
+                                   methods=methods, workers=max(1, args.workers),
+                                   progress=progress)
+        with Workspace(args.workspace) as ws:
             summary = ws.summary()
-    finally:
-        engine.close()
+    except BaseException:
+        if created and _discard_if_empty(args.workspace):
+            print(f"(the new workspace {args.workspace} was empty and has been removed)",
+                  file=sys.stderr)
+        raise
+    for crash in report.crashes:
+        print(f"  {crash}; a new process took over", file=sys.stderr)
     for problem in report.problems:
         print(f"  {problem}", file=sys.stderr)
+    for copy, original in report.duplicates:
+        print(f"  {copy}: identical to {original}, recorded once", file=sys.stderr)
     print(f"{report.originals} photos ({report.skipped_done} already done, "
-          f"{report.unreadable} unreadable, {report.no_face} without a face), "
+          f"{report.unreadable} unreadable, {report.no_face} without a face, "
+          f"{len(report.duplicates)} duplicates), "
           f"{report.faces} faces, {report.candidates} candidates in {report.seconds:.1f} s "
           f"({report.faces_per_second:.2f} faces/s)")
     print(f"workspace {args.workspace}: {json.dumps(summary)}")
-    return 0
+    return 1 if report.inputs_failed else 0
+
+
+def _discard_if_empty(path: str) -> bool:
+    from studio.core.workspace.store import Workspace, WorkspaceError
+
+    try:
+        return Workspace(path).discard_if_empty()
+    except WorkspaceError:
+        return False
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
     from studio.core.crowd.formats import read_truth
-    from studio.core.workspace.export import export_batch
+    from studio.core.workspace.export import check_export, export_batch
     from studio.core.workspace.store import Workspace
 
     truth = None
@@ -73,9 +109,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         truth, problems = read_truth(Path(args.truth))
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-    with FaceAnalyzer() as analyzer, Workspace(args.workspace) as ws:
+    formats = tuple(split_list(args.format))
+    # The options, the workspace and every place written to are checked before the
+    # analyser is loaded and the identity gate measures each candidate (the slow part).
+    check_export(args.out_dir, args.mapping, formats, args.base_url, args.gold, truth)
+    with Workspace(args.workspace) as ws, FaceAnalyzer() as analyzer:
         report = export_batch(
-            ws, args.out_dir, analyzer, formats=tuple(split_list(args.format)),
+            ws, args.out_dir, analyzer, formats=formats,
             base_url=args.base_url, mapping=args.mapping, truth=truth, gold=args.gold,
             repeats=args.repeat, expressions=args.expressions, seed=args.seed)
     for line in report.refused:
@@ -84,3 +124,17 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"-> {report.out_dir}")
     print(f"private mapping (keep it away from workers) -> {report.mapping}")
     return 1 if report.refused else 0
+
+
+def cmd_relink(args: argparse.Namespace) -> int:
+    from studio.core.workspace.store import Workspace
+
+    with Workspace(args.workspace) as ws:
+        report = ws.relink(args.old, args.new)
+    for path in report.missing:
+        print(f"  not found under {report.new}, left as it was: {path}", file=sys.stderr)
+    for path in report.different:
+        print(f"  a different file (sha256) under {report.new}, left as it was: {path}",
+              file=sys.stderr)
+    print(f"{report.relinked} originals now under {report.new}")
+    return 1 if report.missing or report.different else 0

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from studio.core.errors import ModelFileError
+from studio.core.errors import ModelFileError, StudioError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -84,3 +85,22 @@ def third_party_file(name: str) -> Path:
             f"run `{FIX_COMMAND}` to fetch it again."
         )
     return path
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Raise a StudioError unless new files can be made in the folder ``path`` (or, if it
+    does not exist yet, in the nearest folder above it, where it would be made). A file is
+    really created and removed: permission bits do not tell of read-only mounts, of /proc,
+    or of the root user's rights. Call it before slow work, so that it fails first."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StudioError(f"cannot write {what} to {path}: {probe} is not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise StudioError(f"cannot write {what} to {path}: the folder {probe} does not "
+                          f"accept new files ({exc.strerror or exc}).") from exc

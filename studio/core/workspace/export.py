@@ -2,14 +2,19 @@
 
 OUT_DIR gets only what workers may see: PNGs named by random item ids (no metadata, no
 original pixels, no file names) and the task files. Which item came from which original,
-method and seed goes to a separate private mapping file outside OUT_DIR. The folder is
-written under a temporary name and renamed at the end, so a failed export leaves nothing
-half-written, and an existing folder is never overwritten.
+method and seed goes to a separate private mapping file outside OUT_DIR, readable by its
+owner only. The folder is written under a temporary name and renamed at the end, so a failed
+export leaves nothing half-written, and an existing folder is never overwritten. Every place
+written to is checked before the identity gate, which is the slow part.
+
+An item shown twice (a repeat, or a gold item) is a fresh encoding of the same picture: a
+worker must not spot repeats by comparing files.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -23,6 +28,7 @@ from PIL import Image
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.landmarks import largest_face
+from studio.core.assets import check_writable_dir
 from studio.core.crowd.formats import MAPPING_COLUMNS
 from studio.core.errors import StudioError
 from studio.core.surrogates.making import png_bytes
@@ -88,11 +94,11 @@ def _item_id(taken: set[str]) -> str:
     return new
 
 
-def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
+def check_export(out_dir: str | Path, mapping: str | Path | None = None,
                  formats: tuple[str, ...] = FORMATS, base_url: str = "",
-                 mapping: str | Path | None = None, truth: dict[str, bool] | None = None,
-                 gold: int = 0, repeats: int = 0, expressions: bool = False,
-                 seed: int | None = None) -> ExportReport:
+                 gold: int = 0, truth: dict[str, bool] | None = None) -> tuple[Path, Path]:
+    """Everything about an export that can be wrong before any work: the options, and the
+    places it will write to. Returns the export folder and the mapping, absolute."""
     out_dir = Path(out_dir).resolve()
     mapping = Path(mapping).resolve() if mapping else out_dir.with_name(
         out_dir.name + ".private-mapping.csv")
@@ -111,7 +117,53 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
         raise ExportError("the private mapping must not be inside the export folder")
     if gold and not truth:
         raise ExportError("gold items need known labels: pass --truth T.csv")
+    try:
+        check_writable_dir(out_dir.parent, "the export folder")
+        check_writable_dir(mapping.parent, "the private mapping")
+    except StudioError as exc:
+        raise ExportError(str(exc)) from exc
+    return out_dir, mapping
 
+
+def _border_pixels(h: int, w: int, n: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random pixels within a twelfth of the image from its edges: background."""
+    depth = rng.integers(0, max(1, min(h, w) // 12), n)
+    side = rng.integers(0, 4, n)  # top, bottom, left, right
+    ys_along, xs_along = rng.integers(0, h, n), rng.integers(0, w, n)
+    ys = np.choose(side, [depth, h - 1 - depth, ys_along, ys_along])
+    xs = np.choose(side, [xs_along, xs_along, depth, w - 1 - depth])
+    return ys, xs
+
+
+def distinct_png(png: bytes, rng: np.random.Generator, taken: set[bytes]) -> bytes:
+    """The same picture in other bytes, for a second showing: eight pixels of the border
+    (background, away from the face) moved by one level of 255 and another PNG compression
+    level, until its sha256 is new. Neither a file hash nor a pixel hash matches."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    h, w, _ = rgb.shape
+    while True:
+        out = rgb.copy()
+        ys, xs = _border_pixels(h, w, 8, rng)
+        cs = rng.integers(0, 3, len(ys))
+        v = out[ys, xs, cs].astype(np.int16)
+        step = np.where(v >= 255, -1, np.where(v <= 0, 1, rng.choice([-1, 1], len(v))))
+        out[ys, xs, cs] = (v + step).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, "PNG", compress_level=int(rng.integers(1, 10)))
+        data = buf.getvalue()
+        digest = hashlib.sha256(data).digest()
+        if digest not in taken:
+            taken.add(digest)
+            return data
+
+
+def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
+                 formats: tuple[str, ...] = FORMATS, base_url: str = "",
+                 mapping: str | Path | None = None, truth: dict[str, bool] | None = None,
+                 gold: int = 0, repeats: int = 0, expressions: bool = False,
+                 seed: int | None = None) -> ExportReport:
+    out_dir, mapping = check_export(out_dir, mapping, formats, base_url, gold, truth)
     accepted = workspace.candidates(decision="accepted")
     faces = {f.id: f for f in workspace.faces()}
     gate = IdentityGate(analyzer)
@@ -121,11 +173,18 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     taken: set[str] = set()
     ok: list[tuple[Candidate, FaceRecord, bytes]] = []
     for cand in accepted:
-        face = faces[cand.face_id]
-        png = workspace.image(cand.id)
-        rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-        problem = gate.check(face, rgb)
-        if problem is not None:
+        face = faces.get(cand.face_id)
+        if face is None:  # a workspace recovered from damage may have lost it
+            report.refused.append(f"candidate {cand.id} ({cand.method}, seed {cand.seed}): "
+                                  "its face's record is missing, so it cannot be checked")
+            continue
+        try:
+            rgb = np.asarray(Image.open(io.BytesIO(workspace.image(cand.id))).convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as exc:  # what PIL raises on a bad PNG
+            rgb, problem = None, f"its stored image is damaged ({exc})"
+        else:
+            problem = gate.check(face, rgb)
+        if problem is not None or rgb is None:
             report.refused.append(f"candidate {cand.id} ({cand.method}, seed {cand.seed}) "
                                   f"of {Path(face.original_path).name} face {face.face_index}"
                                   f": {problem}")
@@ -142,13 +201,16 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     for cand, face, png in ok:
         add(cand, face, png, "item")
     report.items = len(rows)
+    hashes = {hashlib.sha256(png).digest() for _, png in rows}
     known = [x for x in ok if truth and x[1].key in truth]
     for i in rng.permutation(len(known))[:gold]:
         cand, face, png = known[i]
-        add(cand, face, png, "gold", "smile" if truth[face.key] else "no_smile")
+        add(cand, face, distinct_png(png, rng, hashes), "gold",
+            "smile" if truth[face.key] else "no_smile")
         report.gold += 1
     for i in rng.permutation(len(ok))[:repeats]:
-        add(*ok[i], "repeat")
+        cand, face, png = ok[i]
+        add(cand, face, distinct_png(png, rng, hashes), "repeat")
         report.repeats += 1
     if not rows:
         raise ExportError("nothing to export: no accepted candidate passed the identity gate"
@@ -156,8 +218,9 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     order = rng.permutation(len(rows))  # workers never see originals or versions grouped
     rows = [rows[i] for i in order]
 
-    tmp = out_dir.with_name(f".{out_dir.name}.partial-{secrets.token_hex(3)}")
-    tmp_map = mapping.with_name(f".{mapping.name}.partial")
+    token = secrets.token_hex(3)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial-{token}")
+    tmp_map = mapping.with_name(f".{mapping.name}.partial-{token}")
     try:
         (tmp / "images").mkdir(parents=True)
         for row, png in rows:
@@ -176,16 +239,21 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
                                                         encoding="utf-8")
             (tmp / "labelstudio_config.xml").write_text(label_studio_config(expressions),
                                                         encoding="utf-8")
-        with tmp_map.open("w", newline="", encoding="utf-8") as fh:
+        fd = os.open(tmp_map, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner only
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=MAPPING_FIELDS)
             w.writeheader()
             w.writerows(row for row, _ in rows)
         os.replace(tmp_map, mapping)
         tmp.rename(out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp_map.unlink(missing_ok=True)
         if mapping.exists() and not out_dir.exists():
             mapping.unlink()
+        if isinstance(exc, OSError):  # a full disk, a folder gone read-only meanwhile...
+            raise ExportError(f"could not write the export ({exc.strerror or exc}"
+                              f"{': ' + str(exc.filename) if exc.filename else ''}); nothing "
+                              "was left behind") from exc
         raise
     return report

@@ -2,23 +2,30 @@
 
 WAL journaling and one transaction per original mean a crash or a kill loses at most the
 photo being processed; nothing outside the file is written, and the originals are only
-read (their path and sha256 are recorded, never their pixels).
+read (their absolute paths and sha256 are recorded, never their pixels). Opening checks
+the file (``PRAGMA quick_check``, a few ms per 10 MB), so that a damaged workspace is
+refused at once with the way to recover it, not half-way through a batch or an export.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from studio.core.analysis.attributes import Attributes
-from studio.core.errors import StudioError
+from studio.core.workspace.integrity import WorkspaceError, check_header, damaged
+
+if TYPE_CHECKING:
+    from studio.core.workspace.paths import RelinkReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS originals (
@@ -59,13 +66,17 @@ CREATE TABLE IF NOT EXISTS history (
     candidate_id INTEGER NOT NULL REFERENCES candidates(id),
     old TEXT NOT NULL, new TEXT NOT NULL, at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS original_paths (  -- every place an original was seen (duplicates)
+    original_id INTEGER NOT NULL REFERENCES originals(id),
+    path TEXT NOT NULL,
+    seen REAL NOT NULL,
+    PRIMARY KEY (original_id, path)
+);
 """
+#: ``PRAGMA user_version``: 0 before ``original_paths``; older files are migrated on open.
+SCHEMA_VERSION = 1
 
 DECISIONS = ("pending", "accepted", "rejected")
-
-
-class WorkspaceError(StudioError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -111,21 +122,80 @@ def _array(b: bytes | None, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 class Workspace:
-    """Open (or create) a ``.studio`` workspace file."""
+    """Open a ``.studio`` workspace file; ``create=True`` (``studio batch``) makes a new one.
 
-    def __init__(self, path: str | Path) -> None:
+    Any other file is refused, never written to: a missing path, a folder, a file that is not
+    SQLite, another program's SQLite database, or a damaged workspace (with the recovery)."""
+
+    def __init__(self, path: str | Path, create: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise WorkspaceError(f"{self.path} is a folder, not a workspace file.")
+        exists = self.path.exists()
+        if not exists and not create:
+            raise WorkspaceError(f"there is no workspace {self.path}; `studio batch FOLDER "
+                                 f"--workspace {self.path}` makes one.")
+        if not exists and not self.path.parent.is_dir():
+            raise WorkspaceError(f"cannot create {self.path}: the folder {self.path.parent} "
+                                 "does not exist.")
         try:
             self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise WorkspaceError(f"cannot open {self.path} ({exc}).") from exc
+        try:
+            self._open(create)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self, create: bool) -> None:
+        try:
+            problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+                check_header(self.path)  # not SQLite at all, or its first page damaged
+            raise damaged(self.path, str(exc)) from exc
+        if problems != ["ok"]:
+            raise damaged(self.path, "; ".join(problems))
+        try:
+            tables = {r[0] for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, str(exc)) from exc
+        if "originals" not in tables and (tables or not create):
+            raise WorkspaceError(f"{self.path} is not a studio workspace (no originals table"
+                                 f"{'' if tables else '; the file is empty'}).")
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(f"{self.path} was made by a newer studio (schema {version}, "
+                                 f"this one reads {SCHEMA_VERSION}); update the studio.")
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
+            if version < SCHEMA_VERSION:
+                self.db.executescript(SCHEMA)
+                with self.db:
+                    if version < 1:
+                        from studio.core.workspace.paths import record_paths
+
+                        record_paths(self)
+                    self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
-            raise WorkspaceError(f"{self.path} is not a studio workspace ({exc}).") from exc
+            raise WorkspaceError(f"cannot write to {self.path} ({exc}).") from exc
 
     def close(self) -> None:
         self.db.close()
+
+    def discard_if_empty(self) -> bool:
+        """Close, and delete the file if it holds no original: what a ``studio batch`` that
+        created it and then failed must not leave behind. True when deleted."""
+        empty = self.db.execute("SELECT COUNT(*) FROM originals").fetchone()[0] == 0
+        self.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return empty
 
     def __enter__(self) -> Workspace:
         return self
@@ -135,9 +205,17 @@ class Workspace:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All or nothing: one original with its faces and candidates."""
-        with self.db:
-            yield self.db
+        """All or nothing: one original with its faces and candidates. SQLite's own
+        failures (a full disk, a lock held too long, damage) become a WorkspaceError."""
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.IntegrityError:
+            raise  # a bug in the studio, not in the file
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+                raise WorkspaceError(f"cannot write to {self.path} ({exc}).") from exc
+            raise damaged(self.path, str(exc)) from exc
 
     # -- originals and faces ---------------------------------------------------------
     def original_status(self, sha256: str) -> str | None:
@@ -146,13 +224,51 @@ class Workspace:
 
     def add_original(self, db: sqlite3.Connection, path: str, sha256: str, status: str,
                      message: str = "", size: tuple[int, int] | None = None) -> int:
+        """Record an original (by its bytes) and the place it was found; an original met
+        again elsewhere keeps its first path and gains the new one in ``original_paths``."""
         w, h = size or (None, None)
         cur = db.execute(
             "INSERT INTO originals (path, sha256, status, message, width, height, added) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET path=excluded.path,"
-            " status=excluded.status, message=excluded.message RETURNING id",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
+            "status=excluded.status, message=excluded.message RETURNING id",
             (path, sha256, status, message, w, h, time.time()))
-        return int(cur.fetchone()[0])
+        oid = int(cur.fetchone()[0])
+        self.add_path(db, oid, path)
+        return oid
+
+    def add_path(self, db: sqlite3.Connection, original_id: int, path: str,
+                 primary: bool = False) -> None:
+        """Another place the original was seen; ``primary``: the one windows read from."""
+        if primary:
+            db.execute("UPDATE originals SET path=? WHERE id=?", (path, original_id))
+        db.execute("INSERT OR IGNORE INTO original_paths (original_id, path, seen) "
+                   "VALUES (?, ?, ?)", (original_id, path, time.time()))
+
+    def known_originals(self) -> dict[str, tuple[int, str, str]]:
+        """sha256 -> (id, status, message) of every recorded original."""
+        return {r[0]: (r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT sha256, id, status, message FROM originals")}
+
+    def paths_of(self, original_id: int) -> list[str]:
+        """Every place the original was seen, its first path first."""
+        first = self.db.execute("SELECT path FROM originals WHERE id=?",
+                                (original_id,)).fetchone()
+        others = [r[0] for r in self.db.execute(
+            "SELECT path FROM original_paths WHERE original_id=? ORDER BY seen, path",
+            (original_id,))]
+        return ([first[0]] if first else []) + [p for p in others if not first or p != first[0]]
+
+    def locate(self, original_id: int) -> Path | None:
+        """The first recorded place where the original's file still is, or None: then the
+        folder has moved, and ``relink`` (``studio relink``) points the workspace at it."""
+        return next((Path(p) for p in self.paths_of(original_id) if os.path.isfile(p)), None)
+
+    def relink(self, old_prefix: str | Path, new_prefix: str | Path) -> RelinkReport:
+        """Point every path under ``old_prefix`` at ``new_prefix``, file by file, and only
+        where the file there has the recorded sha256; see ``paths.RelinkReport``."""
+        from studio.core.workspace.paths import relink
+
+        return relink(self, old_prefix, new_prefix)
 
     def add_face(self, db: sqlite3.Connection, original_id: int, face_index: int, face) -> int:
         cur = db.execute(
