@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from test_crowd import URL, Study, hand_made
 
+from studio.core.assets import check_writable_dir
 from studio.core.crowd.formats import MAPPING_COLUMNS, read_mapping, read_results, read_truth
 from studio.core.crowd.report import write_report
 from studio.core.crowd.statistics import load_and_analyze
 from studio.core.crowd.tables import short
-from studio.core.errors import StudioError, check_writable_dir
+from studio.core.errors import StudioError
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = csv.field_size_limit()

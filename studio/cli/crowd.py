@@ -45,12 +45,12 @@ def _print_crowd_analysis(a) -> None:
 
 
 def cmd_crowd_report(args: argparse.Namespace) -> int:
-    from studio.core.errors import check_writable_dir
+    from studio.core.assets import check_writable_dir
 
     if args.draws < 1:
         print("error: --draws must be at least 1", file=sys.stderr)
         return 2
-    check_writable_dir(args.out_dir)  # before the work, not after it
+    check_writable_dir(args.out_dir, "the crowd report")  # before the work, not after it
 
     from studio.core.crowd.report import write_report
     from studio.core.crowd.statistics import load_and_analyze

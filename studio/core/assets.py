@@ -87,20 +87,23 @@ def third_party_file(name: str) -> Path:
     return path
 
 
-def check_writable_dir(path: Path, what: str) -> None:
+def check_writable_dir(path: str | os.PathLike[str], what: str = "files") -> None:
     """Raise a StudioError unless new files can be made in the folder ``path`` (or, if it
     does not exist yet, in the nearest folder above it, where it would be made). A file is
     really created and removed: permission bits do not tell of read-only mounts, of /proc,
-    or of the root user's rights. Call it before slow work, so that it fails first."""
+    or of the root user's rights. Call it before slow work, so that it fails first; it
+    leaves nothing behind."""
     path = Path(path)
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise StudioError(f"cannot write {what} to {path}: {probe} is not a folder.")
     try:
+        if path.exists() and not path.is_dir():
+            raise StudioError(f"cannot write {what} to {path}: it is a file, not a folder.")
+        probe = path
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise StudioError(f"cannot write {what} to {path}: {probe} is not a folder.")
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        raise StudioError(f"cannot write {what} to {path}: the folder {probe} does not "
-                          f"accept new files ({exc.strerror or exc}).") from exc
+        raise StudioError(f"cannot write {what} to {path}: nothing can be created there "
+                          f"({exc.strerror or exc}).") from exc

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.analysis.analyzer import FaceAnalysis
-from studio.core.analysis.images import list_images, load_image
+from studio.core.analysis.images import SUPPORTED_NAMES, ImageListing, load_image, scan_images
 from studio.core.assets import sha256_of
 from studio.core.errors import ImageLoadError, StudioError
 from studio.core.progress import Progress, no_progress
@@ -69,20 +69,21 @@ class PhotoResult:
         default_factory=list)
 
 
-def batch_photos(folder: str | Path) -> list[Path]:
-    """The photos ``studio batch`` would take from ``folder`` (absolute paths), or a
-    StudioError when there are none: checked before any workspace is created."""
+def batch_photos(folder: str | Path) -> ImageListing:
+    """The photos ``studio batch`` would take from ``folder`` (absolute paths), and the
+    files named like photos that it sets aside (a FIFO, a device), or a StudioError when
+    there are no photos: checked before any workspace is created."""
     folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise StudioError(f"{folder} is not a folder" if folder.exists()
                           else f"there is no folder {folder}")
     try:
-        paths = list_images(folder)
+        listing = scan_images(folder)
     except OSError as exc:
         raise StudioError(f"cannot list {folder} ({exc.strerror or exc})") from exc
-    if not paths:
-        raise StudioError(f"{folder} holds no photos (.jpg, .png, .bmp, .tif, .webp)")
-    return paths
+    if not listing.images:
+        raise StudioError(f"{folder} holds no photos ({SUPPORTED_NAMES})")
+    return listing
 
 
 def process_photo(path: Path, sha: str, engine, maker: CandidateMaker, candidates: int,
@@ -98,9 +99,10 @@ def process_photo(path: Path, sha: str, engine, maker: CandidateMaker, candidate
     try:
         analysis = engine.analyze(image)
         size = (image.rgb.shape[1], image.rgb.shape[0])
+        note = f" ({image.note})" if image.note else ""  # e.g. only the first frame read
         if not analysis.faces:
-            return PhotoResult(path, sha, "no_face", "no face found", size)
-        result = PhotoResult(path, sha, "ok", "", size)
+            return PhotoResult(path, sha, "no_face", f"no face found{note}", size)
+        result = PhotoResult(path, sha, "ok", image.note, size)
         for fi, face in enumerate(analysis.faces):
             seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
             made = {m: [(seed, png, metrics) for seed, (png, metrics) in
@@ -219,6 +221,8 @@ class _Run:
         elif r.status == "no_face":
             self.report.no_face += 1
             self.report.problems.append(f"{r.path}: {r.message}")
+        elif r.message:  # a note on what was read, e.g. one frame of an animation
+            self.report.problems.append(f"{r.path}: {r.message}")
 
 
 def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int = 3,
@@ -230,12 +234,15 @@ def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int 
     than two photos per worker wait in memory. ``progress`` hears of every photo, with the
     faces found so far and the rate. The paths in ``alone`` are analysed with no other
     photo in flight: suspects of a crash, so that a second crash names the culprit."""
-    paths = batch_photos(folder)
+    listing = batch_photos(folder)
+    paths = listing.images
     check_methods(methods)
     progress = progress or no_progress
     maker = CandidateMaker(engine)
     workers = max(1, workers)
     run = _Run(workspace, len(paths), progress, watch)
+    run.report.problems += [f"{path}: set aside, {why}" for path, why in listing.skipped]
+    run.report.unreadable += len(listing.skipped)  # the researcher expected them read
     progress(0, len(paths), "photos")
     window: deque[Future[PhotoResult]] = deque()
 
