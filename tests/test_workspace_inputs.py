@@ -191,6 +191,21 @@ def test_batch_exit_code_is_the_readmes(tmp_path, genki_test):
         assert "1 unreadable, 1 without a face" in proc.stdout
 
 
+def test_batch_sets_aside_what_is_not_a_file_and_says_what_it_read(tmp_path, engine,
+                                                                   genki_test):
+    folder = faces_folder(tmp_path, genki_test, 1)
+    os.mkfifo(folder / "pipe.jpg")  # named like a photo, would block a reader forever
+    face = Image.open(genki_test[1].path)
+    face.save(folder / "moving.gif", save_all=True, append_images=[face.rotate(4)])
+    with Workspace(tmp_path / "w.studio", create=True) as ws:
+        report = run_batch(folder, ws, engine, candidates=1, methods=("gan",))
+        statuses = dict(ws.db.execute("SELECT path, status FROM originals").fetchall())
+    assert report.unreadable == 1 and report.faces == 2, report.problems
+    assert any("pipe.jpg: set aside" in p and "FIFO" in p for p in report.problems)
+    assert any("moving.gif" in p and "2 frames" in p for p in report.problems)
+    assert statuses[str(folder / "moving.gif")] == "ok" and len(statuses) == 2
+
+
 # -- 4. identical files -------------------------------------------------------------------
 
 def test_identical_files_are_one_original_with_every_path(tmp_path, engine, genki_test):
