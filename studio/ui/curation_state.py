@@ -1,8 +1,10 @@
 """The curation window's state: which faces the filter shows, the face under review, its
-candidates, the chosen one, whether the original is revealed, and the line of feedback.
+candidates, the chosen one, whether the original is revealed, how many originals are not
+where they were recorded (a moved folder) and whether they are being relinked, and the line
+of feedback.
 
 Plain data and one signal per part; the window's widgets draw it, and the curation
-controller (``studio.ui.curation``) is the only one to change it. The metric panels bind
+controller (``studio.ui.curation_controller``) is the only one to change it. The metric panels bind
 to ``compared``: the chosen candidate, measured again against its original face.
 """
 
@@ -27,6 +29,8 @@ class CurationState(QObject):
     current_changed = Signal(int)  # the candidate chosen among them
     revealed_changed = Signal(bool)  # the original shown sharp (True) or blurred
     message_changed = Signal(str, bool)  # text, is it an error
+    missing_changed = Signal(int)  # originals found at none of their recorded places
+    relinking_changed = Signal(bool)  # a relink is hashing files in a worker
 
     def __init__(self, filter_kind: str = "pending") -> None:
         super().__init__()
@@ -41,6 +45,9 @@ class CurationState(QObject):
         self.revealed = False
         self.message = ""
         self.error = False
+        self.missing = 0
+        self.missing_folder = ""  # the folder the missing originals were in
+        self.relinking = False
         self.compared = ComparisonState()
 
     @property
@@ -86,3 +93,13 @@ class CurationState(QObject):
         if (text, error) != (self.message, self.error):
             self.message, self.error = text, error
             self.message_changed.emit(text, error)
+
+    def set_missing(self, count: int, folder: str = "") -> None:
+        if (count, folder) != (self.missing, self.missing_folder):
+            self.missing, self.missing_folder = count, folder
+            self.missing_changed.emit(count)
+
+    def set_relinking(self, relinking: bool) -> None:
+        if relinking != self.relinking:
+            self.relinking = relinking
+            self.relinking_changed.emit(relinking)

@@ -1,7 +1,12 @@
-"""The export dialog: what `studio export` asks for, with the identity gate's verdicts."""
+"""The export dialog: what `studio export` asks for, with the identity gate's verdicts.
+
+The options and the places written to are checked (``check_export``) before the export's
+worker starts, so a bad folder or a missing base URL is said at once, in the dialog.
+"""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -21,6 +26,10 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.workspace.store import Workspace
 from studio.ui.workers import run_in_thread
+
+#: ``check_export``'s messages name the command's options; the dialog names its fields.
+FIELDS = {"--base-url is needed": "A base URL is needed", "pass --truth T.csv":
+          "choose a Known labels CSV"}
 
 
 class ExportDialog(QDialog):
@@ -73,36 +82,50 @@ class ExportDialog(QDialog):
         lay.addWidget(self.buttons)
         self.report = None
 
+    def _refuse(self, message: str) -> None:
+        for option, field in FIELDS.items():  # the core speaks of the command's options
+            message = message.replace(option, field)
+        self.result.setText(f"<b style='color:#c62828'>{html.escape(message)}</b>")
+
     def export(self) -> None:
         from studio.core.crowd.formats import read_truth
-        from studio.core.workspace.export import export_batch
+        from studio.core.workspace.export import check_export, export_batch
 
         formats = tuple(f for f, box in (("mturk", self.mturk), ("labelstudio", self.labelstudio))
                         if box.isChecked())
+        if not formats:
+            self._refuse("Choose at least one format.")
+            return
+        folder = self.out_dir.text().strip()
+        if not folder:
+            self._refuse("Choose a new folder for the batch.")
+            return
         truth_path = self.truth.text().strip()
         try:
             truth = read_truth(Path(truth_path))[0] if truth_path else None
+            args = dict(formats=formats, base_url=self.base_url.text().strip(), truth=truth,
+                        gold=self.gold.value())
+            out, mapping = check_export(folder, None, **args)
         except (OSError, StudioError) as exc:
-            self.result.setText(f"<b style='color:#c62828'>{exc}</b>")
+            self._refuse(str(exc))
             return
-        args = dict(formats=formats, base_url=self.base_url.text().strip(), truth=truth,
-                    gold=self.gold.value(), repeats=self.repeats.value(),
+        args.update(mapping=mapping, repeats=self.repeats.value(),
                     expressions=self.expressions.isChecked())
-        out = Path(self.out_dir.text().strip())
         self.export_button.setEnabled(False)
         self.result.setText("Exporting …")
 
         def done(report) -> None:
             self.report = report
             self.export_button.setEnabled(True)
-            refused = "".join(f"<br>REFUSED: {r}" for r in report.refused)
+            refused = "".join(f"<br>REFUSED: {html.escape(r)}" for r in report.refused)
             self.result.setText(f"Exported {report.items} items ({report.gold} gold, "
-                                f"{report.repeats} repeats) to {report.out_dir}.<br>Private "
-                                f"mapping: {report.mapping}{refused}")
+                                f"{report.repeats} repeats) to {html.escape(str(report.out_dir))}"
+                                f".<br>Private mapping: {html.escape(str(report.mapping))}"
+                                f"{refused}")
 
         def failed(message: str) -> None:
             self.export_button.setEnabled(True)
-            self.result.setText(f"<b style='color:#c62828'>{message}</b>")
+            self._refuse(message)
 
         run_in_thread(self, lambda: export_batch(self.ws, out, self.analyzer, **args),
                       on_done=done, on_failed=failed)

@@ -252,12 +252,31 @@ class MainWindow(QMainWindow):
         try:
             workspace = Workspace(path)
         except WorkspaceError as exc:
-            self.show_message("error", str(exc))
+            first = str(exc).splitlines()[0]  # the whole text is in the box
+            self.show_message("error", first if len(first) <= 120 else first[:119] + "…")
+            self._show_error("Cannot open the workspace", str(exc))
             return None
         window = CurationWindow(workspace, engine_provider=lambda: self.controller.engine)
         self._curation = window  # keep it alive
         window.show()
         return window
+
+    def _show_error(self, title: str, text: str) -> QMessageBox:
+        """A window-modal message whose text can be selected and copied (a damaged
+        workspace's message holds the shell commands that recover it); not blocking."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok,
+                          self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                    | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        label = box.findChild(QLabel, "qt_msgbox_label")  # wide: the commands unbroken
+        if label is not None:  # (a style sheet would reset the interaction flags)
+            label.setMinimumWidth(760)
+        box.finished.connect(box.deleteLater)
+        self.error_box = box
+        box.open()
+        return box
 
     def open_crowd_report(self):
         from studio.ui.crowd_view import CrowdReportWindow
