@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from studio.core.evaluation.job import evaluate_folders
     from studio.core.evaluation.methods import FAMILIES
-    from studio.core.evaluation.report import checks
+    from studio.core.evaluation.tables import checks
 
     families = split_list(args.methods)
     if families == ["all"]:

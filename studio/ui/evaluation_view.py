@@ -29,15 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.evaluation.figures import FAMILY_COLORS, by_dataset, label_places
 from studio.core.evaluation.methods import FAMILIES, METHODS
-from studio.core.evaluation.report import (
-    FAMILY_COLORS,
-    by_dataset,
-    checks,
-    label_places,
-    tables,
-)
 from studio.core.evaluation.summary import BARS, MethodResult
+from studio.core.evaluation.tables import checks, tables
 from studio.ui.evaluation_state import EvaluationState
 from studio.ui.workers import ProgressSignal, run_in_thread
 

@@ -1,0 +1,100 @@
+"""The evaluation's tables (utility, ground truth, privacy, realism, joy bins) and the
+GAN surrogate's checks against its bars: plain rows that the report and the window draw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.evaluation.summary import BARS, MethodResult
+from studio.core.report_html import fmt
+
+
+def pct(x: float | None) -> str:
+    """A share in percent; small ones (attack rates near chance) with two decimals."""
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{100 * x:.2f}%" if 0 < x < 0.01 else f"{100 * x:.1f}%"
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    head: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+def tables(results: list[MethodResult]) -> list[Table]:
+    """Utility, ground truth and privacy tables for one data set's results."""
+    out = [Table(
+        "Utility: the output against the original's own estimate",
+        ["method", "faces", "face found", "smile agreement", "joy r", "yaw err", "pitch err",
+         "roll err", "gender agreement"],
+        [[r.label, str(r.n), pct(r.detection), pct(r.smile_agreement),
+          fmt(r.joy_correlation, 2), fmt(r.angle_error["yaw"], 1),
+          fmt(r.angle_error["pitch"], 1), fmt(r.angle_error["roll"], 1),
+          pct(r.gender_agreement)] for r in results],
+        "Smile agreement counts an output without a face as a lost smile; the other "
+        "columns use outputs with a face. Angle errors are mean absolute differences in "
+        "degrees.")]
+    keys = [k for k in ("smile_accuracy", "yaw_error", "pitch_error", "roll_error",
+                        "gender_accuracy") if any(k in r.truth for r in results)]
+    if keys:
+        names = {"smile_accuracy": "smile accuracy", "yaw_error": "yaw err",
+                 "pitch_error": "pitch err", "roll_error": "roll err",
+                 "gender_accuracy": "gender accuracy"}
+        out.append(Table(
+            "Utility: the output against ground truth",
+            ["method", *(names[k] for k in keys)],
+            [[r.label, *(pct(r.truth.get(k)) if k.endswith("accuracy")
+                         else fmt(r.truth.get(k), 1) for k in keys)] for r in results],
+            "The data set's own labels; the original row is the face analysis itself."))
+    rows = []
+    for r in results:
+        a1, a2 = r.attack1, r.attack2
+        rows.append([
+            r.label, pct(r.deidentified), fmt(r.median_distance, 3),
+            pct(r.tar_at_far_1e3), fmt(r.roc.auc if r.roc else None, 3),
+            "–" if a1 is None else f"{pct(a1.rates[1])} ({a1.over_chance[1]:.1f}× chance)",
+            "–" if a1 is None else f"{pct(a1.rates[5])} ({a1.over_chance[5]:.1f}×)",
+            pct(r.attack1_other_photo),
+            "–" if a2 is None else f"{pct(a2.accuracy)} ({a2.accuracy / a2.chance:.1f}×)"])
+    chance = next((r.attack1 for r in results if r.attack1 is not None), None)
+    note = (f"De-identified: share of outputs (with a descriptor) at least "
+            f"{SAME_PERSON_THRESHOLD} from their original, dlib's different-person threshold. "
+            "TAR at FAR 1e-3: genuine pairs are original and output of the same face, "
+            "impostors pairs of different people.")
+    if chance is not None:
+        note += (f" Attack I: every output identified in a gallery of "
+                 f"{chance.gallery_size} originals, one per person (chance rank-1 "
+                 f"{pct(chance.chance[1])}, rank-5 {pct(chance.chance[5])}); 'other photo' "
+                 "is rank-1 for outputs of a photo that is not the gallery's. Attack II: "
+                 "a classifier trained on outputs of known people identifies their other "
+                 "outputs.")
+    out.append(Table("Privacy", ["method", "de-identified", "median distance",
+                                 "TAR @ FAR 1e-3", "AUC", "attack I rank-1", "rank-5",
+                                 "rank-1, other photo", "attack II"], rows, note))
+    return out
+
+
+def checks(results: list[MethodResult]) -> list[tuple[str, str, str, bool]]:
+    """The issue's bars on the GAN surrogate: (data set, measure, value and bar, passed)."""
+    names = {"deidentified": ("de-identified share", f">= {BARS['deidentified']:.0%}"),
+             "smile_agreement": ("smile agreement", f">= {BARS['smile_agreement']:.0%}"),
+             "rank1_over_chance": ("attack I rank-1 over chance",
+                                   f"<= {BARS['rank1_over_chance']:.0f}×")}
+    out = []
+    for r in results:
+        if r.method != "gan":
+            continue
+        for key, (value, ok) in r.checks().items():
+            name, bar = names[key]
+            shown = f"{value:.2f}×" if key == "rank1_over_chance" else pct(value)
+            out.append((r.dataset, name, f"{shown} (bar {bar})", ok))
+    return out
