@@ -73,7 +73,10 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
                "joy_correlation": r.joy_correlation, "angle_error": r.angle_error,
                "gender_agreement": r.gender_agreement, "truth": r.truth,
                "deidentified": r.deidentified, "median_distance": r.median_distance,
-               "tar_at_far_1e-3": r.tar_at_far_1e3, "auc": r.roc.auc if r.roc else None}
+               "tar_at_far_1e-3": r.tar_at_far_1e3, "auc": r.roc.auc if r.roc else None,
+               "joy_bins": [{"low": b.low, "high": b.high, "faces": b.n,
+                             "smile_agreement": b.smile_agreement, "joy_error": b.joy_error}
+                            for b in r.joy_bins]}
         if r.attack1 is not None:
             row["attack1"] = {"rank1": r.attack1.rates[1], "rank5": r.attack1.rates[5],
                               "chance_rank1": r.attack1.chance[1],

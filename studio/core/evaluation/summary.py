@@ -7,6 +7,7 @@ no smile: smile agreement counts it as lost, as CIAGAN's classifier agreement di
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,20 @@ from studio.core.metrics.attacks import (
 
 #: The issue's bars for the GAN surrogate.
 BARS = {"deidentified": 0.95, "rank1_over_chance": 2.0, "smile_agreement": 0.85}
+#: Utility is also given per bin of the original's joy: the ambiguous middle is where the
+#: thesis's GAN failed, and an average over the easy ends hides it.
+JOY_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class JoyBin:
+    """Utility over the originals whose joy is in [low, high) ([0.8, 1.0] for the last)."""
+
+    low: float
+    high: float
+    n: int
+    smile_agreement: float
+    joy_error: float  # mean |output joy - original joy|, outputs with a face
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +65,7 @@ class MethodResult:
     attack1: Identification | None = None
     attack1_other_photo: float | None = None  # rank-1 when the gallery holds another photo
     attack2: ClassifierAttack | None = None
+    joy_bins: list[JoyBin] = field(default_factory=list)
 
     @property
     def tar_at_far_1e3(self) -> float:
@@ -103,6 +119,22 @@ def truth_metrics(rows: list[Measurement]) -> dict[str, float]:
     return out
 
 
+def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
+    """Smile agreement and joy error per bin of the original's joy (see JOY_BINS)."""
+    joy = np.array([r.original.joy for r in rows])
+    out = []
+    for i, (low, high) in enumerate(itertools.pairwise(JOY_BINS)):
+        last = i == len(JOY_BINS) - 2
+        inside = [r for r, j in zip(rows, joy, strict=True)
+                  if low <= j < high or (last and j == high)]
+        out.append(JoyBin(low, high, len(inside),
+                          float(np.mean([r.output.smiling == r.original.smiling
+                                         for r in inside])) if inside else math.nan,
+                          _mean([abs(r.output.joy - r.original.joy) for r in inside
+                                 if r.output.found])))
+    return out
+
+
 def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
     """One method on one data set."""
     r0 = rows[0]
@@ -136,7 +168,7 @@ def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
         deidentified=deidentified_share(distances),
         median_distance=float(np.median(finite)) if finite.size else math.nan,
         distances=distances, roc=roc, attack1=attack1, attack1_other_photo=other,
-        attack2=attack2)
+        attack2=attack2, joy_bins=joy_bins(rows))
 
 
 def _attack_one(rows: list[Measurement], original: np.ndarray, output: np.ndarray,
