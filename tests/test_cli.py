@@ -71,7 +71,7 @@ def test_gui_without_a_display_says_so():
 PROGRESS_COMMANDS = {
     "calibrate": [], "build-morphable": [], "evaluate-3d": [], "evaluate-analysis": [],
     "train": [], "evaluate-generator": [], "batch": ["photos", "--workspace", "w.studio"],
-    "evaluate": ["--data", "photos", "--out", "report"],
+    "evaluate": ["--data", "photos", "--out", "report"], "manifests": [],
 }
 
 
@@ -87,7 +87,7 @@ def subparsers() -> dict:
 
 def test_every_command_has_help_and_the_help_stays_light():
     names = subparsers()
-    assert len(names) == 18  # relink joined the seventeen
+    assert len(names) == 19  # relink joined the seventeen, then manifests
     code = ("import sys\nfrom studio.cli import build_parser\nbuild_parser()\n"
             "print(sorted(m for m in ('torch', 'PySide6', 'mediapipe', 'matplotlib', 'tqdm',"
             " 'skimage', 'scipy') if m in sys.modules))")

@@ -11,11 +11,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from studio.cli import analysis, app, crowd, evaluation, generator, morphable, workspace
+from studio.cli import (
+    analysis,
+    app,
+    crowd,
+    evaluation,
+    generator,
+    morphable,
+    provenance,
+    workspace,
+)
 from studio.core.errors import StudioError
 
 #: In the order ``studio --help`` lists them.
-GROUPS = (app, analysis, generator, morphable, workspace, evaluation, crowd)
+GROUPS = (app, analysis, generator, morphable, workspace, evaluation, crowd, provenance)
 
 __all__ = ["build_parser", "main"]
 

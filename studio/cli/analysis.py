@@ -108,10 +108,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from studio.core.analysis.calibration import CALIBRATION_FILE
     from studio.core.analysis.fit_calibration import fit
+    from studio.core.datasets import manifest_path
 
     with progress_for(args) as progress:
-        calibration = fit(progress=progress)
+        calibration = fit(progress=progress, manifest_to=manifest_path(CALIBRATION_FILE))
     calibration.save()
     print(json.dumps(calibration.info, indent=1))
     return 0

@@ -132,7 +132,10 @@ def _trainer(args: argparse.Namespace, data):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    trainer = _trainer(args, _training_set(args))
+    from studio.core.datasets import manifest_path
+
+    data = _training_set(args)
+    trainer = _trainer(args, data)
     if args.resume and trainer.state_path.is_file():
         trainer.load_state()
         print(f"resumed at step {trainer.step} ({trainer.seconds / 3600:.2f} h trained)")
@@ -140,9 +143,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {trainer.state_path} exists; pass --resume or choose another --out",
               file=sys.stderr)
         return 2
+    weights = Path(args.out) / "generator.safetensors"
+    if data.manifest is None:
+        print(f"note: {args.data} predates training manifests; delete it to rebuild it with one",
+              file=sys.stderr)
+    else:
+        from studio.core.datasets import TrainingManifest
+
+        manifest, where = data.manifest, manifest_path(weights)
+        if args.resume and where.is_file():  # the weights keep what they saw before
+            manifest = TrainingManifest.load(where).merged(manifest)
+        manifest.save(where)
     with progress_for(args) as progress:
         trainer.run(args.minutes, grid_every_s=args.grid_every, progress=progress)
-    print(f"stopped at step {trainer.step}; weights in {Path(args.out) / 'generator.safetensors'}")
+    print(f"stopped at step {trainer.step}; weights in {weights}")
     return 0
 
 

@@ -30,18 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_build_morphable(args: argparse.Namespace) -> int:
+    from studio.core.datasets import manifest_path
     from studio.core.morphable.build import build
     from studio.core.morphable.model import MORPHABLE_FILE
 
     if not data_present():
         return 2
+    out = Path(args.out) if args.out else MORPHABLE_FILE
     with progress_for(args) as progress:
         model = build(n_utk=args.utk, n_genki=args.genki, k_identity=args.identity_components,
-                      k_texture=args.texture_components, seed=args.seed, progress=progress)
-    out = Path(args.out) if args.out else MORPHABLE_FILE
+                      k_texture=args.texture_components, seed=args.seed, progress=progress,
+                      manifest_to=manifest_path(out))
     model.save(out)
     print(json.dumps(model.info, indent=1))
-    print(f"morphable model -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    print(f"morphable model -> {out} ({out.stat().st_size / 1e6:.1f} MB); training manifest "
+          f"-> {manifest_path(out)}")
     return 0
 
 

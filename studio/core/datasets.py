@@ -1,14 +1,21 @@
-"""Readers for the research face sets in ``../shared/data`` (read in place, never copied)."""
+"""Readers for the research face sets in ``../shared/data`` (read in place, never copied),
+their splits, and the training manifest that says which images and people a model saw."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import hashlib
+import io
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from studio.core.assets import PROJECT_ROOT
+from studio.core.assets import PROJECT_ROOT, sha256_of
+from studio.core.errors import StudioError
 
 
 def data_root() -> Path:
@@ -90,3 +97,117 @@ def celeba_id(folder: Path | None = None) -> list[CelebaItem]:
             name, ident = line.split()
             items.append(CelebaItem(root / "images" / name, int(ident)))
     return items
+
+
+#: Share of celeba-id identities that models may train on; the rest is for evaluation only.
+CELEBA_TRAIN_SHARE = 0.5
+
+
+def celeba_train_identity(identity: int) -> bool:
+    """True for a "train" identity: a stable hash of the id (not Python's ``hash``, which
+    changes between runs) against ``CELEBA_TRAIN_SHARE``."""
+    digest = hashlib.sha256(f"celeba-id/{identity}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < CELEBA_TRAIN_SHARE * 2 ** 64
+
+
+def celeba_split(items: list[CelebaItem], split: str) -> list[CelebaItem]:
+    """celeba-id split by identity: "train", "test" (evaluation only) or "all"; a person's
+    photos are all on one side."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"unknown celeba-id split {split!r}")
+    if split == "all":
+        return list(items)
+    return [it for it in items if celeba_train_identity(it.identity) == (split == "train")]
+
+
+# -- training manifests -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    sha256: str
+    dataset: str  # genki4k | utkface | celeba-id (the folder name under data_root())
+    identity: int | None  # the celeba-id identity; None where a photo is its own person
+
+
+@dataclass
+class TrainingManifest:
+    """Every image a model's build read (hash, data set, identity), kept beside its weights,
+    so that an evaluation can tell which of its photos and people the model has seen."""
+
+    model: str
+    entries: list[ManifestEntry]
+    _images: set[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _identities: set[tuple[str, int]] | None = field(default=None, init=False, repr=False,
+                                                     compare=False)
+
+    COLUMNS = ("sha256", "dataset", "identity")
+
+    @classmethod
+    def of_files(cls, model: str, files: Iterable[tuple[str, Path, int | None]]
+                 ) -> TrainingManifest:
+        """From (data set, path, identity) triples, hashing each file."""
+        return cls(model, [ManifestEntry(sha256_of(Path(p)), d, i) for d, p, i in files])
+
+    def contains_image(self, sha256: str) -> bool:
+        if self._images is None:
+            self._images = {e.sha256 for e in self.entries}
+        return sha256 in self._images
+
+    def contains_identity(self, dataset: str, identity: int | str | None) -> bool:
+        if identity is None:
+            return False
+        if self._identities is None:
+            self._identities = {(e.dataset, e.identity) for e in self.entries
+                                if e.identity is not None}
+        try:
+            return (dataset, int(identity)) in self._identities
+        except ValueError:
+            return False
+
+    def merged(self, other: TrainingManifest) -> TrainingManifest:
+        """This manifest plus the entries of ``other`` it lacks: weights trained on
+        further (resumed) keep what they saw before."""
+        have = set(self.entries)
+        return TrainingManifest(self.model,
+                                self.entries + [e for e in other.entries if e not in have])
+
+    def identities(self, dataset: str) -> set[int]:
+        return {e.identity for e in self.entries
+                if e.dataset == dataset and e.identity is not None}
+
+    def save(self, path: Path) -> None:
+        """Gzip CSV, a ``# model: NAME`` line first; byte-identical for the same entries."""
+        text = io.StringIO()
+        text.write(f"# model: {self.model}\n")
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(self.COLUMNS)
+        for e in self.entries:
+            writer.writerow((e.sha256, e.dataset, "" if e.identity is None else e.identity))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                    mtime=0) as fh:
+            fh.write(text.getvalue().encode())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingManifest:
+        try:
+            text = gzip.decompress(Path(path).read_bytes()).decode()
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise StudioError(f"{path} is not a training manifest: {exc}") from exc
+        lines = text.splitlines()
+        if len(lines) < 2 or not lines[0].startswith("# model: ") or \
+                tuple(lines[1].split(",")) != cls.COLUMNS:
+            raise StudioError(f"{path} is not a training manifest (no model line or header)")
+        entries = []
+        for row in csv.reader(lines[2:]):
+            sha, dataset, ident = row
+            entries.append(ManifestEntry(sha, dataset, int(ident) if ident else None))
+        return cls(lines[0][len("# model: "):], entries)
+
+
+def manifest_path(weights: Path) -> Path:
+    """Where a model's training manifest lives: beside its weights, named after them."""
+    weights = Path(weights)
+    return weights.with_name(f"training_manifest_{weights.stem}.csv.gz")

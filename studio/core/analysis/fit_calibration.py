@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from studio.core.analysis.calibration import Calibration, raw_euler
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import FaceLandmarker, largest_face
-from studio.core.datasets import genki
+from studio.core.datasets import TrainingManifest, genki
 from studio.core.progress import Progress, track
 
 
@@ -28,7 +30,19 @@ def genki_features(split: str, landmarker: FaceLandmarker, progress: Progress | 
     return np.array(shapes), np.array(euler), np.array(labels), len(items), missed
 
 
-def fit(progress: Progress | None = None) -> Calibration:
+#: The calibration's name in training manifests.
+CALIBRATION = "calibration"
+
+
+def training_manifest() -> TrainingManifest:
+    """Every image the fit reads: the GENKI-4K training split."""
+    return TrainingManifest.of_files(CALIBRATION,
+                                     [("genki4k", it.path, None) for it in genki("train")])
+
+
+def fit(progress: Progress | None = None, manifest_to: Path | None = None) -> Calibration:
+    """The fitted calibration; with ``manifest_to``, its training manifest is written there
+    (``datasets.manifest_path`` of the JSON)."""
     from sklearn.linear_model import HuberRegressor, LogisticRegressionCV
 
     with FaceLandmarker() as landmarker:
@@ -51,4 +65,6 @@ def fit(progress: Progress | None = None) -> Calibration:
         "licence": "derived from GENKI-4K: non-commercial research use only",
     }
     coef = np.ravel(joy.coef_).astype(float)
+    if manifest_to is not None:
+        training_manifest().save(manifest_to)
     return Calibration(coef, float(np.ravel(joy.intercept_)[0]), slope, intercept, info)

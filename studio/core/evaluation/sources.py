@@ -1,12 +1,14 @@
 """The face sets an evaluation reads: GENKI-4K, celeba-id and UTKFace by their layout,
-or any folder of photos; ``limit`` spreads over a set and never splits a person."""
+or any folder of photos; ``limit`` spreads over a set and never splits a person. Each
+photo is marked with the shipped models whose training manifests hold it or its person."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from studio.core.analysis.images import list_images
+from studio.core.assets import sha256_of
 from studio.core.errors import StudioError
 
 
@@ -16,6 +18,7 @@ class Source:
     name: str  # shown in the per-face CSV: relative to the data folder
     identity: str
     truth: dict[str, float] = field(default_factory=dict)  # smile, yaw, pitch, roll, male
+    seen_by: tuple[str, ...] = ()  # models whose training manifest holds this photo or person
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,40 @@ class Dataset:
     kind: str  # genki4k-test | celeba-id | utkface-holdout | folder
     sources: list[Source]
     identities_known: bool  # False: every image is taken to be its own person
+    checked: tuple[str, ...] = ()  # the models whose training manifests were checked
+    unchecked: tuple[str, ...] = ()  # shipped models without a manifest
+
+    def seen(self) -> dict[str, tuple[int, int]]:
+        """Model -> (photos, people) of this set it saw in training, for every model checked."""
+        out = {}
+        for model in self.checked:
+            hit = [s for s in self.sources if model in s.seen_by]
+            out[model] = (len(hit), len({s.identity for s in hit}))
+        return out
+
+    def provenance(self) -> str:
+        """One sentence for the report: which models saw this set's photos and people."""
+        people = len({s.identity for s in self.sources})
+        what = f"{self.name} ({len(self.sources):,} photos"
+        what += f", {people:,} people)" if self.identities_known else ")"
+        if not self.checked:
+            return f"{what}: no training manifests found, so which models saw it is unknown."
+        seen = {m: n for m, n in self.seen().items() if n[0]}
+        parts = []
+        for model, (photos, persons) in seen.items():
+            share = "all" if photos == len(self.sources) else f"{photos:,} of {len(self.sources):,}"
+            if self.identities_known:
+                share = ("all" if persons == people else f"{persons:,} of {people:,}") + \
+                    f" of the people, {photos:,} photos"
+            parts.append(f"the {model} ({share})")
+        unseen = [m for m in self.checked if m not in seen]
+        text = f"{what}: seen in training by " + ("; ".join(parts) if parts else "none of the "
+                                                 f"models ({', '.join(self.checked)})")
+        if parts and unseen:
+            text += f"; by none of the other models ({', '.join(unseen)})"
+        if self.unchecked:
+            text += f"; no manifest for {', '.join(self.unchecked)}"
+        return text + "."
 
 
 def discover(folder: str | Path, limit: int | None = None) -> Dataset:
@@ -47,7 +84,28 @@ def discover(folder: str | Path, limit: int | None = None) -> Dataset:
     if limit is not None and limit < len(dataset.sources):
         dataset = Dataset(dataset.name, dataset.kind, spread(dataset.sources, limit),
                           dataset.identities_known)
-    return dataset
+    return mark_seen(dataset)
+
+
+def mark_seen(dataset: Dataset, manifests: dict | None = None) -> Dataset:
+    """The set with each photo's ``seen_by``: the models whose manifest holds its bytes
+    (any set) or its person (celeba-id). ``manifests``: model -> manifest or None
+    (default: the shipped models', loaded once)."""
+    from studio.core.evaluation.provenance import shipped_manifests
+
+    manifests = shipped_manifests() if manifests is None else manifests
+    checked = {m: t for m, t in manifests.items() if t is not None}
+    marked = []
+    for s in dataset.sources:
+        try:
+            digest = sha256_of(s.path)
+        except OSError:  # unreadable now: the study reports it; nothing to match
+            digest = ""
+        seen = tuple(m for m, t in checked.items() if t.contains_image(digest) or (
+            dataset.kind == "celeba-id" and t.contains_identity("celeba-id", s.identity)))
+        marked.append(replace(s, seen_by=seen))
+    return replace(dataset, sources=marked, checked=tuple(checked),
+                   unchecked=tuple(m for m, t in manifests.items() if t is None))
 
 
 def _genki(root: Path) -> Dataset:
@@ -60,11 +118,12 @@ def _genki(root: Path) -> Dataset:
 
 
 def _celeba(root: Path) -> Dataset:
-    from studio.core.datasets import celeba_id
+    """The test identities only: the other half is for training (``celeba_split``)."""
+    from studio.core.datasets import celeba_id, celeba_split
 
     return Dataset("celeba-id", "celeba-id", [
         Source(it.path, f"{root.name}/{it.path.name}", str(it.identity))
-        for it in celeba_id(root)], True)
+        for it in celeba_split(celeba_id(root), "test")], True)
 
 
 def _utkface(root: Path) -> Dataset:

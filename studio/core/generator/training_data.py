@@ -7,7 +7,6 @@ rotation), so roll stays in the picture.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.framing import CropFrame, crop
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
+from studio.core.assets import sha256_of
+from studio.core.datasets import ManifestEntry, TrainingManifest
 from studio.core.progress import Progress, track
 
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+file_sha256 = sha256_of  # the label cache's key
 
 
 def read_cache(cache: Path) -> dict[str, dict]:
@@ -86,37 +85,64 @@ class TrainingSet:
 
     images: np.ndarray
     labels: np.ndarray
-    source: np.ndarray  # 0 GENKI-4K train, 1 UTKFace train, 2 celeba-id
+    source: np.ndarray  # 0 GENKI-4K train, 1 UTKFace train, 2 celeba-id train
     counts: dict
+    manifest: TrainingManifest | None = None  # every image read; None in an old file
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [] if self.manifest is None else [
+            (e.sha256, e.dataset, -1 if e.identity is None else e.identity)
+            for e in self.manifest.entries]
         np.savez(path, images=self.images, labels=self.labels, source=self.source,
-                 counts=json.dumps(self.counts))
+                 counts=json.dumps(self.counts), manifest=json.dumps(rows))
 
     @classmethod
     def load(cls, path: Path) -> TrainingSet:
         with np.load(path) as f:
-            return cls(f["images"], f["labels"], f["source"], json.loads(str(f["counts"])))
+            manifest = None
+            if "manifest" in f.files and (rows := json.loads(str(f["manifest"]))):
+                manifest = TrainingManifest(GENERATOR, [
+                    ManifestEntry(sha, d, None if i < 0 else i) for sha, d, i in rows])
+            return cls(f["images"], f["labels"], f["source"], json.loads(str(f["counts"])),
+                       manifest)
 
 
-def training_sources() -> list[tuple[int, Path]]:
-    """Training images only: GENKI-4K train, UTKFace minus its held-out share, celeba-id."""
-    from studio.core.datasets import celeba_id, genki, utk_split, utkface
+#: The generator's name in training manifests, and the data set of each source code.
+GENERATOR = "generator"
+SOURCE_DATASETS = ("genki4k", "utkface", "celeba-id")
 
-    out = [(0, it.path) for it in genki("train")]
-    out += [(1, it.path) for it in utk_split(utkface(), "train")]
-    out += [(2, it.path) for it in celeba_id()]
+
+def training_items(celeba: str = "train") -> list[tuple[int, Path, int | None]]:
+    """(source code, path, celeba identity or None) of every training image: GENKI-4K
+    train, UTKFace minus its held-out share, and the celeba-id ``celeba`` split. The shipped
+    weights were trained with ``celeba="all"``; from now on only "train" identities."""
+    from studio.core.datasets import celeba_id, celeba_split, genki, utk_split, utkface
+
+    out: list[tuple[int, Path, int | None]] = [(0, it.path, None) for it in genki("train")]
+    out += [(1, it.path, None) for it in utk_split(utkface(), "train")]
+    out += [(2, it.path, it.identity) for it in celeba_split(celeba_id(), celeba)]
     return out
 
 
+def training_sources(celeba: str = "train") -> list[tuple[int, Path]]:
+    """(source code, path) of the training images (see ``training_items``)."""
+    return [(src, path) for src, path, _ in training_items(celeba)]
+
+
 def build_training_set(cache: Path, rotated_copies: int = 1, seed: int = 0,
-                       progress: Progress | None = None) -> TrainingSet:
-    """Label (cached) and crop every training image, plus roll-augmented copies."""
+                       celeba: str = "train", progress: Progress | None = None
+                       ) -> TrainingSet:
+    """Label (cached) and crop every training image, plus roll-augmented copies; the
+    manifest lists every image read (those without a face too)."""
     from studio.core.analysis.attributes import Attributes
 
-    sources = training_sources()
+    items = training_items(celeba)
+    sources = [(src, path) for src, path, _ in items]
     records = label_images([p for _, p in sources], cache, progress=progress)
+    manifest = TrainingManifest(GENERATOR, [
+        ManifestEntry(records[str(path)]["sha256"], SOURCE_DATASETS[src], ident)
+        for src, path, ident in items])
     rng = np.random.default_rng(seed)
     images, labels, origin = [], [], []
     skipped = 0
@@ -138,7 +164,7 @@ def build_training_set(cache: Path, rotated_copies: int = 1, seed: int = 0,
     counts = {"source_images": len(sources), "skipped_no_face": skipped,
               "crops": len(images), "rotated_copies_per_image": rotated_copies}
     return TrainingSet(np.stack(images), np.stack(labels).astype(np.float32),
-                       np.array(origin, dtype=np.int8), counts)
+                       np.array(origin, dtype=np.int8), counts, manifest)
 
 
 def read_cache_by_path(cache: Path, paths: Iterable[Path] | None = None,

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
+from studio.core.datasets import TrainingManifest
 from studio.core.morphable.face_mesh import canonical_mesh
 from studio.core.morphable.model import (
     N_MESH,
@@ -61,6 +63,15 @@ def training_images(n_utk: int, n_genki: int, seed: int) -> list[tuple[str, obje
     pick_g = rng.choice(len(gk), size=min(n_genki, len(gk)), replace=False)
     return ([("utkface", utk[i].path) for i in sorted(pick_u)]
             + [("genki4k", gk[i].path) for i in sorted(pick_g)])
+
+
+#: The morphable model's name in training manifests.
+MORPHABLE = "morphable"
+
+
+def training_manifest(images: list[tuple[str, object]]) -> TrainingManifest:
+    """The manifest of a build's images (UTKFace and GENKI-4K: no identities)."""
+    return TrainingManifest.of_files(MORPHABLE, [(d, Path(str(p)), None) for d, p in images])
 
 
 def collect(images: list[tuple[str, object]], progress: Progress | None = None) -> Collected:
@@ -118,10 +129,14 @@ def procrustes_align(shapes: list[np.ndarray], reference: np.ndarray,
 
 
 def build(n_utk: int = 2000, n_genki: int = 1500, k_identity: int = 40, k_texture: int = 40,
-          seed: int = 0, progress: Progress | None = None) -> MorphableModel:
+          seed: int = 0, progress: Progress | None = None,
+          manifest_to: Path | None = None) -> MorphableModel:
+    """The model; with ``manifest_to``, its training manifest is written there
+    (``datasets.manifest_path`` of the weights)."""
     t0 = time.perf_counter()
     mesh = canonical_mesh()
-    data = collect(training_images(n_utk, n_genki, seed), progress=progress)
+    images = training_images(n_utk, n_genki, seed)
+    data = collect(images, progress=progress)
     reference = mesh.vertices.astype(np.float64)
     aligned, angles = procrustes_align(data.shapes, reference)
     n = len(aligned)
@@ -184,7 +199,10 @@ def build(n_utk: int = 2000, n_genki: int = 1500, k_identity: int = 40, k_textur
         },
         "build_seconds": round(time.perf_counter() - t0, 1),
         "held_out": "GENKI-4K test split and every 23rd UTKFace image are never used",
+        "n_utk": n_utk, "n_genki": n_genki,
     }
+    if manifest_to is not None:
+        training_manifest(images).save(manifest_to)
     return MorphableModel(neutral.reshape(N_MESH, 3), expr.reshape(-1, N_MESH, 3),
                           identity.reshape(k, N_MESH, 3), mean_u8.astype(np.float32) / 255,
                           tex_basis.astype(np.float32), mesh.uv.astype(np.float32),
