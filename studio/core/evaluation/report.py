@@ -119,12 +119,12 @@ def write_report(run: EvaluationRun, results: list[MethodResult], out_dir: Path,
 
 
 #: Why each known data set may be measured on: none of it trained a studio model.
+#: What each kind of data set offers; which models saw its photos comes from their
+#: training manifests (``Dataset.provenance``), never from a sentence written here.
 DATA_NOTES = {
-    "genki4k-test": "the test split, held out from the generator, the calibration and the "
-                    "morphable model; smile and pose labels",
-    "celeba-id": "used to train none of the studio's models; identity labels",
-    "utkface-holdout": "every 23rd image, held out from the generator and the morphable "
-                       "model; gender labels",
+    "genki4k-test": "GENKI-4K's test split; smile and pose labels",
+    "celeba-id": "the evaluation half of celeba-id's identities; identity labels",
+    "utkface-holdout": "every 23rd image; gender labels",
     "folder": "a folder of photos",
 }
 
@@ -133,7 +133,8 @@ def _intro(run: EvaluationRun) -> list[str]:
     lines = []
     for d in run.datasets:
         lines.append(f"{d.name} ({DATA_NOTES[d.kind]}): {len(d.sources)} photos, "
-                     f"{run.no_face.get(d.name, 0)} without a face in the original")
+                     f"{run.no_face.get(d.name, 0)} without a face in the original. "
+                     f"Training manifests: {d.provenance()}")
     return lines
 
 
