@@ -219,3 +219,19 @@ def test_attacks_need_enough_people(run):
     assert r.attack2 is None  # nobody else to tell this person from
     assert r.attack1.gallery_size == 1 and r.attack1.rates[1] == 1.0
     assert summarise(rows, identities_known=False).attack1 is None
+
+
+def test_the_independent_judge_sees_every_output(run):
+    result, _cache, _dataset = run
+    for m in result.measurements:
+        for obs in (m.original, m.output):
+            assert obs.expression7 is not None and len(obs.expression7) == 7
+            assert abs(sum(obs.expression7) - 1) < 1e-4
+    by_method = {r.method: r for r in summarise_run(result)}
+    assert by_method["original"].expression7_agreement == 1.0
+    assert by_method["original"].happy_agreement == 1.0
+    # Strong blur and a black face mask leave the judge little of the expression.
+    masked = by_method["mask-face"].expression7_agreement
+    assert masked < by_method["original"].expression7_agreement
+    for bin_ in by_method["gan"].joy_bins:
+        assert bin_.n == 0 or 0 <= bin_.expression7_agreement <= 1

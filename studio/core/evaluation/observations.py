@@ -3,17 +3,19 @@ SQLite cache that keeps it by image sha256, method and model fingerprint."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.attributes import NAMES
+from studio.core.analysis.expression7 import gray_crop
 from studio.core.analysis.images import LoadedImage
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
@@ -21,9 +23,7 @@ from studio.core.evaluation.methods import Method, naive_output
 from studio.core.surrogates.making import candidate_seed, surrogate_images
 
 #: Bump when the way an observation is made changes: cached ones are then made again.
-CACHE_VERSION = 1
-
-
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,17 @@ class Observation:
     pitch: float = math.nan
     roll: float = math.nan
     descriptor: np.ndarray | None = field(default=None, repr=False)
+    #: The independent 7-class judge's probabilities (analysis.expression7.CLASSES)
+    expression7: tuple[float, ...] | None = None
 
     @property
     def smiling(self) -> bool | None:
         return None if not self.found else self.joy >= 0.5
+
+    @property
+    def expression(self) -> int | None:
+        """The 7-class judge's verdict (an index into CLASSES)."""
+        return None if self.expression7 is None else int(np.argmax(self.expression7))
 
     @classmethod
     def of(cls, face: FaceAnalysis | None, descriptor: np.ndarray | None = None
@@ -55,14 +62,16 @@ class Observation:
         d = {k: getattr(self, k) for k in ("found", *NAMES)}
         d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
         d["descriptor"] = None if self.descriptor is None else self.descriptor.tolist()
+        d["expression7"] = None if self.expression7 is None else list(self.expression7)
         return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> Observation:
         d = json.loads(text)
-        desc = d.pop("descriptor")
+        desc, judged = d.pop("descriptor"), d.pop("expression7", None)
         values = {k: (math.nan if v is None else v) for k, v in d.items()}
-        return cls(descriptor=None if desc is None else np.asarray(desc, np.float32), **values)
+        return cls(descriptor=None if desc is None else np.asarray(desc, np.float32),
+                   expression7=None if judged is None else tuple(judged), **values)
 
 
 class ObservationCache:
@@ -119,16 +128,33 @@ def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
             if m.key != "original"]
     surrogates = [(m, rgb) for m, rgb in made if not m.aligned]
     naive = [(m, rgb) for m, rgb in made if m.aligned]
-    for (m, _), a in zip(surrogates, analyzer.analyze_many([rgb for _, rgb in surrogates]),
-                         strict=True):
-        out[m.key] = Observation.of(largest_face(a.faces))
+    # The judge sees each image cropped at a face box: the original's and the aligned
+    # outputs' at the original's, a surrogate's at its own face (or whole, without one).
+    crops = {"original": gray_crop(image.rgb, face.box)}
+    for (m, rgb), a in zip(surrogates, analyzer.analyze_many([rgb for _, rgb in surrogates]),
+                           strict=True):
+        seen = largest_face(a.faces)
+        out[m.key] = Observation.of(seen)
+        crops[m.key] = gray_crop(rgb, seen.box if seen is not None else None)
     if naive:
         analyses = analyzer.analyze_many([rgb for _, rgb in naive], identity=False)
         chips = np.stack([identity_chip(rgb, face.landmarks) for _, rgb in naive])
         descriptors = analyzer.identity.descriptors_of_chips(chips)
-        for (m, _), a, d in zip(naive, analyses, descriptors, strict=True):
+        for (m, rgb), a, d in zip(naive, analyses, descriptors, strict=True):
             out[m.key] = Observation.of(largest_face(a.faces), d)
+            crops[m.key] = gray_crop(rgb, face.box)
+    judged = expression_judge().probabilities(np.stack(list(crops.values())))
+    for key, p in zip(crops, judged, strict=True):
+        out[key] = replace(out[key], expression7=tuple(float(x) for x in p))
     return out
+
+
+@functools.cache
+def expression_judge():
+    """The 7-class judge, loaded once and shared by the worker threads (inference only)."""
+    from studio.core.analysis.expression7 import ExpressionJudge
+
+    return ExpressionJudge()
 
 
 def make_output(engine, method: Method, image: LoadedImage, face: FaceAnalysis,

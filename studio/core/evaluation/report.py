@@ -74,8 +74,11 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
                "gender_agreement": r.gender_agreement, "truth": r.truth,
                "deidentified": r.deidentified, "median_distance": r.median_distance,
                "tar_at_far_1e-3": r.tar_at_far_1e3, "auc": r.roc.auc if r.roc else None,
+               "expression7_agreement": r.expression7_agreement,
+               "happy_agreement": r.happy_agreement,
                "joy_bins": [{"low": b.low, "high": b.high, "faces": b.n,
-                             "smile_agreement": b.smile_agreement, "joy_error": b.joy_error}
+                             "smile_agreement": b.smile_agreement, "joy_error": b.joy_error,
+                             "expression7_agreement": b.expression7_agreement}
                             for b in r.joy_bins]}
         if r.attack1 is not None:
             row["attack1"] = {"rank1": r.attack1.rates[1], "rank5": r.attack1.rates[5],

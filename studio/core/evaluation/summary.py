@@ -44,6 +44,7 @@ class JoyBin:
     n: int
     smile_agreement: float
     joy_error: float  # mean |output joy - original joy|, outputs with a face
+    expression7_agreement: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +67,9 @@ class MethodResult:
     attack1_other_photo: float | None = None  # rank-1 when the gallery holds another photo
     attack2: ClassifierAttack | None = None
     joy_bins: list[JoyBin] = field(default_factory=list)
+    #: The independent judge: its 7-class verdict, and happy-or-not, kept from the original
+    expression7_agreement: float = math.nan
+    happy_agreement: float = math.nan
 
     @property
     def tar_at_far_1e3(self) -> float:
@@ -119,6 +123,20 @@ def truth_metrics(rows: list[Measurement]) -> dict[str, float]:
     return out
 
 
+def expression_agreement(rows: list[Measurement], happy: bool = False) -> float:
+    """Share of outputs the 7-class judge puts in the original's class (or, with
+    ``happy``, on the same side of happy-or-not). Every output is judged, face or not."""
+    from studio.core.analysis.expression7 import HAPPY
+
+    pairs = [(r.original.expression, r.output.expression) for r in rows
+             if r.original.expression is not None and r.output.expression is not None]
+    if not pairs:
+        return math.nan
+    if happy:
+        return float(np.mean([(a == HAPPY) == (b == HAPPY) for a, b in pairs]))
+    return float(np.mean([a == b for a, b in pairs]))
+
+
 def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
     """Smile agreement and joy error per bin of the original's joy (see JOY_BINS)."""
     joy = np.array([r.original.joy for r in rows])
@@ -131,7 +149,7 @@ def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
                           float(np.mean([r.output.smiling == r.original.smiling
                                          for r in inside])) if inside else math.nan,
                           _mean([abs(r.output.joy - r.original.joy) for r in inside
-                                 if r.output.found])))
+                                 if r.output.found]), expression_agreement(inside)))
     return out
 
 
@@ -168,7 +186,9 @@ def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
         deidentified=deidentified_share(distances),
         median_distance=float(np.median(finite)) if finite.size else math.nan,
         distances=distances, roc=roc, attack1=attack1, attack1_other_photo=other,
-        attack2=attack2, joy_bins=joy_bins(rows))
+        attack2=attack2, joy_bins=joy_bins(rows),
+        expression7_agreement=expression_agreement(rows),
+        happy_agreement=expression_agreement(rows, happy=True))
 
 
 def _attack_one(rows: list[Measurement], original: np.ndarray, output: np.ndarray,

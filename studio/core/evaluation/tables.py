@@ -34,15 +34,19 @@ def tables(results: list[MethodResult]) -> list[Table]:
     """Utility, ground truth and privacy tables for one data set's results."""
     out = [Table(
         "Utility: the output against the original's own estimate",
-        ["method", "faces", "face found", "smile agreement", "joy r", "yaw err", "pitch err",
-         "roll err", "gender agreement"],
+        ["method", "faces", "face found", "smile agreement", "7-class agreement",
+         "happy agreement", "joy r", "yaw err", "pitch err", "roll err", "gender agreement"],
         [[r.label, str(r.n), pct(r.detection), pct(r.smile_agreement),
+          pct(r.expression7_agreement), pct(r.happy_agreement),
           fmt(r.joy_correlation, 2), fmt(r.angle_error["yaw"], 1),
           fmt(r.angle_error["pitch"], 1), fmt(r.angle_error["roll"], 1),
           pct(r.gender_agreement)] for r in results],
         "Smile agreement counts an output without a face as a lost smile; the other "
-        "columns use outputs with a face. Angle errors are mean absolute differences in "
-        "degrees.")]
+        "columns of the studio's own analysis use outputs with a face. Angle errors are "
+        "mean absolute differences in degrees. 7-class and happy agreement come from an "
+        "independent judge (FER-2013 mini-Xception, models/expression7.md), not the "
+        "analyzer that labelled the generator's training data: the share of outputs put "
+        "in the original's class, or on the same side of happy-or-not.")]
     out.append(joy_table(results))
     keys = [k for k in ("smile_accuracy", "yaw_error", "pitch_error", "roll_error",
                         "gender_accuracy") if any(k in r.truth for r in results)]
@@ -88,10 +92,12 @@ def joy_table(results: list[MethodResult]) -> Table:
     """Smile agreement per bin of the original's joy, over the whole range."""
     bins = results[0].joy_bins
     head = ["method", *(f"joy {b.low:.1f}–{b.high:.1f}" for b in bins)]
-    rows = [[r.label, *(f"{pct(b.smile_agreement)} (Δjoy {fmt(b.joy_error, 2)})"
+    rows = [[r.label, *(f"{pct(b.smile_agreement)} (Δjoy {fmt(b.joy_error, 2)}; "
+                        f"7-class {pct(b.expression7_agreement)})"
                         for b in r.joy_bins)] for r in results]
     counts = ", ".join(f"{b.low:.1f}–{b.high:.1f}: {b.n}" for b in bins)
-    return Table("Utility by the original's joy: smile agreement (mean absolute Δjoy)", head, rows,
+    return Table("Utility by the original's joy: smile agreement (mean absolute Δjoy; "
+                 "7-class agreement)", head, rows,
                  f"Faces per bin: {counts}. The middle bins hold the ambiguous smiles, where "
                  "a surrogate is most likely to flip the decision; the whole-range figures "
                  "above average over all of them.")
