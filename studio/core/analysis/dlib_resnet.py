@@ -32,6 +32,10 @@ from studio.core.analysis.dlib_format import (
 )
 
 DESCRIPTOR_SIZE = 128
+#: The residual stage whose output :meth:`DlibResNet.features` pools (0 = the 32-channel
+#: stage at the input side): the 128-channel stage, 8x8 on a 150 px chip, halfway between
+#: texture and identity.
+POOLED_STAGE = 2
 #: At most this many threads for the forward pass: past 4 a 150 px ResNet gains little.
 MAX_THREADS = 4
 
@@ -141,6 +145,9 @@ class DlibResNet(nn.Module):
             seq.take("add_prev", "relu")
             blocks.append(_Residual(_conv_affine(c1, a1), _conv_affine(c2, a2), down))
         self.blocks = nn.Sequential(*blocks)
+        #: Index of each stage's last block (a stage ends before the next down block).
+        self.stage_ends = [i - 1 for i, b in enumerate(blocks) if i and b.pool is not None]
+        self.stage_ends.append(len(blocks) - 1)
         pool, fc = seq.take("avg_pool", "fc")
         if pool.config["nr"] or pool.config["nc"]:
             raise DlibFormatError("expected avg_pool_everything before the fc layer")
@@ -160,6 +167,21 @@ class DlibResNet(nn.Module):
         x = self.stem_pool(F.relu(self.stem(x)))
         x = self.blocks(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+    def features(self, x: torch.Tensor, stage: int = POOLED_STAGE
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The descriptor (equal to ``forward``'s) and the global average of residual
+        stage ``stage``'s output, from one pass: a mid-level view for realism measures."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = (x - self.mean) / 256.0
+        x = self.stem_pool(F.relu(self.stem(x)))
+        end = self.stage_ends[stage]
+        pooled = None
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == end:
+                pooled = x.mean(dim=(2, 3))
+        return self.fc(x.mean(dim=(2, 3))), pooled
 
 
 # ----------------------------------------------------------------------------------------
@@ -205,16 +227,48 @@ class DlibFaceEncoder:
         chips = np.asarray(chips)
         if chips.ndim == 3:
             chips = chips[None]
+        chips = self._checked(chips)
+        out = np.empty((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
+        with torch.inference_mode():
+            for start, x in self._batches(chips, batch_size):
+                out[start : start + len(x)] = self.model(x).numpy()
+        return out
+
+    def features(self, chips: np.ndarray, batch_size: int = 32
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 150, 150, 3) uint8 RGB chips to ((N, 128) descriptors as :meth:`descriptors`
+        gives them, (N, C) pooled outputs of residual stage ``POOLED_STAGE``)."""
+        chips = self._checked(chips)
+        descs, pooled = [], []
+        with torch.inference_mode():
+            for _, x in self._batches(chips, batch_size):
+                d, p = self.model.features(x)
+                descs.append(d.numpy())
+                pooled.append(p.numpy())
+        width = self.pooled_size
+        return (np.concatenate(descs) if descs else np.empty((0, DESCRIPTOR_SIZE), np.float32),
+                np.concatenate(pooled) if pooled else np.empty((0, width), np.float32))
+
+    @property
+    def pooled_size(self) -> int:
+        """Channels of the pooled stage (128)."""
+        block = self.model.blocks[self.model.stage_ends[POOLED_STAGE]]
+        return int(block.conv2.out_channels)
+
+    def _checked(self, chips: np.ndarray) -> np.ndarray:
+        chips = np.asarray(chips)
+        if chips.ndim == 3:
+            chips = chips[None]
         rows, cols = self.model.input_size
         if chips.ndim != 4 or chips.shape[1:] != (rows, cols, 3):
             raise ValueError(f"expected (N, {rows}, {cols}, 3) RGB chips, got {chips.shape}")
-        out = np.empty((len(chips), DESCRIPTOR_SIZE), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(chips), batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + batch_size]))
-                x = batch.permute(0, 3, 1, 2).float()
-                out[start : start + len(batch)] = self.model(x).numpy()
-        return out
+        return chips
+
+    @staticmethod
+    def _batches(chips: np.ndarray, batch_size: int):
+        for start in range(0, len(chips), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(chips[start : start + batch_size]))
+            yield start, batch.permute(0, 3, 1, 2).float()
 
 
-__all__ = ["DESCRIPTOR_SIZE", "DlibFaceEncoder", "DlibResNet", "configure_threads"]
+__all__ = ["DESCRIPTOR_SIZE", "POOLED_STAGE", "DlibFaceEncoder", "DlibResNet", "configure_threads"]
