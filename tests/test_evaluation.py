@@ -235,3 +235,12 @@ def test_the_independent_judge_sees_every_output(run):
     assert masked < by_method["original"].expression7_agreement
     for bin_ in by_method["gan"].joy_bins:
         assert bin_.n == 0 or 0 <= bin_.expression7_agreement <= 1
+
+
+def test_originals_and_surrogates_carry_realism_features(run):
+    result, _cache, _dataset = run
+    for m in result.measurements:
+        assert m.original.realism is not None
+        assert len(m.original.realism["descriptor"]) == len(m.original.realism["pooled"]) == 128
+        has = m.output.realism is not None
+        assert has == (m.method in ("original", "gan", "3d")), m.method

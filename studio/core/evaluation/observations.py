@@ -20,6 +20,7 @@ from studio.core.analysis.images import LoadedImage
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
 from studio.core.evaluation.methods import Method, naive_output
+from studio.core.evaluation.realism import method_crop, realism_features, to_realism_size
 from studio.core.surrogates.making import candidate_seed, surrogate_images
 
 #: Bump when the way an observation is made changes: cached ones are then made again.
@@ -39,6 +40,9 @@ class Observation:
     descriptor: np.ndarray | None = field(default=None, repr=False)
     #: The independent 7-class judge's probabilities (analysis.expression7.CLASSES)
     expression7: tuple[float, ...] | None = None
+    #: Realism features of the face at the common realism size (evaluation.realism), for
+    #: the original and the surrogates: the reals and what is compared with them
+    realism: dict | None = field(default=None, repr=False)
 
     @property
     def smiling(self) -> bool | None:
@@ -63,15 +67,18 @@ class Observation:
         d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
         d["descriptor"] = None if self.descriptor is None else self.descriptor.tolist()
         d["expression7"] = None if self.expression7 is None else list(self.expression7)
+        d["realism"] = self.realism
         return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> Observation:
         d = json.loads(text)
-        desc, judged = d.pop("descriptor"), d.pop("expression7", None)
+        desc, judged, real = d.pop("descriptor"), d.pop("expression7", None), d.pop("realism",
+                                                                                  None)
         values = {k: (math.nan if v is None else v) for k, v in d.items()}
         return cls(descriptor=None if desc is None else np.asarray(desc, np.float32),
-                   expression7=None if judged is None else tuple(judged), **values)
+                   expression7=None if judged is None else tuple(judged), realism=real,
+                   **values)
 
 
 class ObservationCache:
@@ -146,6 +153,12 @@ def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
     judged = expression_judge().probabilities(np.stack(list(crops.values())))
     for key, p in zip(crops, judged, strict=True):
         out[key] = replace(out[key], expression7=tuple(float(x) for x in p))
+    # Realism: the original's face and each surrogate at one size and framing.
+    faces = {"original": method_crop(engine, "original", image, face, seed)}
+    faces |= {m.key: to_realism_size(rgb) for m, rgb in surrogates}
+    rows = realism_features(np.stack(list(faces.values()))).rows()
+    for key, row in zip(faces, rows, strict=True):
+        out[key] = replace(out[key], realism=row)
     return out
 
 

@@ -75,6 +75,7 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
                "deidentified": r.deidentified, "median_distance": r.median_distance,
                "tar_at_far_1e-3": r.tar_at_far_1e3, "auc": r.roc.auc if r.roc else None,
                "expression7_agreement": r.expression7_agreement,
+               "realism": r.realism.to_dict() if r.realism is not None else None,
                "happy_agreement": r.happy_agreement,
                "joy_bins": [{"low": b.low, "high": b.high, "faces": b.n,
                              "smile_agreement": b.smile_agreement, "joy_error": b.joy_error,

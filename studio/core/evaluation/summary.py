@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from studio.core.analysis.attributes import ANGLES
+from studio.core.errors import StudioError
 from studio.core.evaluation.methods import METHODS
+from studio.core.evaluation.realism import RealismFeatures, RealismResult, realism
 from studio.core.evaluation.study import EvaluationRun, Measurement
 from studio.core.metrics.attacks import (
     ClassifierAttack,
@@ -70,6 +72,8 @@ class MethodResult:
     #: The independent judge: its 7-class verdict, and happy-or-not, kept from the original
     expression7_agreement: float = math.nan
     happy_agreement: float = math.nan
+    #: Realism against the data set's own originals, beside real-versus-real
+    realism: RealismResult | None = None
 
     @property
     def tar_at_far_1e3(self) -> float:
@@ -137,6 +141,27 @@ def expression_agreement(rows: list[Measurement], happy: bool = False) -> float:
     return float(np.mean([a == b for a, b in pairs]))
 
 
+def realism_of(rows: list[Measurement]) -> RealismResult | None:
+    """The outputs' realism against the originals (the held-out reals) of the same rows;
+    None for a method without realism features, or too few faces to tell."""
+    pairs = [(i, r.output.realism) for i, r in enumerate(rows)
+             if r.output.realism is not None and r.original.realism is not None]
+    if len(pairs) < 20 or rows[0].method == "original":
+        return None
+    reals = RealismFeatures.from_rows([r.original.realism for r in rows
+                                       if r.original.realism is not None])
+    position = {}
+    for r in rows:
+        if r.original.realism is not None:
+            position[id(r)] = len(position)
+    outputs = RealismFeatures.from_rows([row for _, row in pairs])
+    sources = [position[id(rows[i])] for i, _ in pairs]
+    try:
+        return realism(outputs, reals, seed=0, sources=sources)
+    except StudioError:
+        return None
+
+
 def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
     """Smile agreement and joy error per bin of the original's joy (see JOY_BINS)."""
     joy = np.array([r.original.joy for r in rows])
@@ -188,7 +213,7 @@ def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
         distances=distances, roc=roc, attack1=attack1, attack1_other_photo=other,
         attack2=attack2, joy_bins=joy_bins(rows),
         expression7_agreement=expression_agreement(rows),
-        happy_agreement=expression_agreement(rows, happy=True))
+        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows))
 
 
 def _attack_one(rows: list[Measurement], original: np.ndarray, output: np.ndarray,
