@@ -12,9 +12,11 @@ from studio.core.metrics.attacks import (
     _CHUNK,
     classifier_attack,
     deidentified_share,
+    gallery_rows,
     identify,
     impostor_distances,
     no_face_count,
+    parrot_attack,
     verification_roc,
 )
 
@@ -269,8 +271,10 @@ def test_classifier_attack_on_tight_clusters_is_perfect():
     assert result.n_test == n_ids - 1
     assert result.n_train == 3 * n_ids - 3 - (n_ids - 1) - 1
     assert result.chance == pytest.approx(1 / (n_ids - 1))
-    assert result.by_classifier == {"nearest_centroid": 1.0, "logistic_regression": 1.0}
+    assert result.by_classifier == {"nearest_centroid": 1.0, "logistic_regression": 1.0,
+                                    "rbf_svm": 1.0}
     assert result.accuracy == 1.0
+    assert result.winner == "nearest_centroid"  # on a tie, the simplest attacker is named
 
 
 def test_classifier_attack_on_random_outputs_is_at_chance():
@@ -280,8 +284,26 @@ def test_classifier_attack_on_random_outputs_is_at_chance():
     desc = samples(centers(len(ids), rng), rng)  # every output a new person
     result = classifier_attack(desc, ids, seed=3)
     _, hi = interval(result.n_test, result.chance)
+    assert set(result.by_classifier) == {"nearest_centroid", "logistic_regression", "rbf_svm"}
     assert all(acc <= hi for acc in result.by_classifier.values()), result.by_classifier
     assert result.accuracy == max(result.by_classifier.values())
+    assert result.by_classifier[result.winner] == result.accuracy
+
+
+def test_only_the_nonlinear_attacker_sees_through_a_sign_flip():
+    """A method that sends each face to its person's point or its mirror image, at random:
+    every person's outputs average to nothing and no hyperplane separates +c from -c, yet
+    an RBF kernel finds both clusters."""
+    rng = np.random.default_rng(14)
+    n_ids = 120
+    ids = np.repeat(np.arange(n_ids), 4)
+    sign = np.tile([1.0, -1.0, 1.0, -1.0], n_ids)[:, None]  # whichever is held out, the
+    desc = sign * samples(centers(n_ids, rng)[ids], rng, spread=0.2)  # rest show both signs
+    result = classifier_attack(desc, ids, seed=1)
+    by = result.by_classifier
+    assert by["rbf_svm"] > 0.9, by
+    assert by["nearest_centroid"] < 0.2 and by["logistic_regression"] < 0.5, by
+    assert result.winner == "rbf_svm" and result.accuracy == by["rbf_svm"]
 
 
 def test_classifier_attack_is_seeded_and_needs_two_identities():
@@ -292,6 +314,85 @@ def test_classifier_attack_is_seeded_and_needs_two_identities():
     assert first == again
     with pytest.raises(ValueError, match="2 identities"):
         classifier_attack(desc[:3], ids[:3])
+
+
+# ---- the parrot attack: a gallery anonymised by the same method
+
+
+def test_gallery_is_each_identitys_first_row():
+    assert gallery_rows(["b", "a", "b", "c", "a"]).tolist() == [0, 1, 3]
+    assert gallery_rows(np.array([5, 5, 5])).tolist() == [0]
+    assert gallery_rows([]).tolist() == []
+
+
+def test_parrot_sees_through_a_shift_that_fools_matching_against_originals():
+    """A method that moves every face by one large offset (what a blur or a k-Same average
+    does to descriptors): outputs are far from every original, but the attacker who shifts
+    its gallery the same way finds them all."""
+    rng = np.random.default_rng(20)
+    n_ids, n_probes = 200, 1000
+    people = centers(n_ids, rng)
+    offset = 3.0 * rng.normal(size=DIM) / np.sqrt(DIM)
+    gallery_ids = np.arange(n_ids)
+    originals = samples(people, rng)
+    probe_ids = rng.integers(0, n_ids, n_probes)
+    outputs = samples(people[probe_ids], rng) + offset
+    anonymised = samples(people, rng) + offset  # the gallery's photos, anonymised again
+    against_originals = identify(outputs, probe_ids, originals, gallery_ids)
+    parrot = parrot_attack(outputs, probe_ids, anonymised, gallery_ids)
+    assert parrot.rates[1] > 0.95 and parrot.rates[5] == 1.0, parrot.rates
+    assert against_originals.rates[1] < 0.5 * parrot.rates[1], against_originals.rates
+    assert parrot.chance == {1: 1 / n_ids, 5: 5 / n_ids}
+    assert (parrot.n_probes, parrot.gallery_size, parrot.n_left_out) == (n_probes, n_ids, 0)
+    assert parrot.over_chance[1] > 190
+
+
+def test_parrot_of_a_random_identity_method_is_at_chance():
+    rng = np.random.default_rng(21)
+    n_ids, n_probes = 100, 4000
+    probe_ids = rng.integers(0, n_ids, n_probes)
+    outputs = samples(centers(n_probes, rng), rng)  # each output a new person ...
+    anonymised = samples(centers(n_ids, rng), rng)  # ... and so is each fresh-seed gallery face
+    result = parrot_attack(outputs, probe_ids, anonymised, np.arange(n_ids))
+    for rank in (1, 5):
+        lo, hi = interval(n_probes, rank / n_ids)
+        assert lo <= result.rates[rank] <= hi, (rank, result.rates)
+
+
+def test_parrot_ranks_like_identify_and_leaves_out_identities_without_a_gallery_face():
+    rng = np.random.default_rng(22)
+    n_ids, n_probes = 40, 300
+    people = centers(n_ids, rng)
+    probe_ids = rng.integers(0, n_ids, n_probes)
+    outputs = samples(people[probe_ids], rng, spread=4.0)  # noisy: hits and misses
+    outputs[:7] = np.nan  # no face on these outputs: misses
+    anonymised = samples(people, rng)
+    anonymised[[3, 11]] = np.nan  # no face on two anonymised gallery photos
+    result = parrot_attack(outputs, probe_ids, anonymised, np.arange(n_ids), ranks=(1, 3))
+    out = np.isin(probe_ids, [3, 11])
+    assert result.n_left_out == out.sum() > 0 and result.n_gallery_no_face == 2
+    assert np.isnan(result.ranks[out]).all()
+    keep = np.flatnonzero(~out)
+    reference = identify(outputs[keep], probe_ids[keep], anonymised[np.r_[0:3, 4:11, 12:40]],
+                         np.r_[0:3, 4:11, 12:40], ranks=(1, 3))
+    np.testing.assert_array_equal(result.ranks[keep], reference.ranks)
+    assert result.rates == reference.rates and result.chance == {1: 1 / 38, 3: 3 / 38}
+    assert (result.n_probes, result.gallery_size) == (n_probes - out.sum(), 38)
+    assert result.n_no_face == np.isnan(outputs[keep]).any(axis=1).sum() > 0
+    assert 0.2 < result.rates[1] < 0.9
+    assert result.rate(1) == result.rates[1]
+    some = np.arange(n_probes) % 2 == 0
+    hits = result.ranks[some & ~out] <= 1
+    assert result.rate(1, among=some) == pytest.approx(hits.mean())
+
+
+def test_parrot_refuses_unknown_probes_and_an_empty_gallery():
+    with pytest.raises(ValueError, match=r"not in the gallery.*\[7\]"):
+        parrot_attack(np.zeros((2, DIM)), [0, 7], np.ones((2, DIM)), [0, 1])
+    with pytest.raises(ValueError, match="no anonymised gallery image has a face"):
+        parrot_attack(np.zeros((1, DIM)), [0], np.full((2, DIM), np.nan), [0, 1])
+    with pytest.raises(ValueError, match="one identity"):
+        parrot_attack(np.zeros((2, DIM)), [0], np.ones((2, DIM)), [0, 1])
 
 
 # ---- real faces
