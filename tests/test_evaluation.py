@@ -244,3 +244,31 @@ def test_originals_and_surrogates_carry_realism_features(run):
         assert len(m.original.realism["descriptor"]) == len(m.original.realism["pooled"]) == 128
         has = m.output.realism is not None
         assert has == (m.method in ("original", "gan", "3d")), m.method
+
+
+def test_the_parrot_gallery_is_made_once_and_attacks_every_method(run, engine):
+    from studio.core.evaluation.parrot import SEED_INDEX, parrot_gallery
+
+    result, cache, dataset = run
+    gallery = parrot_gallery(result, engine, cache=cache, workers=1)
+    people = {s.identity for s in dataset.sources}
+    assert {k[2] for k in gallery} == {"gan", "3d"}
+    assert len({k[1] for k in gallery}) == len(people)  # one gallery photo per person
+    own = {(m.source, m.method): m.output for m in result.measurements}
+    for (_, source, method), obs in gallery.items():  # a fresh seed: another surrogate
+        if obs.found and own[(source, method)].found:
+            assert not np.allclose(obs.descriptor, own[(source, method)].descriptor)
+    assert SEED_INDEX != 0
+
+    def no_models():
+        pytest.fail("a cached parrot gallery loaded the models")
+
+    assert parrot_gallery(result, no_models, cache=cache, workers=1).keys() == gallery.keys()
+    by_method = {r.method: r for r in summarise_run(result, gallery)}
+    assert by_method["original"].parrot is None
+    for key in ("gan", "3d", "blur-light", "mask-face"):
+        p = by_method[key].parrot
+        assert p is not None and p.gallery_size == len(people)
+        assert p.chance[1] == pytest.approx(1 / len(people))
+    # The light blur keeps the person: its own outputs as a gallery give it away.
+    assert by_method["blur-light"].parrot.rates[1] > 3 * by_method["blur-light"].parrot.chance[1]

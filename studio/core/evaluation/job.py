@@ -9,6 +9,7 @@ from pathlib import Path
 
 from studio.core.evaluation.methods import methods_for
 from studio.core.evaluation.observations import ObservationCache
+from studio.core.evaluation.parrot import parrot_gallery
 from studio.core.evaluation.report import render_markdown, write_report
 from studio.core.evaluation.sources import discover
 from studio.core.evaluation.study import EvaluationRun, evaluate
@@ -35,8 +36,8 @@ def evaluate_folders(folders: list[str | Path], families: list[str], out_dir: st
     datasets = [discover(f, limit) for f in folders]
     loaded = []
 
-    def models():  # only when a face is not in the cache yet
-        models = engine
+    def models():  # only when a face is not in the cache yet; loaded once
+        models = engine if engine is not None else (loaded[0] if loaded else None)
         if models is None:
             models = batch_engine(workers)
             loaded.append(models)
@@ -47,10 +48,12 @@ def evaluate_folders(folders: list[str | Path], families: list[str], out_dir: st
     try:
         run = evaluate(datasets, methods, models, workers=workers, cache=cache,
                        progress=progress, stop=stop)
+        gallery = parrot_gallery(run, models, cache=cache, workers=workers,
+                                 progress=progress, stop=stop)
     finally:
         for own in loaded:
             own.close()
-    results = summarise_run(run)
+    results = summarise_run(run, gallery)
     index = write_report(run, results, Path(out_dir), command)
     if markdown is not None:
         md = Path(markdown)

@@ -88,8 +88,18 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
                               "gallery": r.attack1.gallery_size,
                               "probes": r.attack1.n_probes,
                               "rank1_other_photo": r.attack1_other_photo}
+        if r.parrot is not None:
+            row["attack_parrot_rank1"] = r.parrot.rates[1]
+            row["attack_parrot_chance"] = r.parrot.chance[1]
+            row["attack_parrot"] = {"rank1": r.parrot.rates[1], "rank5": r.parrot.rates[5],
+                                    "chance_rank1": r.parrot.chance[1],
+                                    "chance_rank5": r.parrot.chance[5],
+                                    "gallery": r.parrot.gallery_size,
+                                    "probes": r.parrot.n_probes,
+                                    "rank1_other_photo": r.parrot_other_photo}
         if r.attack2 is not None:
             row["attack2"] = {"accuracy": r.attack2.accuracy, "chance": r.attack2.chance,
+                              "winner": r.attack2.winner,
                               "by_classifier": r.attack2.by_classifier,
                               "identities": r.attack2.n_identities}
         rows.append(row)

@@ -17,16 +17,20 @@ import numpy as np
 from studio.core.analysis.attributes import ANGLES
 from studio.core.errors import StudioError
 from studio.core.evaluation.methods import METHODS
+from studio.core.evaluation.observations import Observation
 from studio.core.evaluation.realism import RealismFeatures, RealismResult, realism
 from studio.core.evaluation.study import EvaluationRun, Measurement
 from studio.core.metrics.attacks import (
     ClassifierAttack,
     Identification,
+    ParrotAttack,
     Roc,
     classifier_attack,
     deidentified_share,
+    gallery_rows,
     identify,
     impostor_distances,
+    parrot_attack,
     verification_roc,
 )
 
@@ -74,6 +78,9 @@ class MethodResult:
     happy_agreement: float = math.nan
     #: Realism against the data set's own originals, beside real-versus-real
     realism: RealismResult | None = None
+    #: The parrot attack: outputs matched against the gallery anonymised by the same method
+    parrot: ParrotAttack | None = None
+    parrot_other_photo: float | None = None
 
     @property
     def tar_at_far_1e3(self) -> float:
@@ -178,7 +185,8 @@ def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
     return out
 
 
-def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
+def summarise(rows: list[Measurement], identities_known: bool,
+              parrot: dict[tuple[str, str, str], Observation] | None = None) -> MethodResult:
     """One method on one data set."""
     r0 = rows[0]
     found = [r for r in rows if r.output.found]
@@ -190,9 +198,10 @@ def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
     impostors = impostor_distances(original, ids, output, ids)
     if finite.size and impostors.size:
         roc = verification_roc(distances, impostors)
-    attack1 = other = attack2 = None
+    attack1 = other = attack2 = parrot_result = parrot_other = None
     if identities_known:
         attack1, other = _attack_one(rows, original, output, ids)
+        parrot_result, parrot_other = _parrot(rows, output, ids, parrot or {})
         described = Counter(ids[np.isfinite(output).all(axis=1)])
         if sum(n >= 2 for n in described.values()) >= 2:  # someone to train and test on
             attack2 = classifier_attack(output, ids)
@@ -213,29 +222,61 @@ def summarise(rows: list[Measurement], identities_known: bool) -> MethodResult:
         distances=distances, roc=roc, attack1=attack1, attack1_other_photo=other,
         attack2=attack2, joy_bins=joy_bins(rows),
         expression7_agreement=expression_agreement(rows),
-        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows))
+        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows),
+        parrot=parrot_result, parrot_other_photo=parrot_other)
 
 
 def _attack_one(rows: list[Measurement], original: np.ndarray, output: np.ndarray,
                 ids: np.ndarray) -> tuple[Identification, float | None]:
     """Gallery: one original per identity (its first photo). Probes: every output. Rank-1
     is also given for the probes whose own photo is not the gallery's."""
-    first: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        first.setdefault(r.identity, i)
-    gallery = np.array(sorted(first.values()))
+    gallery = np.array(gallery_rows(ids))
     result = identify(output, ids, original[gallery], ids[gallery])
-    other = np.array([first[r.identity] != i for i, r in enumerate(rows)])
+    other = _other_photo(ids, gallery)
     rate = float(np.mean(result.ranks[other] <= 1)) if other.any() else None
     return result, rate
 
 
-def summarise_run(run: EvaluationRun) -> list[MethodResult]:
-    """Every (data set, method) of a run, in the run's order."""
+def _other_photo(ids: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """True for the rows whose photo is not their person's gallery photo."""
+    mask = np.ones(len(ids), bool)
+    mask[gallery] = False
+    return mask
+
+
+def _parrot(rows: list[Measurement], output: np.ndarray, ids: np.ndarray,
+            gallery_outputs: dict[tuple[str, str, str], Observation]
+            ) -> tuple[ParrotAttack | None, float | None]:
+    """The parrot attack: a surrogate's gallery is made anew with a fresh seed (see
+    evaluation.parrot); a deterministic method's is its own output of the gallery photo."""
+    method = rows[0].method
+    if method == "original":
+        return None, None
+    gallery = np.array(gallery_rows(ids))
+    if METHODS[method].family in ("gan", "3d"):
+        found = [gallery_outputs.get((rows[i].dataset, rows[i].source, method)) for i in gallery]
+        if not any(o is not None for o in found):
+            return None, None  # not made (an old cache or a cancelled run)
+        anonymised = _descriptors([o or Observation(False) for o in found])
+    else:
+        anonymised = output[gallery]
+    try:
+        result = parrot_attack(output, ids, anonymised, ids[gallery])
+    except ValueError:
+        return None, None
+    other = _other_photo(ids, gallery)
+    return result, (result.rate(1, among=other) if other.any() else None)
+
+
+def summarise_run(run: EvaluationRun,
+                  parrot: dict[tuple[str, str, str], Observation] | None = None
+                  ) -> list[MethodResult]:
+    """Every (data set, method) of a run, in the run's order; ``parrot``: the parrot
+    attacker's gallery outputs (evaluation.parrot.parrot_gallery)."""
     known = {d.name: d.identities_known for d in run.datasets}
     groups: dict[tuple[str, str], list[Measurement]] = {}
     for m in run.measurements:
         groups.setdefault((m.dataset, m.method), []).append(m)
     order = [(d.name, m.key) for d in run.datasets for m in run.methods]
-    return [summarise(groups[k], known[k[0]]) for k in order if k in groups]
+    return [summarise(groups[k], known[k[0]], parrot) for k in order if k in groups]
 
