@@ -15,7 +15,7 @@ from studio.core.analysis.attributes import NAMES
 from studio.core.evaluation.figures import FIGURES, by_dataset
 from studio.core.evaluation.study import EvaluationRun
 from studio.core.evaluation.summary import MethodResult
-from studio.core.evaluation.tables import checks, tables
+from studio.core.evaluation.tables import checks, overview_table, tables
 from studio.core.report_html import page, table
 
 
@@ -159,6 +159,10 @@ def render_html(run: EvaluationRun, results: list[MethodResult],
     if command:
         parts.append(f"<p class='note'>Made by <code>{e(command)}</code>.</p>")
     parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in _intro(run)) + "</ul>")
+    glance = overview_table(results)
+    parts.append(f"<h2>{e(glance.title)}</h2>" + table(
+        [e(h) for h in glance.head], [[e(c) for c in row] for row in glance.rows])
+        + f"<p class='note'>{e(glance.note)}</p>")
     found = checks(results)
     if found:
         parts.append("<h2>The GAN surrogate against the bars</h2>" + table(
@@ -193,6 +197,9 @@ def render_markdown(run: EvaluationRun, results: list[MethodResult], figure_dir:
     if command:
         out += [f"Re-made by `{command}`.", ""]
     out += [f"- {x}" for x in _intro(run)] + [""]
+    glance = overview_table(results)
+    out += [f"## {glance.title}", "", md_table(glance.head, glance.rows), "",
+            f"*{glance.note}*", ""]
     found = checks(results)
     if found:
         out += ["## The GAN surrogate against the bars", "",
