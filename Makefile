@@ -55,6 +55,7 @@ bench: setup
 	$(PY) benchmarks/bench_3d.py
 	$(PY) benchmarks/bench_batch.py
 	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_realism.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
 
 screenshot: setup
