@@ -16,9 +16,10 @@ import numpy as np
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.attributes import NAMES
 from studio.core.analysis.expression7 import gray_crop
-from studio.core.analysis.images import LoadedImage
+from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
+from studio.core.errors import StudioError
 from studio.core.evaluation.methods import Method, naive_output
 from studio.core.evaluation.realism import method_crop, realism_features, to_realism_size
 from studio.core.surrogates.making import candidate_seed, surrogate_images
@@ -160,6 +161,18 @@ def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
     for key, row in zip(faces, rows, strict=True):
         out[key] = replace(out[key], realism=row)
     return out
+
+
+def observe_source(observer, models, source, sha: str, methods: list[Method],
+                   stop) -> dict[str, Observation] | str:
+    """``observer(models, image, sha, methods)`` on one source, in a worker thread: its
+    observations, "stopped" once ``stop()`` is true, or the message of an unreadable file."""
+    if stop():
+        return "stopped"
+    try:
+        return observer(models, load_image(source.path), sha, methods)
+    except StudioError as exc:
+        return str(exc)
 
 
 @functools.cache

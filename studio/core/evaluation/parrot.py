@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from studio.core.analysis.images import LoadedImage, load_image
+from studio.core.analysis.images import LoadedImage
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import sha256_of
-from studio.core.errors import StudioError
 from studio.core.evaluation.methods import Method
 from studio.core.evaluation.observations import (
     Observation,
@@ -26,6 +25,7 @@ from studio.core.evaluation.observations import (
     cache_key,
     make_output,
     models_fingerprint,
+    observe_source,
 )
 from studio.core.metrics.attacks import gallery_rows
 from studio.core.progress import Progress, Stop, never_stop, no_progress
@@ -78,14 +78,6 @@ def parrot_gallery(run, engine, cache: ObservationCache | None = None, workers: 
     out: dict[tuple[str, str, str], Observation] = {}
     models = None
 
-    def compute(models, source, sha) -> dict[str, Observation] | str:
-        if stop():
-            return "stopped"
-        try:
-            return observe_parrot(models, load_image(source.path), sha, methods)
-        except StudioError as exc:
-            return str(exc)
-
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         planned = []
         for name, source in wanted:
@@ -99,7 +91,8 @@ def parrot_gallery(run, engine, cache: ObservationCache | None = None, workers: 
                 models = engine() if callable(engine) else engine
                 if any(m.family == "3d" for m in methods):
                     models.load_3d()
-            planned.append((name, source, sha, pool.submit(compute, models, source, sha)))
+            planned.append((name, source, sha, pool.submit(
+                observe_source, observe_parrot, models, source, sha, methods, stop)))
         for done, (name, source, sha, obs) in enumerate(planned, 1):
             if not isinstance(obs, dict):
                 obs = obs.result()

@@ -16,9 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from studio.core.analysis.images import load_image
 from studio.core.assets import sha256_of
-from studio.core.errors import StudioError
 from studio.core.evaluation.methods import Method
 from studio.core.evaluation.observations import (
     Observation,
@@ -26,6 +24,7 @@ from studio.core.evaluation.observations import (
     cache_key,
     models_fingerprint,
     observe,
+    observe_source,
 )
 from studio.core.evaluation.sources import Dataset, Source
 from studio.core.progress import Progress, Stop, never_stop, no_progress
@@ -80,14 +79,6 @@ def evaluate(datasets: list[Dataset], methods: list[Method], engine, workers: in
             engine = engine()
         return engine
 
-    def compute(models, source: Source, sha: str) -> dict[str, Observation] | str:
-        if stop():
-            return "stopped"
-        try:
-            return observe(models, load_image(source.path), sha, methods)
-        except StudioError as exc:
-            return str(exc)
-
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         planned = []  # (dataset, source, sha, observations from the cache or a future)
         for dataset, source in jobs:
@@ -99,7 +90,8 @@ def evaluate(datasets: list[Dataset], methods: list[Method], engine, workers: in
             cached = _cached(cache, fingerprint, sha, keys)
             planned.append((dataset, source, sha,
                             cached if cached is not None
-                            else pool.submit(compute, models(), source, sha)))
+                            else pool.submit(observe_source, observe, models(), source,
+                                             sha, methods, stop)))
         for done, (dataset, source, sha, obs) in enumerate(planned, 1):
             if not isinstance(obs, dict):
                 obs = obs.result()
