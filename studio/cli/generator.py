@@ -56,6 +56,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     add_labels(p)
     p.add_argument("--minutes", type=float, default=60.0, help="time budget for this run")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--init-from", default=None, metavar="WEIGHTS",
+                   help="warm-start G, its EMA and D from a file `Trainer.export_weights` "
+                        "wrote (a run carried over from another session)")
+    p.add_argument("--legacy", action="store_true",
+                   help="train as the shipped weights were (no EMA, k floor, DiffAugment or "
+                        "smooth resampling); pass it too when resuming such a run")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--channels", type=int, default=16, help="base channel count")
     p.add_argument("--gamma", type=float, default=0.1)
@@ -121,13 +127,20 @@ def _trainer(args: argparse.Namespace, data):
     import torch
 
     from studio.core.generator.networks import BeganConfig
-    from studio.core.generator.training import Trainer, TrainSettings, pick_device
+    from studio.core.generator.training import (
+        Trainer,
+        TrainSettings,
+        new_run_config,
+        pick_device,
+    )
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    settings = TrainSettings(batch=args.batch, seed=args.seed, gamma=args.gamma,
-                             label_weight=args.label_weight,
-                             label_standardize=not args.plain_label_loss,
-                             config=BeganConfig(base_channels=args.channels))
+    common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
+              "label_weight": args.label_weight, "label_standardize": not args.plain_label_loss}
+    if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained
+        settings = TrainSettings.legacy(config=BeganConfig(base_channels=args.channels), **common)
+    else:  # issue 16's levers: smooth resampling, EMA, a k floor, DiffAugment
+        settings = TrainSettings(config=new_run_config(base_channels=args.channels), **common)
     return Trainer(data, Path(args.out), settings, pick_device(args.device))
 
 
@@ -143,6 +156,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {trainer.state_path} exists; pass --resume or choose another --out",
               file=sys.stderr)
         return 2
+    elif args.init_from:
+        trainer.warm_start(Path(args.init_from))
+        print(f"warm start from {args.init_from} at step {trainer.step}")
     weights = Path(args.out) / "generator.safetensors"
     if data.manifest is None:
         print(f"note: {args.data} predates training manifests; delete it to rebuild it with one",

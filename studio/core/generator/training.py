@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -13,16 +14,24 @@ import numpy as np
 import torch
 
 from studio.core.generator.networks import (
+    NEW_RUN_LAYERS,
     BeganConfig,
     Discriminator,
     Generator,
+    check_policy,
     constraint_loss,
     convergence,
+    diff_augment,
     reconstruction_loss,
     update_k,
 )
 from studio.core.generator.training_data import TrainingSet
 from studio.core.progress import Progress, Stop, never_stop, no_progress
+
+
+def new_run_config(**changes: object) -> BeganConfig:
+    """The network config for new runs: the checkerboard-free layers (issue 16)."""
+    return BeganConfig(**{**NEW_RUN_LAYERS, **changes})
 
 
 @dataclass
@@ -41,7 +50,28 @@ class TrainSettings:
     pose_balance: float = 0.5  # sampling weight = 1 / count(yaw, pitch bin) ** pose_balance
     lr_decay_every: int = 0  # steps; 0 keeps the learning rate constant
     seed: int = 0
-    config: BeganConfig = field(default_factory=BeganConfig)
+    # Issue 16 levers; TrainSettings.legacy() turns all four off (the shipped run's setup).
+    ema_decay: float = 0.999  # EMA of G's weights, exported and sampled; 0 disables
+    k_min: float = 0.005  # floor of k_t, so D keeps pushing back on fakes; 0 is BEGAN's
+    diffaugment: str = "color,translation,cutout"  # DiffAugment before D; "" disables
+    config: BeganConfig = field(default_factory=new_run_config)
+
+    def __post_init__(self) -> None:
+        check_policy(self.diffaugment)
+        if not 0 <= self.ema_decay < 1 or not 0 <= self.k_min < 1:
+            raise ValueError("ema_decay and k_min must lie in [0, 1).")
+
+    @classmethod
+    def legacy(cls, **changes: object) -> TrainSettings:
+        """Settings as the shipped weights were trained: no lever of issue 16."""
+        config = changes.pop("config", BeganConfig())
+        return cls(ema_decay=0.0, k_min=0.0, diffaugment="", config=config, **changes)
+
+
+def ema_decay_at(decay: float, step: int) -> float:
+    """EMA decay with a warm-up, (1 + t) / (10 + t) capped at ``decay``: early weights,
+    from a random start, are forgotten quickly."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -106,7 +136,10 @@ class Trainer:
         betas = (0.5, 0.999)
         self.opt_g = torch.optim.Adam(self.G.parameters(), settings.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), settings.lr, betas=betas)
-        self.k = 0.0
+        # The averaged G: what is exported and drawn in grids; the raw G keeps training.
+        self.G_ema = (copy.deepcopy(self.G).eval().requires_grad_(False)
+                      if settings.ema_decay > 0 else None)
+        self.k = settings.k_min
         self.step = 0
         self.seconds = 0.0
         self.rng = np.random.default_rng(settings.seed)
@@ -125,6 +158,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         state = {
             "G": self.G.state_dict(), "D": self.D.state_dict(),
+            **({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "k": self.k, "step": self.step, "seconds": self.seconds,
             "rng": json.dumps(self.rng.bit_generator.state),
@@ -140,21 +174,74 @@ class Trainer:
         state = torch.load(self.state_path, map_location=self.device, weights_only=True)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+        if self.G_ema is not None:  # a state from before the EMA starts it from G
+            self.G_ema.load_state_dict(state.get("G_ema", state["G"]))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.k, self.step, self.seconds = state["k"], state["step"], state["seconds"]
         self.rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
 
+    def export_weights(self, path: Path) -> None:
+        """G, its EMA and D as one small fp16 safetensors, with the step and k: what a
+        later session warm-starts from (``warm_start``) when the full state (optimiser
+        moments included, several times larger) cannot travel with the repository."""
+        from safetensors.torch import save_file
+
+        nets = {"G": self.G, "D": self.D, **({"G_ema": self.G_ema} if self.G_ema else {})}
+        tensors = {f"{name}.{k}": v.detach().to("cpu", torch.float16).contiguous()
+                   for name, net in nets.items() for k, v in net.state_dict().items()}
+        meta = {"settings": json.dumps(asdict(self.s)), "step": str(self.step),
+                "k": repr(self.k), "train_seconds": f"{self.seconds:.0f}"}
+        save_file(tensors, str(path), metadata=meta)
+
+    def warm_start(self, path: Path) -> None:
+        """G, its EMA, D, step and k from ``export_weights``; the optimisers start afresh."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        nets = {"G": self.G, "D": self.D, **({"G_ema": self.G_ema} if self.G_ema else {})}
+        for name, net in nets.items():
+            part = {k.split(".", 1)[1]: v.float() for k, v in tensors.items()
+                    if k.startswith(f"{name}.")}
+            if not part and name == "G_ema":
+                part = {k.split(".", 1)[1]: v.float() for k, v in tensors.items()
+                        if k.startswith("G.")}
+            net.load_state_dict(part)
+        self.step = int(meta.get("step", 0))
+        self.k = float(meta.get("k", self.k))
+        self.seconds = float(meta.get("train_seconds", 0))
+
     def export_generator(self, path: Path) -> None:
-        """fp16 safetensors of G plus its config: what the app ships and loads."""
+        """fp16 safetensors of G (its EMA when kept) plus its config: what the app ships
+        and loads."""
         from safetensors.torch import save_file
 
         tensors = {k: v.detach().to("cpu", torch.float16).contiguous()
-                   for k, v in self.G.state_dict().items()}
+                   for k, v in self.sampling_net.state_dict().items()}
         meta = {"config": json.dumps(self.s.config.to_dict()), "step": str(self.step),
                 "train_seconds": f"{self.seconds:.0f}"}
+        if self.G_ema is not None:
+            meta["ema"] = "true"
+            meta["ema_decay"] = str(self.s.ema_decay)
         save_file(tensors, str(path), metadata=meta)
+
+    @property
+    def sampling_net(self) -> Generator:
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def update_ema(self) -> None:
+        """ema <- d ema + (1 - d) G, with d from ``ema_decay_at`` at the current step."""
+        if self.G_ema is None:
+            return
+        d = ema_decay_at(self.s.ema_decay, self.step)
+        with torch.no_grad():
+            for e, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                e.lerp_(p, 1.0 - d)
+            for e, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                e.copy_(b)
 
     # -- training --------------------------------------------------------------------
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,17 +259,30 @@ class Trainer:
     def label_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return ((pred.float() - y) ** 2 * self.label_scale).mean()
 
+    def d_pass(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                    torch.Tensor]:
+        """D's reconstruction of the augmented images (BEGAN's adversarial term), and its
+        code and labels of the plain ones (L_C and the label loss stay true): one encoder
+        batch. Returns (reconstruction target, reconstruction, code, labels)."""
+        if not self.s.diffaugment:
+            rec, code, pred = self.D(images)
+            return images, rec, code, pred
+        n = len(images)
+        aug = diff_augment(images, self.s.diffaugment)
+        codes = self.D.encoder(torch.cat([aug, images]))
+        return aug, self.D.decoder(codes[:n]), codes[n:], self.D.predictor(codes[n:])
+
     def train_step(self) -> dict[str, float]:
-        s, G, D = self.s, self.G, self.D
+        s, G = self.s, self.G
         x, y = self.batch()
         z = torch.rand(s.batch, s.config.z_dim, device=self.device) * 2 - 1
         w_label = s.label_weight * min(1.0, self.step / max(s.label_ramp_steps, 1))
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             fake = G(z, y)
-            rec_real, _, pred_real = D(x)
-            rec_fake, code_fake, _ = D(fake.detach())
-            l_real = reconstruction_loss(x, rec_real.float())
-            l_fake = reconstruction_loss(fake.detach().float(), rec_fake.float())
+            x_in, rec_real, _, pred_real = self.d_pass(x)
+            fake_in, rec_fake, code_fake, _ = self.d_pass(fake.detach())
+            l_real = reconstruction_loss(x_in.float(), rec_real.float())
+            l_fake = reconstruction_loss(fake_in.float(), rec_fake.float())
             l_c = constraint_loss(z, code_fake.float())
             l_label_real = self.label_loss(pred_real, y)
             loss_d = l_real - self.k * l_fake + s.alpha * l_c + w_label * l_label_real
@@ -191,8 +291,8 @@ class Trainer:
         self.opt_d.step()
 
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            rec_g, code_g, pred_g = D(fake)
-            l_g = reconstruction_loss(fake.float(), rec_g.float())
+            g_in, rec_g, code_g, pred_g = self.d_pass(fake)
+            l_g = reconstruction_loss(g_in.float(), rec_g.float())
             l_label_g = self.label_loss(pred_g, y)
             loss_g = l_g + w_label * l_label_g
             if s.constraint_in_generator:
@@ -200,9 +300,10 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        self.update_ema()
 
         lr_, lf_ = l_real.item(), l_fake.item()
-        self.k = update_k(self.k, s.lambda_k, s.gamma, lr_, lf_)
+        self.k = update_k(self.k, s.lambda_k, s.gamma, lr_, lf_, s.k_min)
         self.step += 1
         if s.lr_decay_every and self.step % s.lr_decay_every == 0:
             for opt in (self.opt_g, self.opt_d):
@@ -214,10 +315,12 @@ class Trainer:
 
     def sample_grid(self, path: Path) -> None:
         z, y = fixed_grid_inputs(self.s.config.z_dim)
-        self.G.eval()
+        net = self.sampling_net
+        was_training = net.training
+        net.eval()
         with torch.inference_mode():
-            imgs = self.G(z.to(self.device), y.to(self.device))
-        self.G.train()
+            imgs = net(z.to(self.device), y.to(self.device))
+        net.train(was_training)
         save_grid(imgs, path)
 
     def run(self, minutes: float, grid_every_s: float = 300, progress: Progress | None = None,
