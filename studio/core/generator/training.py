@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.core.errors import StudioError
 from studio.core.generator.networks import (
     NEW_RUN_LAYERS,
     BeganConfig,
@@ -202,6 +203,10 @@ class Trainer:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        saved = json.loads(meta.get("settings", "{}")).get("config")
+        if saved is not None and saved != self.s.config.to_dict():
+            raise StudioError(f"{path.name} was trained with {saved}, not this run's "
+                              f"{self.s.config.to_dict()} (match --channels)")
         nets = {"G": self.G, "D": self.D, **({"G_ema": self.G_ema} if self.G_ema else {})}
         for name, net in nets.items():
             part = {k.split(".", 1)[1]: v.float() for k, v in tensors.items()
