@@ -65,6 +65,14 @@ def _jsonable(x):
     return x
 
 
+def _identification(result, other_photo: float | None) -> dict:
+    """An identification attack's figures (attack I and the parrot share the shape)."""
+    return {"rank1": result.rates[1], "rank5": result.rates[5],
+            "chance_rank1": result.chance[1], "chance_rank5": result.chance[5],
+            "gallery": result.gallery_size, "probes": result.n_probes,
+            "rank1_other_photo": other_photo}
+
+
 def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
     rows = []
     for r in results:
@@ -82,21 +90,11 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
                              "expression7_agreement": b.expression7_agreement}
                             for b in r.joy_bins]}
         if r.attack1 is not None:
-            row["attack1"] = {"rank1": r.attack1.rates[1], "rank5": r.attack1.rates[5],
-                              "chance_rank1": r.attack1.chance[1],
-                              "chance_rank5": r.attack1.chance[5],
-                              "gallery": r.attack1.gallery_size,
-                              "probes": r.attack1.n_probes,
-                              "rank1_other_photo": r.attack1_other_photo}
+            row["attack1"] = _identification(r.attack1, r.attack1_other_photo)
         if r.parrot is not None:
             row["attack_parrot_rank1"] = r.parrot.rates[1]
             row["attack_parrot_chance"] = r.parrot.chance[1]
-            row["attack_parrot"] = {"rank1": r.parrot.rates[1], "rank5": r.parrot.rates[5],
-                                    "chance_rank1": r.parrot.chance[1],
-                                    "chance_rank5": r.parrot.chance[5],
-                                    "gallery": r.parrot.gallery_size,
-                                    "probes": r.parrot.n_probes,
-                                    "rank1_other_photo": r.parrot_other_photo}
+            row["attack_parrot"] = _identification(r.parrot, r.parrot_other_photo)
         if r.attack2 is not None:
             row["attack2"] = {"accuracy": r.attack2.accuracy, "chance": r.attack2.chance,
                               "winner": r.attack2.winner,

@@ -151,18 +151,13 @@ def expression_agreement(rows: list[Measurement], happy: bool = False) -> float:
 def realism_of(rows: list[Measurement]) -> RealismResult | None:
     """The outputs' realism against the originals (the held-out reals) of the same rows;
     None for a method without realism features, or too few faces to tell."""
-    pairs = [(i, r.output.realism) for i, r in enumerate(rows)
-             if r.output.realism is not None and r.original.realism is not None]
+    real = [r for r in rows if r.original.realism is not None]
+    pairs = [(i, r.output.realism) for i, r in enumerate(real) if r.output.realism is not None]
     if len(pairs) < 20 or rows[0].method == "original":
         return None
-    reals = RealismFeatures.from_rows([r.original.realism for r in rows
-                                       if r.original.realism is not None])
-    position = {}
-    for r in rows:
-        if r.original.realism is not None:
-            position[id(r)] = len(position)
+    reals = RealismFeatures.from_rows([r.original.realism for r in real])
     outputs = RealismFeatures.from_rows([row for _, row in pairs])
-    sources = [position[id(rows[i])] for i, _ in pairs]
+    sources = [i for i, _ in pairs]  # the real each output was made from
     try:
         return realism(outputs, reals, seed=0, sources=sources)
     except StudioError:

@@ -152,22 +152,25 @@ def _span(values: list[float], show) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
+def _times(x: float) -> str:
+    return f"{x:.1f}×"
+
+
 def overview_table(results: list[MethodResult]) -> Table:
     """One row per method over every data set: what a researcher weighs to choose one."""
     methods = list(dict.fromkeys(r.method for r in results if r.method != "original"))
     rows = []
     for key in methods:
         mine = [r for r in results if r.method == key]
-        times = lambda x: f"{x:.1f}×"  # noqa: E731 - a format, not logic
         rows.append([
             mine[0].label,
             _span([r.smile_agreement for r in mine], pct),
             _span([r.expression7_agreement for r in mine], pct),
             _span([r.deidentified for r in mine], pct),
-            _span([r.attack1.over_chance[1] for r in mine if r.attack1], times),
-            _span([r.parrot.over_chance[1] for r in mine if r.parrot], times) + " / " +
+            _span([r.attack1.over_chance[1] for r in mine if r.attack1], _times),
+            _span([r.parrot.over_chance[1] for r in mine if r.parrot], _times) + " / " +
             _span([r.parrot_other_photo / r.parrot.chance[1] for r in mine
-                   if r.parrot and r.parrot_other_photo is not None], times),
+                   if r.parrot and r.parrot_other_photo is not None], _times),
             _span([r.realism.c2st for r in mine if r.realism], lambda x: f"{x:.2f}")])
     return Table(
         "At a glance: each method over every data set",
