@@ -45,7 +45,8 @@ def _register_realism(sub: argparse._SubParsersAction) -> None:
                    help="face set (default: GENKI-4K test split and UTKFace hold-out of the "
                         "research data); repeat for several")
     r.add_argument("--methods", default="gan,3d",
-                   help="comma-separated: gan, 3d, or naive methods such as blur-strong, "
+                   help="comma-separated: gan, 3d, context, context-blur, or naive methods "
+                        "such as blur-strong, "
                         "pixelate-light, mask-eyes (or all)")
     r.add_argument("--limit", type=int, default=None, help="faces per data set")
     r.add_argument("--json", default=None, metavar="PATH", help="also write the figures here")
@@ -103,7 +104,7 @@ def cmd_evaluate_realism(args: argparse.Namespace) -> int:
     datasets = [discover(folder, args.limit) for folder in folders]
     engine = batch_engine(args.workers)
     try:
-        if "3d" in keys:
+        if any(METHODS[k].rendered for k in keys):
             engine.load_3d()
         with progress_for(args) as progress:
             studies = [study_realism(engine, d, keys, args.workers, args.seed, progress)

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-components", type=int, default=40)
     add_seed(p)
     p.add_argument("--out", default=None, help="default: models/morphable/face_3dmm.safetensors")
+    p.add_argument("--extras", action="store_true",
+                   help="build only the in-context surrogate's extras (gender axis, skin "
+                        "detail) for the existing model, into face_3dmm_extras.safetensors")
     add_quiet(p)
     p.set_defaults(func=cmd_build_morphable)
 
@@ -37,6 +40,8 @@ def cmd_build_morphable(args: argparse.Namespace) -> int:
     if not data_present():
         return 2
     out = Path(args.out) if args.out else MORPHABLE_FILE
+    if args.extras:
+        return _build_extras(args, out)
     with progress_for(args) as progress:
         model = build(n_utk=args.utk, n_genki=args.genki, k_identity=args.identity_components,
                       k_texture=args.texture_components, seed=args.seed, progress=progress,
@@ -45,6 +50,21 @@ def cmd_build_morphable(args: argparse.Namespace) -> int:
     print(json.dumps(model.info, indent=1))
     print(f"morphable model -> {out} ({out.stat().st_size / 1e6:.1f} MB); training manifest "
           f"-> {manifest_path(out)}")
+    return 0
+
+
+def _build_extras(args: argparse.Namespace, model_file: Path) -> int:
+    from studio.core.morphable.build_extras import build_extras
+    from studio.core.morphable.extras import EXTRAS_FILE
+    from studio.core.morphable.model import MorphableModel
+
+    out = model_file.with_name(EXTRAS_FILE.name) if args.out else EXTRAS_FILE
+    with progress_for(args) as progress:
+        extras = build_extras(MorphableModel.load(model_file), n_utk=args.utk, seed=args.seed,
+                              progress=progress)
+    extras.save(out)
+    print(json.dumps(extras.info, indent=1))
+    print(f"in-context extras -> {out} ({out.stat().st_size / 1e3:.0f} kB)")
     return 0
 
 

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
     p.add_argument("--workspace", required=True, help="workspace file, e.g. study.studio")
     p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
-    p.add_argument("--methods", default="gan,3d", help="gan, 3d or both")
+    p.add_argument("--methods", default="gan,3d",
+                   help="comma-separated: gan, 3d, context (the face replaced in the photo)")
     add_workers(p, help="photos analysed in parallel")
     add_quiet(p)
     p.set_defaults(func=cmd_batch)

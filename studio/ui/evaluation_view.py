@@ -36,7 +36,8 @@ from studio.core.evaluation.tables import checks, tables
 from studio.ui.evaluation_state import EvaluationState
 from studio.ui.workers import ProgressSignal, run_in_thread
 
-FAMILY_NAMES = {"gan": "GAN surrogate", "3d": "3D surrogate", "blur": "blur",
+FAMILY_NAMES = {"gan": "GAN surrogate", "3d": "3D surrogate", "context": "in-context surrogate",
+                "context-blur": "in-context, context blurred", "blur": "blur",
                 "pixelate": "pixelation", "mask": "black mask"}
 INTRO = ("Choose a folder of face photos: GENKI-4K, celeba-id and UTKFace folders bring their "
          "labels; in any other folder, sub-folders name the person.")

@@ -13,7 +13,8 @@ from studio.core.evaluation.tables import pct
 from studio.core.report_html import figure
 
 FAMILY_COLORS = {"original": "#555555", "gan": "#dd8452", "3d": "#55a868", "blur": "#4c72b0",
-                 "pixelate": "#8172b3", "mask": "#222222"}
+                 "pixelate": "#8172b3", "mask": "#222222", "context": "#c44e52",
+                 "context-blur": "#937860"}
 
 
 def _style(method: str) -> dict:

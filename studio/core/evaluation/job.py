@@ -41,7 +41,7 @@ def evaluate_folders(folders: list[str | Path], families: list[str], out_dir: st
         if models is None:
             models = batch_engine(workers)
             loaded.append(models)
-        if any(m.family == "3d" for m in methods):
+        if any(m.rendered for m in methods):
             models.load_3d()
         return models
 

@@ -20,12 +20,23 @@ class Method:
     label: str
     aligned: bool  # the output's pixels line up with the original's
     light: bool = False  # the lighter of a naive method's two strengths
+    seeded: bool = False  # a surrogate: its output changes with the identity seed
+
+    @property
+    def rendered(self) -> bool:
+        """Made with the morphable model's renderer (OpenGL is loaded for it)."""
+        from studio.core.surrogates.making import RENDERED_METHODS
+
+        return self.family.split("-")[0] in RENDERED_METHODS
 
 
 METHODS: dict[str, Method] = {m.key: m for m in (
     Method("original", "original", "original (reference)", True),
-    Method("gan", "gan", "GAN surrogate", False),
-    Method("3d", "3d", "3D surrogate", False),
+    Method("gan", "gan", "GAN surrogate", False, seeded=True),
+    Method("3d", "3d", "3D surrogate", False, seeded=True),
+    Method("context", "context", "in-context surrogate", True, seeded=True),
+    Method("context-blur", "context-blur", "in-context surrogate, context blurred", True,
+           seeded=True),
     Method("blur-light", "blur", "blur, σ 5% of face width", True, light=True),
     Method("blur-strong", "blur", "blur, σ 12% of face width", True),
     Method("pixelate-light", "pixelate", "pixelation, 16 blocks across", True, light=True),
@@ -33,7 +44,7 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("mask-eyes", "mask", "black bar over the eyes", True, light=True),
     Method("mask-face", "mask", "black mask over the face", True),
 )}
-FAMILIES = ("gan", "3d", "blur", "pixelate", "mask")
+FAMILIES = ("gan", "3d", "context", "context-blur", "blur", "pixelate", "mask")
 
 
 def methods_for(families: Iterable[str]) -> list[Method]:

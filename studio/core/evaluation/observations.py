@@ -22,7 +22,7 @@ from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
 from studio.core.errors import StudioError
 from studio.core.evaluation.methods import Method, naive_output
 from studio.core.evaluation.realism import method_crop, realism_features, to_realism_size
-from studio.core.surrogates.making import candidate_seed, surrogate_images
+from studio.core.surrogates.making import candidate_seed, in_context_photos, surrogate_images
 
 #: Bump when the way an observation is made changes: cached ones are then made again.
 CACHE_VERSION = 2
@@ -187,4 +187,7 @@ def make_output(engine, method: Method, image: LoadedImage, face: FaceAnalysis,
                 seed: int) -> np.ndarray:
     if method.family in ("gan", "3d"):
         return surrogate_images(engine, method.family, image, face, [seed])[0]
+    if method.family.startswith("context"):
+        context = "blur" if method.family == "context-blur" else "keep"
+        return in_context_photos(engine, image, face, [seed], context=context)[0]
     return naive_output(method, image.rgb, face.landmarks)

@@ -39,7 +39,7 @@ SEED_INDEX = 1
 
 def seeded(methods: list[Method]) -> list[Method]:
     """The methods whose outputs change with the seed: the surrogates."""
-    return [m for m in methods if m.family in ("gan", "3d")]
+    return [m for m in methods if m.seeded]
 
 
 def observe_parrot(engine, image: LoadedImage, sha: str, methods: list[Method]
@@ -89,7 +89,7 @@ def parrot_gallery(run, engine, cache: ObservationCache | None = None, workers: 
                 continue
             if models is None:
                 models = engine() if callable(engine) else engine
-                if any(m.family == "3d" for m in methods):
+                if any(m.rendered for m in methods):
                     models.load_3d()
             planned.append((name, source, sha, pool.submit(
                 observe_source, observe_parrot, models, source, sha, methods, stop)))

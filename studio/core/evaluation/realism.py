@@ -293,12 +293,17 @@ def method_crop(engine, key: str, image, face, seed: int) -> np.ndarray:
     "original" (the real crop), "gan", "3d" or a naive method (cropped after applying)."""
     from studio.core.analysis.framing import CropFrame, original_crop
     from studio.core.evaluation.methods import METHODS, naive_output
-    from studio.core.surrogates.making import surrogate_images
+    from studio.core.surrogates.making import in_context_photos, surrogate_images
 
     if key in ("gan", "3d"):
         return to_realism_size(surrogate_images(engine, key, image, face, [seed])[0])
-    rgb = image.rgb if key == "original" else naive_output(METHODS[key], image.rgb,
-                                                           face.landmarks)
+    if key.startswith("context"):
+        rgb = in_context_photos(engine, image, face, [seed],
+                                context="blur" if key == "context-blur" else "keep")[0]
+    elif key == "original":
+        rgb = image.rgb
+    else:
+        rgb = naive_output(METHODS[key], image.rgb, face.landmarks)
     # crop at the face's own scale, then reduce with area interpolation like the renders
     side = max(REALISM_SIZE, round(CropFrame.from_landmarks(face.landmarks).side))
     return to_realism_size(original_crop(rgb, face.landmarks, side))

@@ -248,7 +248,7 @@ def _parrot(rows: list[Measurement], output: np.ndarray, ids: np.ndarray,
     if method == "original":
         return None, None
     gallery = np.array(gallery_rows(ids))
-    if METHODS[method].family in ("gan", "3d"):
+    if METHODS[method].seeded:
         found = [gallery_outputs.get((rows[i].dataset, rows[i].source, method)) for i in gallery]
         if not any(o is not None for o in found):
             return None, None  # not made (an old cache or a cancelled run)

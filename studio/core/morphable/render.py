@@ -287,17 +287,32 @@ class MeshRenderer:
                                       view, size)
         if job is None:
             return backdrop.copy()
-        with self._lock:
-            if self._worker is None:
-                self._worker = _GLThread()
-                self._finalizer = weakref.finalize(self, self._worker.shutdown)
-            future = self._worker.submit(self._worker.render, job)
-        rgba = future.result()
+        rgba = self._draw(job)
         alpha = rgba[..., 3:4].astype(np.float32) * (1.0 / 255.0)
         # The mesh was drawn over transparent black with 4x multisampling, so ``rgba`` is
         # premultiplied by coverage: the edges blend into the backdrop without halos.
         out = rgba[..., :3].astype(np.float32) + (1.0 - alpha) * backdrop
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+    def render_layer(self, vertices: np.ndarray, triangles: np.ndarray, *, uv: np.ndarray,
+                     texture: np.ndarray, size: int) -> np.ndarray:
+        """(size, size, 4) uint8 RGBA of the textured mesh, unlit (the texture's own colours,
+        its shading already baked in), colour premultiplied by coverage: a layer to blend
+        into a photo. Coordinates as in :meth:`render`."""
+        job, _ = self._prepare(vertices, triangles, uv, texture, "textured", (0, 0, 0),
+                               View(), int(size))
+        if job is None:
+            return np.zeros((int(size), int(size), 4), np.uint8)
+        job.colours = None
+        return self._draw(job)
+
+    def _draw(self, job: _Job) -> np.ndarray:
+        with self._lock:
+            if self._worker is None:
+                self._worker = _GLThread()
+                self._finalizer = weakref.finalize(self, self._worker.shutdown)
+            future = self._worker.submit(self._worker.render, job)
+        return future.result()
 
     def close(self) -> None:
         """Free the GL context and stop the thread; safe to call twice or at exit."""

@@ -106,3 +106,13 @@ def fill_outside(texture: np.ndarray, inside: np.ndarray) -> np.ndarray:
     never pulls in black."""
     mask = (~inside).astype(np.uint8)
     return cv2.inpaint(texture, mask, 3, cv2.INPAINT_TELEA)
+
+
+def interpolate(raster: UvRaster, triangles: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(T, T, C) per-texel mix of per-vertex ``values`` (N, C), through each texel's
+    covering triangle and barycentrics (0 outside the mesh)."""
+    inside = raster.inside
+    tri = triangles[np.where(inside, raster.triangle, 0)]  # (T, T, 3)
+    out = (raster.bary[..., :, None] * np.asarray(values)[tri]).sum(axis=-2)
+    out[~inside] = 0
+    return out

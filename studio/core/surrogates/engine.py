@@ -17,6 +17,12 @@ from studio.core.metrics.comparison import Comparison, compare
 if TYPE_CHECKING:  # imports torch / OpenGL
     from studio.core.generator.sampler import Sampler
     from studio.core.morphable.surrogate import Request3D, Surrogate3D, Surrogate3DMaker
+    from studio.core.surrogates.incontext import (
+        ContextRequest,
+        ContextResult,
+        InContextMaker,
+        PreparedFace,
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class SurrogateEngine:
         self.generator: Sampler | None = None
         self._maker3d: Surrogate3DMaker | None = None
         self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face
+        self._incontext: InContextMaker | None = None
+        self._prepared: tuple[int, list[PreparedFace]] | None = None  # id(rgb), the faces
         if not staged:
             self.load_generation()
             self.load_3d()
@@ -115,6 +123,29 @@ class SurrogateEngine:
             fit = cached[1]
         return maker.make(image.rgb, face.landmarks, face.blendshapes, face.attributes,
                           request, fit=fit)
+
+    # -- in context --------------------------------------------------------------------
+    @property
+    def incontext(self) -> InContextMaker:
+        """The in-context maker, sharing the 3D surrogate's model and renderer."""
+        if self._incontext is None:
+            from studio.core.surrogates.incontext import InContextMaker
+
+            maker = self.maker3d
+            self._incontext = InContextMaker(model=maker.model, renderer=maker.renderer)
+        return self._incontext
+
+    def in_context(self, image: LoadedImage, faces: list[FaceAnalysis],
+                   request: ContextRequest) -> ContextResult:
+        """The photo with ``faces`` replaced; what each face needs from the photo is measured
+        once per photo and face list, so a slider only re-renders."""
+        maker = self.incontext
+        key = hash((id(image.rgb), *(id(f) for f in faces)))
+        cached = self._prepared
+        if cached is None or cached[0] != key or [p.face for p in cached[1]] != faces:
+            cached = (key, [maker.prepare(image.rgb, f) for f in faces])
+            self._prepared = cached  # only the photo on screen is kept
+        return maker.make(image.rgb, faces, request, prepared=cached[1])
 
     def compare3d(self, original: FaceAnalysis, result: Surrogate3D) -> Comparison:
         return compare(self.analyzer, original, result.image)

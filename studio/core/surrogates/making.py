@@ -18,8 +18,11 @@ from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.errors import StudioError
 from studio.core.metrics.comparison import Comparison
 
-#: The surrogate methods: the conditional GAN and the 3D morphable model.
-SURROGATE_METHODS = ("gan", "3d")
+#: The surrogate methods: the conditional GAN, the 3D morphable model on its own, and the
+#: 3D face put into the photo itself ("context").
+SURROGATE_METHODS = ("gan", "3d", "context")
+#: The methods that render the morphable model (and need OpenGL).
+RENDERED_METHODS = ("3d", "context")
 #: The size every exported surrogate has: GAN faces are upscaled to it, 3D renders drawn at it.
 EXPORT_SIZE = 256
 
@@ -80,10 +83,29 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> None:
             raise StudioError(f"unknown method {m!r}; use {', '.join(SURROGATE_METHODS)}")
 
 
-def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int]
-                     ) -> list[np.ndarray]:
-    """A face's GAN or 3D surrogates, one per identity seed, from its own estimate."""
+def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
+                      others: list[FaceAnalysis] | None = None, context: str = "keep"
+                      ) -> list[np.ndarray]:
+    """The whole photo with ``face`` replaced by each seed's identity (and ``others``, the
+    photo's other faces, replaced too, so that no original face is left beside it)."""
+    from studio.core.surrogates.incontext import ContextRequest
+
+    faces = [face, *(others or [])]
+    return [engine.in_context(image, faces, ContextRequest(seed=s, context=context)).image
+            for s in seeds]
+
+
+def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int],
+                     others: list[FaceAnalysis] | None = None) -> list[np.ndarray]:
+    """A face's surrogates, one per identity seed, from its own estimate: GAN and 3D faces
+    in their own frame, in-context ones cropped from the photo in the original's framing
+    at EXPORT_SIZE."""
     check_methods([method])
+    if method == "context":
+        from studio.core.analysis.framing import original_crop
+
+        return [original_crop(rgb, face.landmarks, EXPORT_SIZE)
+                for rgb in in_context_photos(engine, image, face, seeds, others)]
     if method == "gan":
         from studio.core.generator.latent import z_for_seed
 
@@ -105,12 +127,12 @@ class CandidateMaker:
     def make(self, method: str, image, face: FaceAnalysis, seed: int) -> tuple[bytes, dict]:
         return self.make_many(method, image, face, [seed])[0]
 
-    def make_many(self, method: str, image, face: FaceAnalysis, seeds: list[int]
-                  ) -> list[tuple[bytes, dict]]:
+    def make_many(self, method: str, image, face: FaceAnalysis, seeds: list[int],
+                  others: list[FaceAnalysis] | None = None) -> list[tuple[bytes, dict]]:
         from studio.core.metrics.comparison import compare_many
 
         engine = self.engine
-        rgbs = surrogate_images(engine, method, image, face, seeds)
+        rgbs = surrogate_images(engine, method, image, face, seeds, others)
         comparisons = compare_many(engine.analyzer, face, rgbs)
         return [(png_bytes(rgb, None), candidate_metrics(face, c))
                 for rgb, c in zip(rgbs, comparisons, strict=True)]

@@ -105,8 +105,10 @@ def process_photo(path: Path, sha: str, engine, maker: CandidateMaker, candidate
         result = PhotoResult(path, sha, "ok", image.note, size)
         for fi, face in enumerate(analysis.faces):
             seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
+            others = [f for f in analysis.faces if f is not face]
             made = {m: [(seed, png, metrics) for seed, (png, metrics) in
-                        zip(seeds, maker.make_many(m, image, face, seeds), strict=True)]
+                        zip(seeds, maker.make_many(m, image, face, seeds, others),
+                            strict=True)]
                     for m in methods}
             result.faces.append((face, made))
         return result

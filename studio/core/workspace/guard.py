@@ -24,6 +24,7 @@ from pathlib import Path
 from studio.core.assets import sha256_of
 from studio.core.errors import StudioError
 from studio.core.progress import Progress, no_progress
+from studio.core.surrogates.making import RENDERED_METHODS
 from studio.core.workspace.batch import BatchReport
 from studio.core.workspace.store import Workspace
 
@@ -64,7 +65,7 @@ def _child(conn, parent: int, folder: str, workspace: str, candidates: int,
         with Workspace(workspace, create=True) as ws:
             engine = batch_engine(workers)
             try:
-                if "3d" in methods:
+                if set(methods) & set(RENDERED_METHODS):
                     engine.load_3d()  # before the photos, as the GAN's models are
                 report = run_batch(
                     folder, ws, engine, candidates=candidates, methods=methods,

@@ -1,0 +1,104 @@
+"""Putting a rendered face into its photo: the mask, the seam, the grain, the fallbacks.
+
+Poisson (seamless) cloning takes the new face's gradients and the photo's own colour at
+the mask's edge, so skin tone and light meet at the seam without a line; a feathered
+alpha then hides the clone's last pixel. Pixels outside the mask are never touched.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: Below this landmark-box width (pixels) a face is too small to fit; it is blurred.
+MIN_FACE_PX = 24
+CONTEXTS = ("keep", "blur")
+
+
+def face_width(landmarks: np.ndarray) -> float:
+    xy = np.asarray(landmarks)[:, :2]
+    return float(np.ptp(xy[:, 0]))
+
+
+def is_grayscale(rgb: np.ndarray) -> bool:
+    """A photo whose channels (nearly) agree everywhere: a grey face must go into it."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 40_000)))
+    s = rgb[::step, ::step].astype(np.int16)
+    return bool(np.abs(s[..., 0] - s[..., 1]).mean() < 2
+                and np.abs(s[..., 1] - s[..., 2]).mean() < 2)
+
+
+def photo_grain(rgb: np.ndarray, mask: np.ndarray) -> float:
+    """The photo's pixel noise inside ``mask`` (a robust σ of its finest high-pass)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    high = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+    vals = high[mask > 0]
+    if vals.size < 50:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(vals - np.median(vals))))
+
+
+def face_masks(coverage: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The clone mask (uint8, the rendered face eroded) and the feathered alpha inside it."""
+    erode = max(1, round(0.03 * width))
+    hard = (coverage > 0.5).astype(np.uint8) * 255
+    hard = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                     (2 * erode + 1, 2 * erode + 1)))
+    feather = max(1.0, 0.025 * width)
+    soft = cv2.GaussianBlur(cv2.erode(hard, np.ones((3, 3), np.uint8)).astype(np.float32)
+                            / 255, (0, 0), feather)
+    return hard, soft * (hard > 0)
+
+
+def blend(photo: np.ndarray, face: np.ndarray, hard: np.ndarray, soft: np.ndarray
+          ) -> np.ndarray:
+    """``face`` (the photo with the render over it) cloned into ``photo`` inside ``hard``,
+    then mixed by ``soft``; a copy of ``photo`` elsewhere."""
+    out = photo.copy()
+    ys, xs = np.nonzero(hard)
+    if len(xs) == 0:
+        return out
+    h, w = hard.shape
+    pad = 8
+    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, w)
+    y0 = max(ys.min() - pad, 0)
+    y1 = min(ys.max() + pad + 1, h)
+    dst = cv2.copyMakeBorder(photo[y0:y1, x0:x1], pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    src = cv2.copyMakeBorder(face[y0:y1, x0:x1], pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    m = cv2.copyMakeBorder(hard[y0:y1, x0:x1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, 0)
+    bx, by, bw, bh = cv2.boundingRect(m)
+    try:
+        cloned = cv2.seamlessClone(src, dst, m, (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
+        cloned = cloned[pad:-pad, pad:-pad]
+    except cv2.error:  # a degenerate mask: the render as it is, feathered
+        cloned = face[y0:y1, x0:x1]
+    a = soft[y0:y1, x0:x1, None]
+    region = photo[y0:y1, x0:x1].astype(np.float32)
+    mixed = cloned.astype(np.float32) * a + region * (1 - a)
+    out[y0:y1, x0:x1] = np.where(a > 0, np.clip(mixed + 0.5, 0, 255), region).astype(np.uint8)
+    return out
+
+
+def blur_face(photo: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A face too small to fit, blurred beyond recognition inside its grown hull; returns
+    the image and the (H, W) mask of what changed."""
+    xy = np.asarray(landmarks, np.float32)[:, :2]
+    centre = xy.mean(0)
+    hull = cv2.convexHull((xy - centre) * 1.25 + centre)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 255)
+    sigma = max(2.0, 0.2 * face_width(landmarks))
+    blurred = cv2.GaussianBlur(photo, (0, 0), sigma)
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(1.0, sigma / 4))
+    soft = (soft * (mask > 0))[..., None]
+    out = np.clip(blurred * soft + photo * (1 - soft) + 0.5, 0, 255).astype(np.uint8)
+    return np.where(soft > 0, out, photo), mask > 0
+
+
+def blur_context(photo: np.ndarray, keep: np.ndarray, width: float) -> np.ndarray:
+    """Everything but the new faces (``keep``, float [0, 1]) blurred so strongly that hair,
+    ears and background carry no identity."""
+    sigma = max(4.0, 0.15 * width)
+    blurred = cv2.GaussianBlur(photo, (0, 0), sigma).astype(np.float32)
+    k = keep[..., None].astype(np.float32)
+    return np.clip(photo * k + blurred * (1 - k) + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,287 @@
+"""The in-context surrogate: every face of a photo replaced inside the photo itself.
+
+For each face: the morphable model's fit (pose, identity, expression), a new identity
+drawn away from the original and set along the gender axis to the requested P(male), the
+photo's own light measured on the fitted mesh and put on the new albedo, a render at the
+photo's resolution, eyes and mouth painted from nobody, then Poisson cloning into the
+photo. The hair, ears, neck, clothes and background stay (``context="keep"``) or are
+blurred away (``"blur"``). Which numbers of the original cross into the new face is
+written in docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from studio.core.analysis.analyzer import FaceAnalysis
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.face_regions import FACE_OVAL
+from studio.core.errors import StudioError
+from studio.core.morphable.extras import ModelExtras
+from studio.core.morphable.lighting import Lighting
+from studio.core.morphable.model import Fit, MorphableModel, rotation_from_angles
+from studio.core.morphable.relight import (
+    SKIN_TONES,
+    UvLayout,
+    match_tone,
+    photo_lighting,
+    shaded_texture,
+    skin_detail,
+)
+from studio.core.morphable.render import MeshRenderer
+from studio.core.morphable.surrogate import joy_edit
+from studio.core.morphable.texture_map import fill_outside
+from studio.core.surrogates import compositing
+from studio.core.surrogates.face_paint import paint_eyes, paint_mouth
+
+#: The largest side a face is rendered at; larger faces are rendered at this and resized.
+MAX_RENDER = 1024
+#: Pose edits beyond these (degrees: yaw, pitch, roll) would uncover the original face
+#: around the new one, so they are clamped, and the result says so.
+MAX_TURN = (15.0, 12.0, 15.0)
+#: Identities are drawn with the model's full variance: shrinking them towards the mean
+#: made every face the same average face to the identity network.
+SPREAD = 1.0
+
+
+@dataclass(frozen=True)
+class ContextRequest:
+    """How to replace the faces: ``seed`` picks the identities (face i gets seed + 7919 i),
+    ``targets`` edit the first face's attributes (None: keep the original's)."""
+
+    seed: int = 1
+    targets: Attributes | None = None
+    context: str = "keep"
+    skin: str = "match"
+
+    def __post_init__(self) -> None:
+        if self.context not in compositing.CONTEXTS:
+            raise StudioError(f"context must be one of {', '.join(compositing.CONTEXTS)}, "
+                              f"not {self.context!r}")
+        if self.skin not in SKIN_TONES:
+            raise StudioError(f"skin must be one of {', '.join(SKIN_TONES)}, not {self.skin!r}")
+
+
+@dataclass(frozen=True)
+class PreparedFace:
+    """What a face's replacement needs from the original, measured once (the sliders then
+    only re-render): the fit and the photo's light on it."""
+
+    face: FaceAnalysis
+    fit: Fit | None  # None: too small to fit, blurred instead
+    light: Lighting | None
+
+
+@dataclass(frozen=True)
+class FaceOutcome:
+    index: int
+    replaced: bool  # False: blurred instead
+    reason: str
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class ContextResult:
+    image: np.ndarray  # (H, W, 3) uint8, the photo's size
+    changed: np.ndarray = field(repr=False)  # (H, W) bool: the pixels that may differ
+    faces: list[FaceOutcome] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def replaced(self) -> int:
+        return sum(f.replaced for f in self.faces)
+
+
+def _silhouette_weights(model: MorphableModel) -> np.ndarray:
+    """(468,) how much of the new identity each vertex takes: none on the face's outline
+    (so the new face ends where the original did, with no seam or double jaw), all of it
+    from a tenth of the UV square inside."""
+    uv = model.uv
+    oval = uv[list(FACE_OVAL)]
+    d = np.min(np.linalg.norm(uv[:, None, :] - oval[None, :, :], axis=-1), axis=1)
+    return np.clip((d - 0.015) / 0.1, 0.0, 1.0)
+
+
+class InContextMaker:
+    """Replaces faces in photos; safe from any thread (the renderer serialises GL work)."""
+
+    def __init__(self, model: MorphableModel | None = None, extras: ModelExtras | None = None,
+                 renderer: MeshRenderer | None = None) -> None:
+        self.model = model or MorphableModel.load()
+        self.extras = extras or ModelExtras.load()
+        self.renderer = renderer or MeshRenderer()
+        self.layout = UvLayout(self.model)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    def __enter__(self) -> InContextMaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def _weights(self) -> np.ndarray:
+        return _silhouette_weights(self.model)[:, None]
+
+    # -- per face ---------------------------------------------------------------------
+    def prepare(self, rgb: np.ndarray, face: FaceAnalysis) -> PreparedFace:
+        if compositing.face_width(face.landmarks) < compositing.MIN_FACE_PX:
+            return PreparedFace(face, None, None)
+        fit = self.model.fit(face.landmarks, face.blendshapes)
+        texture_coef = self.model.project_texture(
+            *_unwrapped(self.layout, rgb, face.landmarks))
+        fit = Fit(fit.scale, fit.rotation, fit.translation, fit.identity, fit.expression,
+                  fit.rms_px, fit.nme, texture_coef)
+        fitted = self.model.posed(fit, fit.identity, fit.expression)
+        light = photo_lighting(self.layout, rgb, face.landmarks, fitted)
+        return PreparedFace(face, fit, light)
+
+    def make(self, rgb: np.ndarray, faces: list[FaceAnalysis],
+             request: ContextRequest = ContextRequest(),
+             prepared: list[PreparedFace] | None = None) -> ContextResult:
+        """Every face replaced (or, too small to fit, blurred); the photo is not modified."""
+        t0 = time.perf_counter()
+        prepared = prepared or [self.prepare(rgb, f) for f in faces]
+        t1 = time.perf_counter()
+        out = np.ascontiguousarray(rgb).copy()
+        changed = np.zeros(rgb.shape[:2], bool)
+        keep = np.zeros(rgb.shape[:2], np.float32)
+        outcomes: list[FaceOutcome] = []
+        notes: list[str] = []
+        grey = compositing.is_grayscale(rgb)
+        widest = 0.0
+        for i, p in enumerate(prepared):
+            width = compositing.face_width(p.face.landmarks)
+            widest = max(widest, width)
+            if p.fit is None or p.light is None:
+                out, mask = compositing.blur_face(out, p.face.landmarks)
+                changed |= mask
+                keep = np.maximum(keep, mask.astype(np.float32))
+                outcomes.append(FaceOutcome(i, False, f"face {width:.0f} px wide, too small "
+                                            "to fit: blurred", None))
+                continue
+            seed = request.seed + 7919 * i
+            targets = request.targets if i == 0 else None
+            face_rgb, coverage, clamped = self._render_face(out, p, seed, targets, request.skin,
+                                                            grey)
+            if clamped:
+                notes.append(f"face {i + 1}: the pose edit was limited to ±{MAX_TURN[0]:.0f}° "
+                             f"yaw, ±{MAX_TURN[1]:.0f}° pitch and ±{MAX_TURN[2]:.0f}° roll, "
+                             "beyond which the original face would show around the new one")
+            hard, soft = compositing.face_masks(coverage, width)
+            out = compositing.blend(out, face_rgb, hard, soft)
+            changed |= hard > 0
+            keep = np.maximum(keep, soft)
+            outcomes.append(FaceOutcome(i, True, "replaced", seed))
+        if request.context == "blur" and prepared:
+            out = compositing.blur_context(out, keep, widest)
+            changed[:] = True
+        if grey:
+            notes.append("grayscale photo: the new faces are grey too")
+        t2 = time.perf_counter()
+        return ContextResult(out, changed, outcomes, tuple(notes),
+                             {"prepare": (t1 - t0) * 1e3, "replace": (t2 - t1) * 1e3})
+
+    def _render_face(self, photo: np.ndarray, p: PreparedFace, seed: int,
+                     targets: Attributes | None, skin: str, grey: bool
+                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The photo with the new face drawn over it, and the render's coverage (H, W)."""
+        model, fit, face = self.model, p.fit, p.face
+        assert fit is not None and p.light is not None
+        attrs = face.attributes
+        expression = np.asarray(face.blendshapes, np.float64)
+        rotation, clamped = fit.rotation, False
+        p_male = attrs.p_male if np.isfinite(attrs.p_male) else 0.5
+        if targets is not None:
+            if abs(targets.joy - attrs.joy) >= 1e-3:
+                expression = joy_edit(expression, targets.joy)
+            turn = np.array([targets.yaw - attrs.yaw, targets.pitch - attrs.pitch,
+                             targets.roll - attrs.roll])
+            limited = np.clip(turn, -np.array(MAX_TURN), np.array(MAX_TURN))
+            clamped = bool(np.any(np.abs(limited - turn) > 1e-6))
+            rotation = rotation_from_angles(*limited) @ fit.rotation
+            p_male = targets.p_male
+        identity, tex_coef = model.sample_identity(seed, spread=SPREAD, away_from=fit)
+        identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male)
+        new = model.posed(fit, identity, expression, rotation)
+        kept = model.posed(fit, fit.identity, expression, rotation)
+        verts = self._weights * new + (1 - self._weights) * kept
+        # Albedo: the new identity's texture, in the photo's skin tone unless asked not to.
+        albedo = model.mean_texture + np.tensordot(tex_coef, model.texture_basis, axes=1)
+        albedo = np.clip(albedo, 0.02, 1.0)
+        light = p.light
+        if skin == "match":
+            albedo = match_tone(albedo, model.mean_texture, self.layout.skin)
+        else:
+            light = light.grey()
+        detail = skin_detail(self.extras.detail, self.layout.skin, seed)
+        texture = shaded_texture(albedo, self.layout.texel_normals(verts), light, detail)
+        texture = fill_outside(texture, self.layout.raster.inside)
+        layer, box = self._render_layer(photo.shape[:2], verts, texture)
+        x0, y0, x1, y1 = box
+        alpha = layer[..., 3].astype(np.float32) / 255
+        under = photo[y0:y1, x0:x1].astype(np.float32)
+        region = np.clip(layer[..., :3] + (1 - alpha[..., None]) * under + 0.5, 0, 255)
+        region = region.astype(np.uint8)
+        local = verts.copy()
+        local[:, 0] -= x0
+        local[:, 1] -= y0
+        tint = light.shade(np.array([0.0, 0.0, 1.0])) * (albedo.mean() / 0.6)
+        original = np.asarray(face.landmarks, np.float64).copy()
+        original[:, 0] -= x0
+        original[:, 1] -= y0
+        paint_eyes(region, local, original, tint, seed)
+        paint_mouth(region, local, tint)
+        width = compositing.face_width(face.landmarks)
+        grain = compositing.photo_grain(under.astype(np.uint8), alpha > 0.5)
+        if grain > 0.3:
+            rng = np.random.default_rng(seed)
+            noise = rng.normal(0, grain, region.shape[:2])[..., None]
+            region = np.clip(region + noise * (alpha[..., None] > 0), 0, 255).astype(np.uint8)
+        if grey:
+            g = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
+            region = np.repeat(g[..., None], 3, axis=2)
+        face_rgb = photo.copy()
+        face_rgb[y0:y1, x0:x1] = region
+        coverage = np.zeros(photo.shape[:2], np.float32)
+        coverage[y0:y1, x0:x1] = alpha
+        del width
+        return face_rgb, coverage, clamped
+
+    def _render_layer(self, shape: tuple[int, int], verts: np.ndarray, texture: np.ndarray
+                      ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """The face rendered (RGBA, premultiplied) over its own box of the photo."""
+        h, w = shape
+        lo = np.floor(verts[:, :2].min(0)).astype(int) - 2
+        hi = np.ceil(verts[:, :2].max(0)).astype(int) + 2
+        x0, y0 = max(lo[0], 0), max(lo[1], 0)
+        x1, y1 = min(hi[0], w), min(hi[1], h)
+        side = max(lo_hi := int(max(hi - lo)), 1)
+        # Drawn at twice the box (capped) and reduced: the render's own antialiasing.
+        size = int(min(MAX_RENDER, 2 * side))
+        k = size / side
+        v = verts.copy()
+        v[:, 0] = (v[:, 0] - lo[0]) * k
+        v[:, 1] = (v[:, 1] - lo[1]) * k
+        v[:, 2] = v[:, 2] * k
+        big = self.renderer.render_layer(v, self.model.triangles, uv=self.model.uv,
+                                         texture=texture, size=size)
+        full = cv2.resize(big, (lo_hi, lo_hi), interpolation=cv2.INTER_AREA)
+        del side
+        ox, oy = x0 - lo[0], y0 - lo[1]
+        return full[oy:oy + (y1 - y0), ox:ox + (x1 - x0)], (x0, y0, x1, y1)
+
+
+def _unwrapped(layout: UvLayout, rgb: np.ndarray, landmarks: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    from studio.core.morphable.texture_map import unwrap
+
+    return unwrap(rgb, landmarks, layout.raster, layout.model.triangles)
