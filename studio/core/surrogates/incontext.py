@@ -98,6 +98,11 @@ class ContextResult:
         return sum(f.replaced for f in self.faces)
 
 
+def face_seed(seed: int, index: int, draw: int = 0) -> int:
+    """The identity seed of face ``index`` of a photo, on its ``draw``-th draw."""
+    return seed + 7919 * index + 104729 * draw
+
+
 def _silhouette_weights(model: MorphableModel) -> np.ndarray:
     """(468,) how much of the new identity each vertex takes: none on the face's outline
     (so the new face ends where the original did, with no seam or double jaw), all of it
@@ -146,8 +151,12 @@ class InContextMaker:
 
     def make(self, rgb: np.ndarray, faces: list[FaceAnalysis],
              request: ContextRequest = ContextRequest(),
-             prepared: list[PreparedFace] | None = None) -> ContextResult:
-        """Every face replaced (or, too small to fit, blurred); the photo is not modified."""
+             prepared: list[PreparedFace] | None = None,
+             spreads: dict[int, float] | None = None,
+             draws: dict[int, int] | None = None) -> ContextResult:
+        """Every face replaced (or, too small to fit, blurred); the photo is not modified.
+        ``draws`` and ``spreads`` (by face index) ask for another draw of a face's identity
+        and a wider spread of identities (studio.core.surrogates.verified)."""
         t0 = time.perf_counter()
         prepared = prepared or [self.prepare(rgb, f) for f in faces]
         t1 = time.perf_counter()
@@ -168,10 +177,10 @@ class InContextMaker:
                 outcomes.append(FaceOutcome(i, False, f"face {width:.0f} px wide, too small "
                                             "to fit: blurred", None))
                 continue
-            seed = request.seed + 7919 * i
+            seed = face_seed(request.seed, i, (draws or {}).get(i, 0))
             targets = request.targets if i == 0 else None
-            face_rgb, coverage, clamped = self._render_face(out, p, seed, targets, request.skin,
-                                                            grey)
+            face_rgb, coverage, clamped = self._render_face(
+                out, p, seed, targets, request.skin, grey, (spreads or {}).get(i, SPREAD))
             if clamped:
                 notes.append(f"face {i + 1}: the pose edit was limited to ±{MAX_TURN[0]:.0f}° "
                              f"yaw, ±{MAX_TURN[1]:.0f}° pitch and ±{MAX_TURN[2]:.0f}° roll, "
@@ -191,7 +200,7 @@ class InContextMaker:
                              {"prepare": (t1 - t0) * 1e3, "replace": (t2 - t1) * 1e3})
 
     def _render_face(self, photo: np.ndarray, p: PreparedFace, seed: int,
-                     targets: Attributes | None, skin: str, grey: bool
+                     targets: Attributes | None, skin: str, grey: bool, spread: float
                      ) -> tuple[np.ndarray, np.ndarray, bool]:
         """The photo with the new face drawn over it, and the render's coverage (H, W)."""
         model, fit, face = self.model, p.fit, p.face
@@ -209,7 +218,7 @@ class InContextMaker:
             clamped = bool(np.any(np.abs(limited - turn) > 1e-6))
             rotation = rotation_from_angles(*limited) @ fit.rotation
             p_male = targets.p_male
-        identity, tex_coef = model.sample_identity(seed, spread=SPREAD, away_from=fit)
+        identity, tex_coef = model.sample_identity(seed, spread=spread, away_from=fit)
         identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male)
         new = model.posed(fit, identity, expression, rotation)
         kept = model.posed(fit, fit.identity, expression, rotation)
@@ -240,7 +249,6 @@ class InContextMaker:
         original[:, 1] -= y0
         paint_eyes(region, local, original, tint, seed)
         paint_mouth(region, local, tint)
-        width = compositing.face_width(face.landmarks)
         grain = compositing.photo_grain(under.astype(np.uint8), alpha > 0.5)
         if grain > 0.3:
             rng = np.random.default_rng(seed)
@@ -253,7 +261,6 @@ class InContextMaker:
         face_rgb[y0:y1, x0:x1] = region
         coverage = np.zeros(photo.shape[:2], np.float32)
         coverage[y0:y1, x0:x1] = alpha
-        del width
         return face_rgb, coverage, clamped
 
     def _render_layer(self, shape: tuple[int, int], verts: np.ndarray, texture: np.ndarray
@@ -264,7 +271,7 @@ class InContextMaker:
         hi = np.ceil(verts[:, :2].max(0)).astype(int) + 2
         x0, y0 = max(lo[0], 0), max(lo[1], 0)
         x1, y1 = min(hi[0], w), min(hi[1], h)
-        side = max(lo_hi := int(max(hi - lo)), 1)
+        side = max(int(max(hi - lo)), 1)
         # Drawn at twice the box (capped) and reduced: the render's own antialiasing.
         size = int(min(MAX_RENDER, 2 * side))
         k = size / side
@@ -274,8 +281,7 @@ class InContextMaker:
         v[:, 2] = v[:, 2] * k
         big = self.renderer.render_layer(v, self.model.triangles, uv=self.model.uv,
                                          texture=texture, size=size)
-        full = cv2.resize(big, (lo_hi, lo_hi), interpolation=cv2.INTER_AREA)
-        del side
+        full = cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
         ox, oy = x0 - lo[0], y0 - lo[1]
         return full[oy:oy + (y1 - y0), ox:ox + (x1 - x0)], (x0, y0, x1, y1)
 
