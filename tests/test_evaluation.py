@@ -15,13 +15,13 @@ from PIL import Image
 
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
-from studio.core.evaluation import baselines
 from studio.core.evaluation.methods import FAMILIES, methods_for
 from studio.core.evaluation.observations import ObservationCache
 from studio.core.evaluation.report import render_markdown, slug, write_report
 from studio.core.evaluation.sources import discover
 from studio.core.evaluation.study import evaluate
 from studio.core.evaluation.summary import summarise_run
+from studio.core.surrogates import baselines
 
 pytestmark = pytest.mark.data
 

@@ -77,7 +77,7 @@ def upper(n: int, p: float) -> float:
 
 
 def test_a_mild_blur_is_found_by_the_parrot(people, analyzer):
-    from studio.core.evaluation.baselines import blur
+    from studio.core.surrogates.baselines import blur
 
     outputs = descriptors(analyzer, [blur(i.rgb, f.landmarks, 0.02)
                                      for i, f in zip(people.images, people.faces, strict=True)])

@@ -1,4 +1,5 @@
-"""The ``studio`` command: the window, analysis, training, batches, exports and evaluations.
+"""The ``studio`` command: the window, analysis, training, batches, exports, anonymising and
+evaluations.
 
 One module per group of commands; each has ``register(sub)``, which adds its sub-commands,
 and imports the core only inside its command functions, so that ``studio --help`` is quick.
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from studio.cli import (
     analysis,
+    anonymize,
     app,
     crowd,
     evaluation,
@@ -24,7 +26,8 @@ from studio.cli import (
 from studio.core.errors import StudioError
 
 #: In the order ``studio --help`` lists them.
-GROUPS = (app, analysis, generator, morphable, workspace, evaluation, crowd, provenance)
+GROUPS = (app, analysis, generator, morphable, workspace, anonymize, evaluation, crowd,
+          provenance)
 
 __all__ = ["build_parser", "main"]
 

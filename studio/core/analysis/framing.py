@@ -38,12 +38,19 @@ def crop(rgb: np.ndarray, frame: CropFrame, size: int = CROP_SIZE,
     ``rotate_deg`` turns the image content clockwise about the crop centre (used for the
     label-consistent roll augmentation: the roll label grows by the same angle).
     """
-    scale = size / frame.side
-    m = cv2.getRotationMatrix2D((frame.cx, frame.cy), -rotate_deg, scale)
+    m = crop_matrix(frame, size, rotate_deg)
+    interp = cv2.INTER_AREA if size < frame.side else cv2.INTER_CUBIC
+    return cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def crop_matrix(frame: CropFrame, size: int = CROP_SIZE, rotate_deg: float = 0.0
+                ) -> np.ndarray:
+    """The (2, 3) affine map from source pixels to the crop's pixels: what ``crop`` warps
+    by, and what a face drawn in the crop is warped back into its photo by (inverted)."""
+    m = cv2.getRotationMatrix2D((frame.cx, frame.cy), -rotate_deg, size / frame.side)
     m[0, 2] += size / 2 - frame.cx
     m[1, 2] += size / 2 - frame.cy
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
+    return m
 
 
 def original_crop(rgb: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

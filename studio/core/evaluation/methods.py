@@ -57,7 +57,7 @@ def methods_for(families: Iterable[str]) -> list[Method]:
 
 
 def naive_output(method: Method, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    from studio.core.evaluation import baselines  # OpenCV: not needed to list the methods
+    from studio.core.surrogates import baselines  # OpenCV: not needed to list the methods
 
     match method.key:
         case "blur-light":

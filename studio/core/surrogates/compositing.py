@@ -102,3 +102,39 @@ def blur_context(photo: np.ndarray, keep: np.ndarray, width: float) -> np.ndarra
     blurred = cv2.GaussianBlur(photo, (0, 0), sigma).astype(np.float32)
     k = keep[..., None].astype(np.float32)
     return np.clip(photo * k + blurred * (1 - k) + 0.5, 0, 255).astype(np.uint8)
+
+
+def hull_mask(shape: tuple[int, ...], landmarks: np.ndarray, offset: tuple[int, int] = (0, 0)
+              ) -> np.ndarray:
+    """(H, W) float32, 1 inside the landmarks' convex hull (shifted by ``-offset``)."""
+    xy = np.asarray(landmarks, np.float32)[:, :2] - np.asarray(offset, np.float32)
+    mask = np.zeros(shape[:2], np.float32)
+    cv2.fillConvexPoly(mask, np.round(cv2.convexHull(xy)).astype(np.int32), 1.0)
+    return mask
+
+
+def paste_crop(photo: np.ndarray, landmarks: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """``face``, a surrogate drawn in the canonical crop frame of the face at ``landmarks``
+    (GAN and 3D surrogates), warped back to the face's place (the inverse of ``crop``'s
+    affine) and cloned into a copy of ``photo`` inside the landmarks' hull, as the
+    in-context faces are. Only a window around the face is worked on, so a large photo
+    costs no more than a small one."""
+    from studio.core.analysis.framing import CropFrame, crop_matrix
+
+    lm = np.asarray(landmarks, np.float64)
+    width = face_width(lm)
+    h, w = photo.shape[:2]
+    pad = int(0.2 * width) + 16  # the feather and the clone's border fit in
+    x0, y0 = (max(int(np.floor(v)) - pad, 0) for v in lm[:, :2].min(0))
+    x1, y1 = int(min(np.ceil(lm[:, 0].max()) + pad, w)), int(min(np.ceil(lm[:, 1].max()) + pad, h))
+    if x1 <= x0 or y1 <= y0:
+        return photo.copy()
+    m = crop_matrix(CropFrame.from_landmarks(lm), face.shape[0])
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # window pixels -> crop pixels
+    drawn = cv2.warpAffine(np.ascontiguousarray(face), m, (x1 - x0, y1 - y0),
+                           flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+    hard, soft = face_masks(hull_mask(drawn.shape, lm, (x0, y0)), width)
+    out = photo.copy()
+    out[y0:y1, x0:x1] = blend(photo[y0:y1, x0:x1], drawn, hard, soft)
+    return out

@@ -1,6 +1,7 @@
 """What people de-identify faces with today: blur, pixelation and a black mask.
 
-They are the evaluation's baselines. Each works on the face region only (the hull of the
+They are the evaluation's baselines and ``studio anonymize``'s naive methods (here, beside
+the surrogates, so that both can reach them). Each works on the face region only (the hull of the
 landmarks, grown a little to take in the forehead and jaw), so the rest of the photo stays,
 as in a newsroom edit.
 """

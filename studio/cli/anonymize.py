@@ -1,0 +1,62 @@
+"""``studio anonymize``: every face of photos or folders replaced, one PNG per photo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from studio.cli.options import add_quiet, add_seed, add_workers, progress_for
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "anonymize", help="replace every face of photos or folders (one PNG per photo)",
+        description="Writes one PNG per photo, at its resolution and with no metadata, with "
+        "every face replaced. Originals are only read and no file is ever overwritten. "
+        "Exit 1 when some photo was skipped (its output exists), unreadable or face-less "
+        "(each is listed), 2 on bad usage.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="photos or folders (searched recursively)")
+    p.add_argument("-o", "--out", dest="out_dir", required=True, metavar="OUT_DIR",
+                   help="folder for the anonymised photos (made if missing); outputs keep "
+                        "the inputs' relative paths and stems, as .png")
+    p.add_argument("--method", default="context",
+                   help="context (default: the face replaced in the photo), 3d, gan, "
+                        "blur, pixelate or mask")
+    add_seed(p, default=None, help="the new identities' seed (default: random); the same "
+                                   "seed and photo give the same faces")
+    p.add_argument("--context", default=None,
+                   help="context method: keep (default) the hair, ears and background, or "
+                        "blur them")
+    p.add_argument("--neutral-names", action="store_true",
+                   help="random output names; which came from which original goes to a "
+                        "private mapping outside OUT_DIR")
+    p.add_argument("--mapping", default=None,
+                   help="with --neutral-names: the private mapping (default: "
+                        "OUT_DIR.private-mapping.csv beside OUT_DIR; never inside it)")
+    add_workers(p, help="photos in flight")
+    add_quiet(p)
+    p.set_defaults(func=cmd_anonymize)
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from studio.core.surrogates.anonymize import anonymize
+
+    with progress_for(args) as progress:
+        report = anonymize(args.inputs, args.out_dir, method=args.method, seed=args.seed,
+                           context=args.context, neutral_names=args.neutral_names,
+                           mapping=args.mapping, progress=progress,
+                           workers=max(1, args.workers))
+    for message in report.messages:
+        print(f"  {message}", file=sys.stderr)
+    blurred = (f", {report.faces_blurred} too small and blurred instead"
+               if report.faces_blurred else "")
+    print(f"{len(report.written)} photos written to {report.out_dir} "
+          f"({report.faces_replaced} faces replaced by {report.method}{blurred}); "
+          f"{len(report.skipped_existing)} skipped (output exists, not overwritten), "
+          f"{len(report.no_face)} without a face, "
+          f"{len(report.unreadable) + len(report.failed)} unreadable; "
+          f"{report.seconds:.1f} s")
+    if report.mapping is not None:
+        print(f"private mapping (keep it apart from the photos) -> {report.mapping}")
+    return 1 if report.inputs_failed else 0

@@ -1,0 +1,369 @@
+"""``studio anonymize``: every face of whole photos replaced, one metadata-free PNG each.
+
+The one-liner of deface and DeepPrivacy2. Each photo or folder given (folders searched
+recursively) yields one PNG at the photo's own resolution with every face replaced: in the
+photo (``context``), by a 3D or GAN surrogate drawn in the face's crop and put back into
+the photo, or by a naive method at its strong setting (blur, pixelation, a black mask).
+Outputs keep the input's relative path and stem, or, with neutral names, get random ids,
+and which output came from which original goes to a private mapping (owner only) outside
+the output folder. Originals are only read; no existing file is ever overwritten; a photo
+that cannot be read or shows no face is reported and the run goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.core.analysis.images import SUPPORTED_NAMES, load_image, scan_images
+from studio.core.assets import check_writable_dir
+from studio.core.errors import ImageLoadError, StudioError
+from studio.core.progress import Progress, no_progress
+from studio.core.surrogates import compositing
+from studio.core.surrogates.making import png_bytes
+from studio.core.surrogates.whole_photo import (
+    METHODS,
+    anonymize_engine,
+    photo_seed,
+    replace_faces,
+    small_blas,
+)
+
+#: The private mapping's columns: a random output name, the original it came from.
+MAPPING_FIELDS = ("output", "original_path", "method")
+
+
+class AnonymizeError(StudioError):
+    pass
+
+
+@dataclass
+class AnonymizeReport:
+    """What a run did; ``messages`` has a line for each input not written (and why) and for
+    each written one with something to say (a face too small, and so blurred)."""
+
+    out_dir: Path
+    method: str
+    mapping: Path | None = None
+    written: list[Path] = field(default_factory=list)  # the outputs
+    skipped_existing: list[Path] = field(default_factory=list)  # the inputs
+    no_face: list[Path] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)  # read, but could not be processed
+    faces_replaced: int = 0  # by the method asked for
+    faces_blurred: int = 0  # too small for it: blurred instead
+    messages: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def inputs_failed(self) -> int:
+        """Inputs with no new output: ``studio anonymize`` then exits 1."""
+        return (len(self.skipped_existing) + len(self.no_face) + len(self.unreadable)
+                + len(self.failed))
+
+    @property
+    def photos_per_second(self) -> float:
+        return len(self.written) / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: Path  # absolute
+    relative: Path  # where under OUT_DIR it goes (suffix still the input's)
+    output: Path | None = None  # decided when the run is planned
+
+
+@dataclass
+class _Outcome:
+    job: _Job
+    status: str  # ok | unreadable | no_face | failed
+    message: str = ""
+    png: bytes = b""
+    replaced: int = 0
+    blurred: int = 0
+
+
+def check_options(method: str, context: str | None) -> str:
+    """The method's and context's usage errors, before any model loads; returns the context."""
+    if method not in METHODS:
+        raise AnonymizeError(f"unknown method {method!r}; use {', '.join(METHODS)}")
+    if context is not None and method != "context":
+        raise AnonymizeError("--context is for the context method only")
+    context = context or "keep"
+    if context not in compositing.CONTEXTS:
+        raise AnonymizeError(f"context must be one of {', '.join(compositing.CONTEXTS)}, "
+                             f"not {context!r}")
+    return context
+
+
+def _process(job: _Job, engine, method: str, seed: int, context: str) -> _Outcome:
+    """One photo, short of writing it: safe to run in several threads. A failure of the
+    photo's own is handed back; a StudioError (models, rendering) stops the run, since
+    every photo would fail alike."""
+    try:
+        image = load_image(job.source)
+    except ImageLoadError as exc:  # its message starts with the name or the path
+        why = str(exc).removeprefix(f"{job.source}: ").removeprefix(f"{job.source.name}: ")
+        return _Outcome(job, "unreadable", f"{job.source}: {why} Nothing written.")
+    try:
+        analysis = engine.analyze(image)
+        if not analysis.faces:
+            return _Outcome(job, "no_face", f"{job.source}: no face found; nothing written")
+        done = replace_faces(engine, image, analysis.faces, method,
+                             photo_seed(seed, image.rgb), context)
+        notes = [n for n in (*analysis.notes, *done.notes) if n]
+        message = f"{job.source}: {'; '.join(notes)}" if notes else ""
+        return _Outcome(job, "ok", message, png_bytes(done.image, None), done.replaced,
+                        done.blurred)
+    except StudioError:
+        raise
+    except Exception as exc:  # recorded against the photo; the run goes on
+        return _Outcome(job, "failed", f"{job.source}: could not be anonymised "
+                                       f"({type(exc).__name__}: {exc}); nothing written")
+
+
+# -- planning and writing ----------------------------------------------------------------
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def plan_inputs(inputs: Iterable[str | os.PathLike[str]], out_dir: Path
+                ) -> tuple[list[_Job], list[tuple[Path, str]]]:
+    """The photos to do (anything under ``out_dir`` left out) and the files named like
+    photos that cannot be opened (a FIFO, a dangling link), with why."""
+    jobs: list[_Job] = []
+    refused: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for given in inputs:
+        root = Path(os.path.abspath(given))
+        if root.is_dir():
+            try:
+                listing = scan_images(root)
+            except OSError as exc:
+                raise AnonymizeError(f"cannot list {root} ({exc.strerror or exc})") from exc
+            found = [(p, p.relative_to(root)) for p in listing.images]
+            refused += [(p, why) for p, why in listing.skipped if not _inside(p, out_dir)]
+        elif root.exists() or root.is_symlink():
+            found = [(root, Path(root.name))]
+        else:
+            raise AnonymizeError(f"{given}: there is no such file or folder")
+        for path, rel in found:
+            if _inside(path.resolve(), out_dir) or path.resolve() in seen:
+                continue  # our own outputs, or a photo given twice
+            seen.add(path.resolve())
+            jobs.append(_Job(path, rel))
+    if not jobs and not refused:
+        raise AnonymizeError(f"no photos ({SUPPORTED_NAMES}) in "
+                             f"{', '.join(str(i) for i in inputs)}")
+    return jobs, refused
+
+
+def _named(jobs: list[_Job], out_dir: Path) -> list[_Job]:
+    """Each job's output: its relative path with the stem kept and .png; where two inputs
+    would meet (photo.jpg and photo.png), the later one's suffix joins its stem."""
+    taken: set[Path] = set()
+    named = []
+    for job in jobs:
+        rel = job.relative
+        out = out_dir / rel.with_suffix(".png")
+        n = 1
+        while out in taken:
+            tag = rel.suffix.lstrip(".").lower() or "photo"
+            out = out_dir / rel.parent / f"{rel.stem}_{tag}{'' if n == 1 else n}.png"
+            n += 1
+        taken.add(out)
+        named.append(_Job(job.source, rel, out))
+    return named
+
+
+def check_mapping(out_dir: Path, mapping: str | os.PathLike[str] | None) -> Path:
+    """The private mapping's path, absolute: OUT_DIR.private-mapping.csv beside OUT_DIR by
+    default, and never inside it (the folder is what gets shared)."""
+    path = (Path(os.path.abspath(mapping)) if mapping
+            else out_dir.with_name(out_dir.name + ".private-mapping.csv"))
+    if _inside(path.resolve(), out_dir):
+        raise AnonymizeError(f"the private mapping {path} must not be inside the output "
+                             f"folder {out_dir}: whoever gets the photos would get it too")
+    if path.is_dir():
+        raise AnonymizeError(f"the private mapping {path} is a folder")
+    check_writable_dir(path.parent, "the private mapping")
+    return path
+
+
+class _Mapping:
+    """The private mapping, appended to one row per output before the output is written,
+    so that no output is ever without its row; a re-run skips what it lists and finds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[str, str] = {}  # original path -> output name
+        if path.exists():
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                if tuple(reader.fieldnames or ()) != MAPPING_FIELDS:
+                    raise AnonymizeError(f"{path} is not a mapping of studio anonymize (its "
+                                         f"columns should be {', '.join(MAPPING_FIELDS)})")
+                self.done = {row["original_path"]: row["output"] for row in reader}
+        new = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # owner only
+        os.fchmod(fd, 0o600)
+        self.fh = os.fdopen(fd, "a", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.fh)
+        if new:
+            self.writer.writerow(MAPPING_FIELDS)
+            self.fh.flush()
+
+    def add(self, output: str, original: Path, method: str) -> None:
+        self.writer.writerow((output, str(original), method))
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Write ``data`` to a new file; False, touching nothing, when ``path`` exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fh = open(path, "xb")  # noqa: SIM115 - exclusive create: never overwrites
+    except FileExistsError:
+        return False
+    try:
+        with fh:
+            fh.write(data)
+    except BaseException as exc:  # a full disk, Ctrl+C: ours, half-written, goes
+        path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise AnonymizeError(f"cannot write {path} ({exc.strerror or exc})") from exc
+        raise
+    return True
+
+
+def _outcomes(jobs: list[_Job], engine, method: str, seed: int, context: str,
+              workers: int) -> Iterator[_Outcome]:
+    """Each job's outcome in order; up to ``workers`` photos in flight."""
+    if workers <= 1:
+        for job in jobs:
+            yield _process(job, engine, method, seed, context)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        queue: deque[Future[_Outcome]] = deque()
+        todo = iter(jobs)
+        for job in todo:
+            queue.append(pool.submit(_process, job, engine, method, seed, context))
+            if len(queue) >= 2 * workers:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()
+
+
+def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+              method: str = "context", seed: int | None = None, context: str | None = None,
+              neutral_names: bool = False, mapping: str | os.PathLike[str] | None = None,
+              progress: Progress | None = None, engine=None, workers: int = 1
+              ) -> AnonymizeReport:
+    """Every face of every photo in ``inputs`` replaced by ``method``, one PNG each under
+    ``out_dir``. ``seed`` None draws the run's identities at random. ``engine``: a loaded
+    ``SurrogateEngine`` to reuse (else one is made for ``method`` and closed at the end)."""
+    context = check_options(method, context)
+    inputs = list(inputs)
+    out = Path(os.path.abspath(out_dir))
+    if mapping is not None and not neutral_names:
+        raise AnonymizeError("--mapping goes with --neutral-names (without them the outputs "
+                             "keep their names and there is nothing to map)")
+    check_writable_dir(out, "the anonymised photos")
+    map_path = check_mapping(out.resolve(), mapping) if neutral_names else None
+    jobs, refused = plan_inputs(inputs, out.resolve())
+    report = AnonymizeReport(out, method, map_path)
+    for path, why in refused:
+        report.unreadable.append(path)
+        report.messages.append(f"{path}: {why}; nothing written")
+    book = _Mapping(map_path) if map_path else None  # a foreign file is refused here
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        todo = _skip_done(jobs, out, book, report)
+        if not todo:
+            return report
+        with small_blas():
+            if engine is None:
+                with closing(anonymize_engine(method, workers)) as own:
+                    _run(todo, own, method, seed, context, workers, book, report, progress)
+            else:
+                _run(todo, engine, method, seed, context, workers, book, report, progress)
+    finally:
+        if book is not None:
+            book.close()
+    return report
+
+
+def _skip_done(jobs: list[_Job], out: Path, book: _Mapping | None,
+               report: AnonymizeReport) -> list[_Job]:
+    """The jobs still to do: an output that exists is never overwritten (nor, with neutral
+    names, is an original the mapping lists with its output made again)."""
+    todo = []
+    for job in _named(jobs, out) if book is None else jobs:
+        if book is not None:
+            name = book.done.get(str(job.source))
+            exists = name is not None and (out / name).exists()
+            target = out / name if name else None
+        else:
+            target = job.output
+            exists = target is not None and target.exists()
+        if exists:
+            report.skipped_existing.append(job.source)
+            report.messages.append(f"{job.source}: {target} exists already; skipped, not "
+                                   "overwritten")
+        else:
+            todo.append(job)
+    return todo
+
+
+def _run(jobs: list[_Job], engine, method: str, seed: int | None, context: str,
+         workers: int, book: _Mapping | None, report: AnonymizeReport,
+         progress: Progress | None) -> None:
+    progress = progress or no_progress
+    seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
+    total, t0 = len(jobs), time.perf_counter()
+    faces = 0
+    progress(0, total, "photos")
+    for done, outcome in enumerate(_outcomes(jobs, engine, method, seed, context,
+                                             max(1, workers)), 1):
+        _record(outcome, report, book, method)
+        faces += outcome.replaced + outcome.blurred
+        report.seconds = time.perf_counter() - t0
+        progress(done, total, f"photos: {faces} faces, {report.photos_per_second:.1f} photos/s")
+
+
+def _record(outcome: _Outcome, report: AnonymizeReport, book: _Mapping | None,
+            method: str) -> None:
+    job = outcome.job
+    if outcome.status != "ok":
+        getattr(report, outcome.status).append(job.source)
+        report.messages.append(outcome.message)
+        return
+    if book is not None:
+        while (target := report.out_dir / f"{secrets.token_hex(8)}.png").exists():
+            pass
+        book.add(target.name, job.source, method)
+    else:
+        assert job.output is not None
+        target = job.output
+    if not _write_new(target, outcome.png):  # made meanwhile by someone else
+        report.skipped_existing.append(job.source)
+        report.messages.append(f"{job.source}: {target} exists already; skipped, not "
+                               "overwritten")
+        return
+    report.written.append(target)
+    report.faces_replaced += outcome.replaced
+    report.faces_blurred += outcome.blurred
+    if outcome.message:
+        report.messages.append(outcome.message)
