@@ -6,13 +6,14 @@ import contextlib
 import gc
 import random
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, QTimer
 
 from studio.core.analysis.images import SUPPORTED_SUFFIXES, LoadedImage, display_copy
-from studio.ui.state import StudioState
+from studio.ui.state import ContextPhoto, StudioState
 from studio.ui.workers import LatestOnly, run_in_thread
 
 SETTLE_3D_MS = 300
@@ -47,6 +48,10 @@ class Controller(QObject):
         self.compare_jobs = LatestOnly(self)
         self.render3d_jobs = LatestOnly(self)
         self.compare3d_jobs = LatestOnly(self)
+        # The in-context photo follows the sliders live (a re-render, tens of ms), after the
+        # GAN surrogate and before the slower measuring and 3D jobs.
+        self.context_jobs = LatestOnly(self, priority=8)
+        self.compare_ctx_jobs = LatestOnly(self)
         self.analysis_jobs.result.connect(self._on_opened)
         self.analysis_jobs.failed.connect(self._on_open_failed)
         self.analysis_jobs.busy_changed.connect(lambda b: state.busy_changed.emit("analysis", b))
@@ -77,6 +82,20 @@ class Controller(QObject):
         state.identity_changed.connect(self._schedule_surrogate3d)
         state.options3d_changed.connect(self.request_surrogate3d)
         state.face_changed.connect(self._on_face_changed)
+        self._measure_ctx = QTimer(self)
+        self._measure_ctx.setSingleShot(True)
+        self._measure_ctx.setInterval(MEASURE_3D_AFTER_MS)
+        self._measure_ctx.timeout.connect(self._measure_context)
+        self._context_key: tuple | None = None  # (image, face, request) last submitted
+        self.context_jobs.result.connect(self._on_context)
+        self.context_jobs.failed.connect(self._on_context_failed)
+        self.context_jobs.busy_changed.connect(lambda b: state.busy_changed.emit("context", b))
+        self.compare_ctx_jobs.result.connect(lambda _id, r: state.set_comparison_ctx(*r))
+        self.compare_ctx_jobs.failed.connect(lambda _id, m: state.message.emit("error", m))
+        # After _on_face_changed: the sliders are the new face's by then.
+        for signal in (state.targets_changed, state.identity_changed, state.face_changed,
+                       state.context_view_changed):
+            signal.connect(self._context_inputs_changed)
         self._queued_open: tuple | None = None
         self._stopped = False
 
@@ -130,6 +149,7 @@ class Controller(QObject):
                 gc.freeze()
                 self.state.busy_changed.emit("3d", False)
                 self.request_surrogate3d()
+                self.request_context()
 
             def failed3d(msg: str) -> None:
                 gc.freeze()  # what loaded is loaded: keep it out of the collector's way
@@ -247,10 +267,13 @@ class Controller(QObject):
     @property
     def idle(self) -> bool:
         """No model job running or scheduled: what benchmarks and tests wait for."""
-        jobs = (self.analysis_jobs, self.surrogate_jobs, self.compare_jobs, self.render3d_jobs,
-                self.compare3d_jobs)
-        return not (any(j.busy for j in jobs) or self._settle3d.isActive()
-                    or self._measure3d.isActive())
+        return not (any(j.busy for j in self._all_jobs) or self._settle3d.isActive()
+                    or self._measure3d.isActive() or self._measure_ctx.isActive())
+
+    @property
+    def _all_jobs(self) -> tuple[LatestOnly, ...]:
+        return (self.analysis_jobs, self.surrogate_jobs, self.compare_jobs, self.render3d_jobs,
+                self.compare3d_jobs, self.context_jobs, self.compare_ctx_jobs)
 
     def stop(self) -> None:
         """No more delayed work, and results still in flight are dropped: the window is
@@ -260,8 +283,8 @@ class Controller(QObject):
         self._stopped = True
         self._settle3d.stop()
         self._measure3d.stop()
-        for jobs in (self.analysis_jobs, self.surrogate_jobs, self.compare_jobs,
-                     self.render3d_jobs, self.compare3d_jobs):
+        self._measure_ctx.stop()
+        for jobs in self._all_jobs:
             for signal in (jobs.result, jobs.failed):
                 with contextlib.suppress(RuntimeError, TypeError):  # none connected any more
                     signal.disconnect()
@@ -312,3 +335,83 @@ class Controller(QObject):
         self.state.set_surrogate(result)
         if self.state.face is not None and self.engine is not None:
             self.compare_jobs.submit(self.engine.compare, self.state.face, result)
+
+    # -- the photo in context -------------------------------------------------------------
+    def _context_inputs_changed(self) -> None:
+        if self.state.context_shown:
+            self.request_context()
+        else:  # made only while shown: what is kept would no longer match the sliders
+            self._context_key = None
+            if self.state.context is not None and not self._context_current():
+                self.state.set_context(None)
+
+    def _context_request(self):
+        from studio.core.surrogates.incontext import ContextRequest
+
+        return ContextRequest(seed=self.state.seed_a, targets=self.state.targets)
+
+    def _context_current(self) -> bool:
+        photo, state = self.state.context, self.state
+        return (photo is not None and photo.image is state.image and photo.face is state.face
+                and photo.request == self._context_request())
+
+    def request_context(self) -> None:
+        """The photo with the chosen face (first: the sliders edit it) and all the others
+        replaced; nothing when that photo is already shown or on its way."""
+        state, engine = self.state, self.engine
+        if (not state.context_shown or engine is None or state.face is None
+                or state.image is None or state.analysis is None):
+            return
+        if not engine.can_render3d:
+            state.message.emit("info", "The in-context view waits for the 3D model to load …")
+            return
+        image, face, request = state.image, state.face, self._context_request()
+        key = self._context_key
+        if key is not None and key[0] is image and key[1] is face and key[2] == request:
+            return
+        if key is None and self._context_current():
+            return
+        self._context_key = (image, face, request)
+        order = (state.face_index, *(i for i in range(len(state.analysis.faces))
+                                     if i != state.face_index))
+        faces = [state.analysis.faces[i] for i in order]
+
+        def job() -> ContextPhoto:
+            t0 = time.perf_counter()
+            result = engine.in_context(image, faces, request)
+            return ContextPhoto(result, display_copy(result.image), image, face, request,
+                                (time.perf_counter() - t0) * 1e3, order)
+
+        self.context_jobs.submit(job)
+
+    def _on_context(self, _job_id: int, photo: ContextPhoto) -> None:
+        previous = self.state.context
+        self.state.set_context(photo)
+        if self.state.context is not photo:
+            return  # made for a photo or face no longer on screen
+        notes = photo.notes()
+        if notes and (previous is None or previous.notes() != notes):
+            self.state.message.emit("info", "In context: " + "; ".join(notes) + ".")
+        self._measure_ctx.start()
+
+    def _on_context_failed(self, _job_id: int, message: str) -> None:
+        self._context_key = None  # asked again, it is tried again
+        self.state.message.emit("error", f"The in-context photo cannot be made: {message}")
+
+    def _measure_context(self) -> None:
+        """The face at the chosen face's place, cut from the in-context photo in the
+        original's framing (as studio batch measures it), against the original."""
+        photo, engine = self.state.context, self.engine
+        if photo is None or engine is None:
+            return
+        if self.surrogate_jobs.busy or self.context_jobs.busy:
+            self._measure_ctx.start()
+            return
+        from studio.core.analysis.framing import original_crop
+        from studio.core.metrics.comparison import compare
+        from studio.core.surrogates.making import EXPORT_SIZE
+
+        face = photo.face
+        self.compare_ctx_jobs.submit(lambda: (photo, compare(
+            engine.analyzer, face, original_crop(photo.result.image, face.landmarks,
+                                                 EXPORT_SIZE))))

@@ -263,7 +263,8 @@ class CurationController(QObject):
         face, comparison, method = value
         if face is self._face:  # not a face the reviewer has left
             self.state.compared.show(face, comparison if method == "gan" else None,
-                                     comparison if method == "3d" else None)
+                                     comparison if method == "3d" else None,
+                                     comparison if method == "context" else None)
 
     def stop(self) -> None:
         """The window is closing: results still in flight are dropped."""

@@ -21,7 +21,7 @@ from studio.ui.controller import Controller
 from studio.ui.metrics_panels import ExpressionPanel, IdentityPanel
 from studio.ui.panel3d import Surrogate3DView
 from studio.ui.panels import AttributesPanel, OverlayChooser, SliderPanel, SurrogateView
-from studio.ui.photo_view import PhotoView
+from studio.ui.photo_view import PhotoBar, PhotoView
 from studio.ui.state import StudioState
 from studio.ui.workers import run_in_thread
 
@@ -59,10 +59,19 @@ class MainWindow(QMainWindow):
         self.surrogate3d = Surrogate3DView(self.state)
         self.expression = ExpressionPanel(self.state.compared)
         self.identity = IdentityPanel(self.state.compared)
+        self.context_action = QAction("In &context", self)
+        self.context_action.setCheckable(True)
+        self.context_action.setShortcut(QKeySequence("C"))
+        self.context_action.setToolTip("Show the photo with the surrogate faces in place of "
+                                       "the originals (C); the sliders edit the chosen face")
+        self.context_action.toggled.connect(self.state.set_context_shown)
+        self.state.context_view_changed.connect(self._on_context_view)
+        self.photo_bar = PhotoBar(self.state, self.context_action)
 
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.photo_bar)
         lay.addWidget(self.photo, 1)
         lay.addWidget(self.overlay_chooser)
         lay.addWidget(self.attributes)
@@ -80,7 +89,8 @@ class MainWindow(QMainWindow):
         self.state.message.connect(self.show_message)
         self.state.busy_changed.connect(self._busy)
         self.state.timings_changed.connect(self._update_status)
-        self.state.surrogate_changed.connect(lambda: self.save_action.setEnabled(True))
+        self.state.surrogate_changed.connect(self._update_save)
+        self.state.context_changed.connect(self._update_save)
         self.state.image_changed.connect(self._on_image_changed)
 
         self.status = QLabel("Starting ...")
@@ -145,6 +155,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view = bar.addMenu("&View")
+        view.addAction(self.context_action)
+        view.addSeparator()
         for name in ("points", "contours", "mesh", "none"):
             view.addAction(self._action(f"Landmarks: {name}", lambda _=False, n=name:
                                         self.set_overlay(n)))
@@ -214,23 +226,50 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     # -- saving ----------------------------------------------------------------------
-    def save_surrogate(self, path: str | None = None) -> Path | None:
-        """PNG of the surrogate only: a new image, no metadata, a neutral file name."""
-        from studio.core.surrogates.making import save_png
+    def _saves_context(self) -> bool:
+        return self.state.context_shown and self.state.context is not None
 
+    def _update_save(self) -> None:
+        context = self._saves_context()
+        self.save_action.setText("&Save in-context photo as PNG…" if context
+                                 else "&Save surrogate as PNG…")
+        self.save_action.setEnabled(context or self.state.surrogate is not None)
+
+    def _on_context_view(self) -> None:
+        if self.context_action.isChecked() != self.state.context_shown:
+            self.context_action.setChecked(self.state.context_shown)
+        self._update_save()
+
+    def save_surrogate(self, path: str | None = None) -> Path | None:
+        """PNG of the surrogate only, or, in the in-context view, of the photo with the
+        surrogate faces at the photo's own size: a new image, no metadata, a neutral file
+        name; never over the original."""
+        from studio.core.surrogates.making import png_bytes, save_png
+
+        context = self.state.context if self._saves_context() else None
         result = self.state.surrogate
-        if result is None:
+        if context is None and result is None:
             return None
         if not path:
             self.saved_count += 1
             folder = str(self.settings.value("save_folder", str(Path.home())))
-            suggestion = str(Path(folder) / f"surrogate_{self.saved_count:04d}.png")
+            stem = "in_context" if context is not None else "surrogate"
+            suggestion = str(Path(folder) / f"{stem}_{self.saved_count:04d}.png")
             path, _ = QFileDialog.getSaveFileName(self, "Save surrogate", suggestion,
                                                   "PNG image (*.png)")
             if not path:
                 return None
+        target = Path(path).with_suffix(".png")
+        if self.state.path and target.resolve() == Path(self.state.path).resolve():
+            self.show_message("error", f"Not saved: {target.name} is the original photo. "
+                                       "Choose another name.")
+            return None
         try:
-            out = save_png(result.image, path)
+            if context is not None:
+                target.write_bytes(png_bytes(context.result.image, size=None))
+                out = target
+            else:
+                out = save_png(result.image, target)
         except OSError as exc:
             name = Path(path).with_suffix(".png").name
             self.show_message("error", f"Could not save {name}: {exc.strerror or exc}")

@@ -26,6 +26,11 @@ ROWS = [SPEC[name] for name in ("joy", "yaw", "pitch", "roll")]
 ORIGINAL_COLOR = (90, 150, 230)
 SURROGATE_COLOR = (240, 150, 60)
 SURROGATE3D_COLOR = (120, 180, 90)
+CONTEXT_COLOR = (160, 100, 200)
+#: The surrogates both panels measure: (ComparisonState attribute, its signal, label, colour).
+KINDS = (("comparison", "comparison_changed", "GAN", SURROGATE_COLOR),
+         ("comparison3d", "comparison3d_changed", "3D", SURROGATE3D_COLOR),
+         ("comparison_ctx", "comparison_ctx_changed", "in context", CONTEXT_COLOR))
 
 
 def number(spec: AttributeSpec, value: float) -> str:
@@ -42,15 +47,16 @@ def short_name(blendshape: str) -> str:
 
 
 class ExpressionPanel(QGroupBox):
-    """Original against the GAN and the 3D surrogate: joy and angles with differences,
-    smile decisions, and the top blendshapes of all three as a bar chart."""
+    """Original against the GAN, 3D and in-context surrogates: joy and angles with
+    differences, smile decisions, and the top blendshapes of all four as a bar chart."""
 
     def __init__(self, state: ComparisonState) -> None:
         super().__init__("Expression preservation")
         self.state = state
         layout = QVBoxLayout(self)
-        self.table = QTableWidget(len(ROWS) + 1, 5)
-        self.table.setHorizontalHeaderLabels(["original", "GAN", "Δ GAN", "3D", "Δ 3D"])
+        self.table = QTableWidget(len(ROWS) + 1, 1 + 2 * len(KINDS))
+        self.table.setHorizontalHeaderLabels(["original", "GAN", "Δ GAN", "3D", "Δ 3D",
+                                              "context", "Δ ctx"])
         self.table.setVerticalHeaderLabels([f"{s.label} {s.unit}".strip() for s in ROWS]
                                            + ["Smile"])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -67,20 +73,17 @@ class ExpressionPanel(QGroupBox):
         self.plot.setFixedHeight(190)
         self.plot.setMouseEnabled(False, False)
         self.plot.setYRange(0, 1.35)  # room for the legend above the bars
-        legend = self.plot.addLegend(offset=(-5, 2), colCount=3)
+        legend = self.plot.addLegend(offset=(-5, 2), colCount=4)
         legend.setLabelTextColor("#333")
-        self.bars_o = pg.BarGraphItem(x=[], height=[], width=0.26, brush=ORIGINAL_COLOR,
-                                      name="original")
-        self.bars_s = pg.BarGraphItem(x=[], height=[], width=0.26, brush=SURROGATE_COLOR,
-                                      name="GAN")
-        self.bars_3 = pg.BarGraphItem(x=[], height=[], width=0.26, brush=SURROGATE3D_COLOR,
-                                      name="3D")
-        for bars in (self.bars_o, self.bars_s, self.bars_3):
+        self.bars = [pg.BarGraphItem(x=[], height=[], width=0.2, brush=color, name=name)
+                     for name, color in (("original", ORIGINAL_COLOR),
+                                         *((label, color) for *_, label, color in KINDS))]
+        for bars in self.bars:
             self.plot.addItem(bars)
         layout.addWidget(self.plot)
         self.updates = 0
-        state.comparison_changed.connect(self.refresh)
-        state.comparison3d_changed.connect(self.refresh)
+        for _, signal, _, _ in KINDS:
+            getattr(state, signal).connect(self.refresh)
         state.face_changed.connect(self.refresh)
 
     def _set(self, row: int, col: int, text: str) -> None:
@@ -94,12 +97,13 @@ class ExpressionPanel(QGroupBox):
 
     def refresh(self) -> None:
         face = self.state.face
-        comps = [self.state.comparison, self.state.comparison3d]
+        comps = [getattr(self.state, attr) for attr, *_ in KINDS]
         surs = [c.surrogate if c else None for c in comps]
+        cols = [1 + 2 * k for k in range(len(KINDS))]
         for r, spec in enumerate(ROWS):
             o = getattr(face.attributes, spec.name) if face else None
             self._set(r, 0, number(spec, o) if o is not None else "–")
-            for col, sur in ((1, surs[0]), (3, surs[1])):
+            for col, sur in zip(cols, surs, strict=True):
                 s = getattr(sur.attributes, spec.name) if sur else None
                 self._set(r, col, number(spec, s) if s is not None else "–")
                 self._set(r, col + 1, number(spec, s - o) if o is not None and s is not None
@@ -107,8 +111,7 @@ class ExpressionPanel(QGroupBox):
         smile = len(ROWS)
         self._set(smile, 0, ("yes" if face.attributes.smiling else "no") if face else "–")
         verdicts = []
-        for col, comp, sur, label in ((1, comps[0], surs[0], "GAN"),
-                                      (3, comps[1], surs[1], "3D")):
+        for col, comp, sur, (*_, label, _) in zip(cols, comps, surs, KINDS, strict=True):
             self._set(smile, col, ("yes" if sur.attributes.smiling else "no") if sur else "–")
             kept = comp.smile_kept if comp else None
             self._set(smile, col + 1, "kept" if kept else ("changed" if kept is False else "–"))
@@ -117,23 +120,22 @@ class ExpressionPanel(QGroupBox):
             elif kept is not None:
                 verdicts.append(f"{label}: smile decision " + ("kept." if kept else "CHANGED!"))
         self.verdict.setText("   ".join(verdicts))
-        self._bars(face, surs[0], surs[1])
+        self._bars(face, surs)
         self.updates += 1
 
-    def _bars(self, face, sur, sur3d) -> None:
-        all_bars = (self.bars_o, self.bars_s, self.bars_3)
+    def _bars(self, face, surs) -> None:
         if face is None:
-            for bars in all_bars:
+            for bars in self.bars:
                 bars.setOpts(x=[], height=[])
             return
         scores = face.blendshapes.copy()
-        for other in (sur, sur3d):
+        for other in surs:
             if other is not None:
                 scores = np.maximum(scores, other.blendshapes)
         top = [i for i in np.argsort(-scores) if BLENDSHAPE_NAMES[i] != "_neutral"][:5]
         x = np.arange(len(top))
-        for offset, bars, who in zip((-0.27, 0.0, 0.27), all_bars, (face, sur, sur3d),
-                                     strict=True):
+        offsets = (np.arange(len(self.bars)) - (len(self.bars) - 1) / 2) * 0.21
+        for offset, bars, who in zip(offsets, self.bars, (face, *surs), strict=True):
             bars.setOpts(x=x + offset, height=who.blendshapes[top] if who is not None
                          else np.zeros(len(top)))
         ticks = [(i, short_name(BLENDSHAPE_NAMES[j])) for i, j in enumerate(top)]
@@ -167,8 +169,8 @@ def show_verdict(label: QLabel, comp, who: str) -> None:
 
 
 class IdentityPanel(QGroupBox):
-    """dlib distance against the 0.6 threshold for the GAN and the 3D surrogate, and the
-    history of recent surrogates."""
+    """dlib distance against the 0.6 threshold for each kind of surrogate, and the history
+    of recent surrogates."""
 
     def __init__(self, state: ComparisonState) -> None:
         super().__init__("Identity similarity")
@@ -176,8 +178,9 @@ class IdentityPanel(QGroupBox):
         layout = QVBoxLayout(self)
         self.verdict = QLabel("–")
         self.verdict3d = QLabel("–")
+        self.verdict_ctx = QLabel("–")
         self.verdict.setObjectName("identity_verdict")
-        for label in (self.verdict, self.verdict3d):
+        for label in (self.verdict, self.verdict3d, self.verdict_ctx):
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setMinimumHeight(36)
             layout.addWidget(label)
@@ -200,17 +203,22 @@ class IdentityPanel(QGroupBox):
         self.curve3d = self.plot.plot([], [], pen=pg.mkPen(SURROGATE3D_COLOR, width=2),
                                       symbol="t", symbolSize=6, symbolBrush=SURROGATE3D_COLOR,
                                       name="3D")
+        self.curve_ctx = self.plot.plot([], [], pen=pg.mkPen(CONTEXT_COLOR, width=2),
+                                        symbol="s", symbolSize=6, symbolBrush=CONTEXT_COLOR,
+                                        name="in context")
         layout.addWidget(self.plot)
         self.updates = 0
         self._shown: dict[int, list[float]] = {}  # the history each curve shows
-        state.comparison_changed.connect(self.refresh)
-        state.comparison3d_changed.connect(self.refresh)
+        for _, signal, _, _ in KINDS:
+            getattr(state, signal).connect(self.refresh)
 
     def refresh(self) -> None:
         show_verdict(self.verdict, self.state.comparison, "GAN")
         show_verdict(self.verdict3d, self.state.comparison3d, "3D")
+        show_verdict(self.verdict_ctx, self.state.comparison_ctx, "In context")
         for curve, d in ((self.curve, self.state.distances),
-                         (self.curve3d, self.state.distances3d)):
+                         (self.curve3d, self.state.distances3d),
+                         (self.curve_ctx, self.state.distances_ctx)):
             if self._shown.get(id(curve)) is not d:  # the state replaces a history it changes
                 curve.setData(np.arange(len(d)), np.array(d, dtype=float))
                 self._shown[id(curve)] = d

@@ -1,11 +1,20 @@
-"""The photo with its landmarks drawn over it; several faces are outlined and clickable."""
+"""The photo with its landmarks drawn over it; several faces are outlined and clickable.
+The same view shows the photo with the surrogate faces in it (the in-context view), and
+the bar above it switches between the two and says what is shown."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsView
+from PySide6.QtGui import QAction, QBrush, QColor, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QWidget,
+)
 
 from studio.core.analysis.landmarks import connections
 from studio.ui.images import to_pixmap
@@ -31,8 +40,12 @@ class PhotoView(QGraphicsView):
         self.setAcceptDrops(False)  # the main window takes drops
         self._links: dict[str, np.ndarray] = {}
         self._pixmap = None  # made once per photo, from the small display copy
+        self._context_pixmap = None  # made once per in-context photo
+        self.shown = "none"  # what the view paints: "original", "context" or "none"
         state.image_changed.connect(self._new_image)
         state.face_changed.connect(self.redraw)
+        state.context_changed.connect(self._new_context)
+        state.context_view_changed.connect(self.redraw)
 
     def _new_image(self) -> None:
         """The new photo's pixmap, from the state's small display copy; it is drawn on
@@ -41,6 +54,19 @@ class PhotoView(QGraphicsView):
         if self.state.display is not None:
             rgb, scale = self.state.display
             self._pixmap = (to_pixmap(rgb), scale)
+
+    def _new_context(self) -> None:
+        photo = self.state.context
+        self._context_pixmap = None
+        if photo is not None:
+            rgb, scale = photo.display
+            self._context_pixmap = (to_pixmap(rgb), scale)
+        if self.state.context_shown:
+            self.redraw()
+
+    def shown_pixmap(self):
+        """The pixmap painted now and its scale (display px per photo px), or None."""
+        return self._context_pixmap if self.shown == "context" else self._pixmap
 
     def set_overlay(self, name: str) -> None:
         if name in OVERLAYS:
@@ -57,11 +83,16 @@ class PhotoView(QGraphicsView):
         scene.clear()
         image = self.state.image
         if image is None:
+            self.shown = "none"
             scene.addText("Open a photo (Ctrl+O) or drop one here").setDefaultTextColor(
                 QColor("#aaaaaa"))
             return
-        if self._pixmap is not None:
-            pixmap, scale = self._pixmap
+        # In context, the landmarks (the original's) are not drawn over the new faces.
+        in_context = self.state.context_shown and self._context_pixmap is not None
+        self.shown = "context" if in_context else "original"
+        shown = self.shown_pixmap()
+        if shown is not None:
+            pixmap, scale = shown
             item = scene.addPixmap(pixmap)
             item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
             item.setScale(1.0 / scale)  # scene units stay the photo's own pixels
@@ -81,7 +112,7 @@ class PhotoView(QGraphicsView):
                 label.setDefaultTextColor(color)
                 label.setPos(x0 - pad, y0 - pad - 22 * width)
                 label.setScale(width)
-            if chosen or len(faces) == 1:
+            if (chosen or len(faces) == 1) and not in_context:
                 self._draw_landmarks(face.landmarks, color, width)
         self.fitInView(scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
@@ -125,3 +156,56 @@ class PhotoView(QGraphicsView):
         """Where face ``index`` is on screen (used by tests to click it)."""
         x0, y0, x1, y1 = self.state.analysis.faces[index].box
         return self.mapFromScene(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+
+
+class PhotoBar(QWidget):
+    """Above the photo: the in-context toggle and what the view shows, with the notes of
+    the in-context photo (a limited pose edit, a face blurred instead), never silently."""
+
+    def __init__(self, state: StudioState, toggle: QAction) -> None:
+        super().__init__()
+        self.state = state
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.toggle = QToolButton()
+        self.toggle.setDefaultAction(toggle)
+        self.toggle.setObjectName("context_toggle")
+        self.toggle.setStyleSheet("QToolButton { padding: 3px 10px; } QToolButton:checked "
+                                  "{ background:#35c46a; color:white; font-weight:bold; }")
+        row.addWidget(self.toggle)
+        self.caption = QLabel("")
+        self.caption.setWordWrap(True)
+        row.addWidget(self.caption, 1)
+        self._busy = False
+        for signal in (state.context_view_changed, state.context_changed, state.face_changed):
+            signal.connect(self.refresh)
+        state.busy_changed.connect(self._on_busy)
+        self.refresh()
+
+    def _on_busy(self, what: str, busy: bool) -> None:
+        if what == "context":
+            self._busy = busy
+            self.refresh()
+
+    def refresh(self) -> None:
+        state, photo = self.state, self.state.context
+        key = self.toggle.defaultAction().shortcut().toString()
+        if not state.context_shown:
+            text = (f"Original photo. <b>In context</b> ({key}) shows it with the surrogate "
+                    "faces in place." if state.face is not None else "Original photo.")
+        elif state.face is None:
+            text = "No face to replace in this photo."
+        elif photo is None:
+            text = "Making the in-context photo …"
+        else:
+            result = photo.result
+            n = result.replaced
+            text = (f"<b>In context</b>: {n} face{'s' if n != 1 else ''} replaced "
+                    f"(identity seed {photo.request.seed}), {photo.ms:.0f} ms"
+                    + (" · updating …" if self._busy else ""))
+            lines = photo.notes()
+            if lines:
+                text += "".join(f"<br><span style='color:#e08a00'>{line}</span>"
+                                for line in lines)
+        if self.caption.text() != text:
+            self.caption.setText(text)

@@ -8,7 +8,8 @@ really changes.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,9 +25,34 @@ if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-u
     from studio.core.metrics.comparison import Comparison
     from studio.core.morphable.surrogate import Surrogate3D
     from studio.core.surrogates.engine import ComparisonResult, SurrogateResult
+    from studio.core.surrogates.incontext import ContextRequest, ContextResult
 
 IDENTITY_FIELDS = frozenset({"seed_a", "seed_b", "mix", "mode", "locked"})
 OPTIONS3D_FIELDS = frozenset({"identity3d", "mode3d", "background3d", "view3d"})
+
+
+@dataclass(frozen=True)
+class ContextPhoto:
+    """The photo with its faces replaced, and what it was made from: a result made for
+    another photo or face is recognised and dropped."""
+
+    result: ContextResult
+    display: tuple[np.ndarray, float]  # small copy to paint, scale
+    image: LoadedImage
+    face: FaceAnalysis  # the face the sliders edit (first in the list replaced)
+    request: ContextRequest
+    ms: float
+    order: tuple[int, ...]  # the photo's face numbers (from 0) in the order replaced
+
+    def notes(self) -> list[str]:
+        """What the view must say about it: faces blurred instead, limited edits; faces
+        numbered as the photo view numbers them."""
+        def renumber(text: str) -> str:
+            return re.sub(r"^face (\d+):", lambda m: f"face {self.order[int(m[1]) - 1] + 1}:",
+                          text)
+
+        lines = [f"face {f.index + 1}: {f.reason}" for f in self.result.faces if not f.replaced]
+        return [renumber(line) for line in [*lines, *self.result.notes]]
 
 
 class StudioState(QObject):
@@ -38,6 +64,8 @@ class StudioState(QObject):
     surrogate_changed = Signal()  # a new surrogate image
     surrogate3d_changed = Signal()  # a new 3D render (or none)
     options3d_changed = Signal()  # identity kind, mode, background or view of the 3D panel
+    context_view_changed = Signal()  # the photo view shows the original or the in-context photo
+    context_changed = Signal()  # a new in-context photo (or none)
     timings_changed = Signal()  # how long the last analysis, surrogate, measure, render took
     busy_changed = Signal(str, bool)  # an event, not state: what, busy
     message = Signal(str, str)  # an event, not state: level ("info" | "error"), text
@@ -65,6 +93,9 @@ class StudioState(QObject):
         self.surrogate3d: Surrogate3D | None = None
         # The render compared.comparison3d measured; announced with it (comparison3d_changed).
         self.measured3d: Surrogate3D | None = None
+        # The photo view: the original, or the photo with the surrogate faces in it.
+        self.context_shown = False
+        self.context: ContextPhoto | None = None
         self.timings: dict[str, float] = {}
 
     # -- derived -------------------------------------------------------------------
@@ -98,6 +129,7 @@ class StudioState(QObject):
         self.image_changed.emit()
         self.analysis_changed.emit()
         self._set_surrogate3d(None)  # it was rendered from the previous photo
+        self.set_context(None)  # so was this
         self.compared.set_face(self.face)
         self.face_changed.emit()  # also when neither photo has a face: the photo changed
 
@@ -177,3 +209,28 @@ class StudioState(QObject):
             return  # measured for a render or face that is no longer shown
         self.measured3d = result
         self.compared.set_comparison3d(comparison)
+
+    # -- the photo in context -------------------------------------------------------------
+    def set_context_shown(self, shown: bool) -> None:
+        if bool(shown) != self.context_shown:
+            self.context_shown = bool(shown)
+            self.context_view_changed.emit()
+
+    def set_context(self, photo: ContextPhoto | None) -> None:
+        """A new in-context photo (kept until the next, even for another face of the same
+        photo); one made for another photo or face is dropped. ``None``: no longer valid."""
+        if photo is not None and (photo.image is not self.image or photo.face is not self.face):
+            return
+        if photo is self.context:
+            return
+        self.context = photo
+        if photo is None:
+            self.compared.set_comparison_ctx(None)  # it measured what is gone
+        self.context_changed.emit()
+        if photo is not None:
+            self.set_timing(context=photo.ms)
+
+    def set_comparison_ctx(self, photo: ContextPhoto, comparison: Comparison) -> None:
+        if photo is not self.context or comparison.original is not self.face:
+            return  # measured for a photo or face that is no longer shown
+        self.compared.set_comparison_ctx(comparison)
