@@ -80,10 +80,13 @@ def estimate(normals: np.ndarray, observed: np.ndarray, albedo: np.ndarray,
     coef = np.zeros((9, 3))
     resid = []
     prior = Lighting.ambient(1.0).coefficients[:, 0]
+    # Second-order terms are held back ten times harder: a face is a small patch of the
+    # sphere, and they are what overshoots into a glossy nose.
+    penalty = np.diag([1.0, 1, 1, 1, 10, 10, 10, 10, 10])
     for c in range(3):
         a = basis * albedo[use, c:c + 1] * sw
         b = observed[use, c] * sw[:, 0]
         lam = ridge * len(b)
-        coef[:, c] = np.linalg.solve(a.T @ a + lam * np.eye(9), a.T @ b + lam * prior)
+        coef[:, c] = np.linalg.solve(a.T @ a + lam * penalty, a.T @ b + lam * penalty @ prior)
         resid.append(float(np.sqrt(np.mean((a @ coef[:, c] - b) ** 2))))
     return Lighting(coef, float(np.mean(resid)))

@@ -20,6 +20,8 @@ from studio.core.morphable.texture_map import UvRaster, interpolate, rasterize_u
 #: Nostrils and the nose's underside (mesh vertices), not skin for the light estimate.
 NOSTRILS = (79, 166, 75, 60, 20, 238, 241, 125, 19, 354, 461, 458, 250, 290, 305, 392, 309)
 SKIN_TONES = ("match", "model")
+#: Shading is kept within this range of the face's median shading.
+SHADE_RANGE = (0.45, 1.35)
 
 
 def camera_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -55,6 +57,22 @@ class UvLayout:
         edge = cv2.erode(inside, np.ones((7, 7), np.uint8))
         fade = cv2.GaussianBlur(edge, (0, 0), 2.0) * inside
         return (fade * (mask == 0)).astype(np.float32)
+
+    @cached_property
+    def _tone(self) -> np.ndarray:
+        """(3, Kt): how each texture coefficient moves the mean skin colour."""
+        w = self.skin[None, :, :, None]
+        return ((self.model.texture_basis * w).sum((1, 2)) / max(float(w.sum()), 1e-6)).T
+
+    def with_tone(self, coefficients: np.ndarray, like: np.ndarray, strength: float = 1.0
+                  ) -> np.ndarray:
+        """``coefficients`` changed as little as possible (least norm) so that their mean
+        skin colour is that of ``like`` (another face's coefficients): the new face's
+        colouring (lips, brows, shading of the features) then belongs with its skin tone,
+        not only its average. ``strength`` < 1 goes part of the way."""
+        b = self._tone
+        gap = b @ (np.asarray(like) - np.asarray(coefficients))
+        return coefficients + strength * (b.T @ np.linalg.solve(b @ b.T, gap))
 
     def texel_normals(self, vertices: np.ndarray) -> np.ndarray:
         n = interpolate(self.raster, self.model.triangles,
@@ -101,7 +119,12 @@ def shaded_texture(albedo: np.ndarray, normals: np.ndarray, light: Lighting,
     if detail is not None:
         lum = a.mean(-1, keepdims=True)
         a = a * (1 + detail[..., None] / np.maximum(lum, 0.05))
-    shaded = a * light.shade(normals).astype(np.float32)
+    shade = light.shade(normals).astype(np.float32)
+    # A highlight or a shadow the second-order terms overshoot (a shiny nose, a face lit
+    # from one side) is limited to a plausible range about the face's typical shading.
+    typical = np.median(shade.reshape(-1, 3), axis=0)
+    shade = np.clip(shade, SHADE_RANGE[0] * typical, SHADE_RANGE[1] * typical)
+    shaded = a * shade
     return np.clip(np.round(shaded * 255), 0, 255).astype(np.uint8)
 
 

@@ -50,8 +50,20 @@ def face_masks(coverage: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarr
     return hard, soft * (hard > 0)
 
 
-def blend(photo: np.ndarray, face: np.ndarray, hard: np.ndarray, soft: np.ndarray
-          ) -> np.ndarray:
+def match_low_frequencies(render: np.ndarray, photo: np.ndarray, weight: np.ndarray,
+                          sigma: float) -> np.ndarray:
+    """``render`` plus the photo's low-frequency difference from it (a normalised
+    convolution over ``weight``, the skin the two share): light falloff, exposure and tint
+    of the photo carried over at scales far too coarse to carry a face's features."""
+    w = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma)
+    diff = (photo.astype(np.float32) - render.astype(np.float32)) * weight[..., None]
+    corr = cv2.GaussianBlur(diff, (0, 0), sigma) / np.maximum(w, 1e-3)[..., None]
+    corr *= np.clip(w / 0.05, 0, 1)[..., None]  # nothing where no skin was near
+    return np.clip(render.astype(np.float32) + corr + 0.5, 0, 255).astype(np.uint8)
+
+
+def blend(photo: np.ndarray, face: np.ndarray, hard: np.ndarray, soft: np.ndarray,
+          poisson: bool = True) -> np.ndarray:
     """``face`` (the photo with the render over it) cloned into ``photo`` inside ``hard``,
     then mixed by ``soft``; a copy of ``photo`` elsewhere."""
     out = photo.copy()
@@ -68,6 +80,8 @@ def blend(photo: np.ndarray, face: np.ndarray, hard: np.ndarray, soft: np.ndarra
     m = cv2.copyMakeBorder(hard[y0:y1, x0:x1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, 0)
     bx, by, bw, bh = cv2.boundingRect(m)
     try:
+        if not poisson:
+            raise cv2.error("alpha blending asked for")
         cloned = cv2.seamlessClone(src, dst, m, (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
         cloned = cloned[pad:-pad, pad:-pad]
     except cv2.error:  # a degenerate mask: the render as it is, feathered

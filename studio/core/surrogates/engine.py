@@ -136,16 +136,28 @@ class SurrogateEngine:
         return self._incontext
 
     def in_context(self, image: LoadedImage, faces: list[FaceAnalysis],
-                   request: ContextRequest) -> ContextResult:
+                   request: ContextRequest, verify: bool = True) -> ContextResult:
         """The photo with ``faces`` replaced; what each face needs from the photo is measured
-        once per photo and face list, so a slider only re-renders."""
+        once per photo and face list, so a slider only re-renders. With ``verify`` every new
+        face is read back and drawn again until it is a different person with the
+        original's smile decision (studio.core.surrogates.verified); the window's live
+        slider path skips that and shows the measures instead."""
         maker = self.incontext
         key = hash((id(image.rgb), *(id(f) for f in faces)))
         cached = self._prepared
         if cached is None or cached[0] != key or [p.face for p in cached[1]] != faces:
             cached = (key, [maker.prepare(image.rgb, f) for f in faces])
             self._prepared = cached  # only the photo on screen is kept
-        return maker.make(image.rgb, faces, request, prepared=cached[1])
+        if not verify:
+            return maker.make(image.rgb, faces, request, prepared=cached[1])
+        from studio.core.surrogates.verified import replace_verified
+
+        if self.analyzer.identity is None:
+            from studio.core.analysis.identity import IdentityEncoder
+
+            self.analyzer.identity = IdentityEncoder()
+        return replace_verified(maker, self.analyzer, image.rgb, faces, request,
+                                prepared=cached[1]).result
 
     def compare3d(self, original: FaceAnalysis, result: Surrogate3D) -> Comparison:
         return compare(self.analyzer, original, result.image)

@@ -141,12 +141,15 @@ def paint_mouth(rgb: np.ndarray, new_points: np.ndarray, light: np.ndarray) -> b
     xx = (np.arange(w) / SUPER + x0 - (left[0] + right[0]) / 2) / max(width / 2, 1e-6)
     shade = np.clip(1.0 - 0.55 * np.abs(xx) ** 1.5, 0.35, 1.0)
     tooth = 0.08 * width * SUPER
-    seams = 1 - 0.25 * np.exp(-((np.mod(np.arange(w) - w / 2 + tooth / 2, tooth)
+    seams = 1 - 0.12 * np.exp(-((np.mod(np.arange(w) - w / 2 + tooth / 2, tooth)
                                   - tooth / 2) / (0.09 * tooth)) ** 2)
-    colour = np.array([226, 220, 204], np.float32)
+    colour = np.array([206, 198, 182], np.float32)
+    # Teeth sit in the lip's shadow at the top and fade into the mouth at their edge.
+    top_y = (np.arange(h) / SUPER + y0 - top[1]) / max(depth, 1e-6)
+    fall = np.clip(0.75 + 0.45 * top_y - 0.35 * np.clip(top_y - 0.7, 0, None) * 3, 0.4, 1.0)
     t = teeth > 0
     big[t] = (colour[None, None, :] * (shade * seams)[None, :, None]
-              * np.ones((h, 1, 1)))[t]
+              * fall[:, None, None])[t]
     big *= np.clip(light, 0.2, 1.6)[None, None, :]
     mask = cv2.GaussianBlur(opening.astype(np.float32) / 255, (0, 0), SUPER * 0.5)
     _paste(rgb, box, np.clip(big, 0, 255), mask * (opening > 0))

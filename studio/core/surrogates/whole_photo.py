@@ -100,7 +100,7 @@ def replace_faces(engine, image: LoadedImage, faces: list[FaceAnalysis], method:
     if method == "context":
         from studio.core.surrogates.incontext import ContextRequest
 
-        result = engine.incontext.make(rgb, faces, ContextRequest(seed=seed, context=context))
+        result = engine.in_context(image, faces, ContextRequest(seed=seed, context=context))
         notes = [f"face {f.index + 1}: {f.reason}" for f in result.faces if not f.replaced]
         return Replaced(result.image, result.replaced, len(faces) - result.replaced,
                         tuple(notes) + result.notes)
