@@ -1,0 +1,162 @@
+"""The in-context surrogate on real held-out faces: where it draws, what it keeps, who it
+shows, and the light it takes from the photo."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from studio.core.analysis.images import load_image
+from studio.core.analysis.landmarks import largest_face
+from studio.core.surrogates import compositing
+from studio.core.surrogates.incontext import ContextRequest, InContextMaker
+from studio.core.surrogates.verified import read_back, replace_verified
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def maker():
+    m = InContextMaker()
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def held_out(analyzer):
+    """Four held-out UTKFace adults (not in the morphable model's or its extras' build),
+    with their analyses."""
+    from studio.core.datasets import data_available, data_root, utk_split, utkface
+
+    if not data_available():
+        pytest.skip(f"research face data not found at {data_root()}")
+    items = [it for it in utk_split(utkface(), "test") if 20 <= it.age <= 60][:40:10]
+    out = []
+    for it in items:
+        rgb = load_image(it.path).rgb
+        out.append((it, rgb, largest_face(analyzer.analyze(rgb).faces)))
+    return out
+
+
+def grown_hull(shape: tuple[int, ...], landmarks: np.ndarray, grow: float) -> np.ndarray:
+    xy = np.asarray(landmarks, np.float32)[:, :2]
+    c = xy.mean(0)
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(cv2.convexHull((xy - c) * grow + c)).astype(np.int32), 1)
+    return mask > 0
+
+
+def test_the_face_is_replaced_where_it_was_and_nothing_else_is_touched(maker, held_out):
+    for _, rgb, face in held_out:
+        before = rgb.copy()
+        result = maker.make(rgb, [face], ContextRequest(seed=3))
+        assert np.array_equal(rgb, before), "the photo itself was modified"
+        assert result.image.shape == rgb.shape and result.replaced == 1
+        changed = np.any(result.image != rgb, axis=2)
+        # Everything that changed lies inside the face (its landmark hull, grown a little),
+        # and the declared mask covers every changed pixel.
+        assert not (changed & ~grown_hull(rgb.shape, face.landmarks, 1.1)).any()
+        assert not (changed & ~result.changed).any()
+        assert changed.sum() > 0.5 * grown_hull(rgb.shape, face.landmarks, 1.0).sum()
+        outside = ~grown_hull(rgb.shape, face.landmarks, 1.15)
+        assert np.array_equal(result.image[outside], rgb[outside])
+
+
+def test_pose_and_expression_survive_and_the_person_does_not(maker, analyzer, held_out):
+    for _, rgb, face in held_out:
+        verified = replace_verified(maker, analyzer, rgb, [face], ContextRequest(seed=11))
+        assert verified.result.replaced == 1
+        (check,) = verified.checks
+        assert check.distance >= 0.6, "the new face reads as the same person"
+        assert (check.joy >= 0.5) == face.attributes.smiling
+        new = largest_face(analyzer.analyze(verified.result.image).faces)
+        eyes = np.linalg.norm(face.landmarks[33, :2] - face.landmarks[263, :2])
+        error = np.linalg.norm(new.landmarks[:468, :2] - face.landmarks[:468, :2], axis=1)
+        assert error.mean() / eyes < 0.06, f"landmarks moved by {error.mean() / eyes:.3f}"
+        for angle in ("yaw", "pitch", "roll"):
+            assert abs(getattr(new.attributes, angle) - getattr(face.attributes, angle)) < 6
+
+
+def test_every_face_of_a_group_photo_is_replaced(maker, analyzer, held_out):
+    canvas = np.full((480, 480, 3), 170, np.uint8)
+    faces_at = []
+    for k, (_, rgb, _) in enumerate(held_out):
+        y, x = 30 + 220 * (k // 2), 30 + 220 * (k % 2)
+        canvas[y:y + 200, x:x + 200] = rgb
+        faces_at.append((x + 100, y + 100))
+    faces = analyzer.analyze(canvas).faces
+    assert len(faces) == 4
+    verified = replace_verified(maker, analyzer, canvas, faces, ContextRequest(seed=5))
+    assert verified.result.replaced == 4
+    for check in read_back(analyzer, verified.result.image, faces):
+        assert check.distance is not None and check.distance >= 0.6
+
+
+def test_a_face_too_small_to_fit_is_blurred_and_said(maker, analyzer, held_out):
+    _, rgb, _ = held_out[0]
+    small = np.full((160, 160, 3), 128, np.uint8)
+    small[60:88, 60:88] = cv2.resize(rgb, (28, 28), interpolation=cv2.INTER_AREA)
+    big = cv2.resize(small, (640, 640), interpolation=cv2.INTER_NEAREST)
+    faces = analyzer.analyze(big).faces
+    assert faces, "the test face should be found at 4x"
+    tiny = [f.__class__(tuple(v / 4 for v in f.box), f.landmarks / 4, f.blendshapes,
+                        f.transform, f.attributes, f.descriptor) for f in faces]
+    result = maker.make(small, tiny, ContextRequest(seed=2))
+    assert result.replaced == 0
+    assert "too small" in result.faces[0].reason
+    assert np.any(result.image != small)
+
+
+def test_a_grey_photo_gets_a_grey_face(maker, analyzer, held_out):
+    _, rgb, _ = held_out[1]
+    grey = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    face = largest_face(analyzer.analyze(grey).faces)
+    result = maker.make(grey, [face], ContextRequest(seed=4))
+    assert result.replaced == 1
+    assert np.array_equal(result.image[..., 0], result.image[..., 1])
+    assert np.array_equal(result.image[..., 1], result.image[..., 2])
+    assert any("grayscale" in n for n in result.notes)
+
+
+def test_requested_gender_moves_the_classifier(maker, analyzer, held_out):
+    """The gender axis: the same face and seed drawn at P(male) 0.05 and 0.95 reads as
+    less and more male to the studio's gender classifier, for every test face."""
+    from dataclasses import replace
+
+    for _, rgb, face in held_out:
+        read = []
+        for p in (0.05, 0.95):
+            targets = replace(face.attributes, p_male=p)
+            out = maker.make(rgb, [face], ContextRequest(seed=9, targets=targets)).image
+            read.append(largest_face(analyzer.analyze(out).faces).attributes.p_male)
+        assert read[1] > read[0] + 0.1, read
+
+
+def test_a_large_pose_edit_is_limited_and_said(maker, held_out):
+    from dataclasses import replace
+
+    _, rgb, face = held_out[2]
+    targets = replace(face.attributes, yaw=face.attributes.yaw + 40)
+    result = maker.make(rgb, [face], ContextRequest(seed=1, targets=targets))
+    assert any("limited" in n for n in result.notes)
+
+
+def test_blurring_the_context_changes_the_background_keeping_it_does_not(maker, held_out):
+    _, rgb, face = held_out[3]
+    keep = maker.make(rgb, [face], ContextRequest(seed=8)).image
+    blurred = maker.make(rgb, [face], ContextRequest(seed=8, context="blur")).image
+    corner = (slice(0, 12), slice(0, 12))
+    assert np.array_equal(keep[corner], rgb[corner])
+    assert np.abs(blurred.astype(int) - rgb.astype(int))[corner].mean() > 0 or \
+        np.abs(cv2.Laplacian(blurred, cv2.CV_32F)).mean() < np.abs(
+            cv2.Laplacian(rgb, cv2.CV_32F)).mean()
+
+
+def test_grayscale_detection_and_grain_on_real_pixels(held_out):
+    _, rgb, face = held_out[0]
+    assert not compositing.is_grayscale(rgb)
+    mask = grown_hull(rgb.shape, face.landmarks, 0.8)
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 6, rgb.shape), 0, 255)
+    assert compositing.photo_grain(noisy.astype(np.uint8), mask) > \
+        compositing.photo_grain(rgb, mask) + 2
