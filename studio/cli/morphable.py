@@ -31,6 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet(p)
     p.set_defaults(func=cmd_evaluate_3d)
 
+    p = sub.add_parser("evaluate-incontext",
+                       help="measure in-context surrogates on held-out faces (issue 15's "
+                            "targets, with the distance to every training face)")
+    p.add_argument("--genki", type=int, default=300, help="GENKI-4K test images")
+    p.add_argument("--utk", type=int, default=200, help="held-out UTKFace images")
+    p.add_argument("--training", type=int, default=None,
+                   help="training faces to compare with (default: all the build read)")
+    add_strict(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_evaluate_incontext)
+
 
 def cmd_build_morphable(args: argparse.Namespace) -> int:
     from studio.core.datasets import manifest_path
@@ -80,5 +91,21 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
             progress_for(args) as progress:
         metrics = run_check(analyzer, maker, n_genki=args.genki, n_utk=args.utk,
                             progress=progress)
+    print(format_table(metrics))
+    return 0 if all(m.passed for m in metrics) or not args.strict else 1
+
+
+def cmd_evaluate_incontext(args: argparse.Namespace) -> int:
+    from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.evaluation.check_incontext import run_check
+    from studio.core.surrogates.incontext import InContextMaker
+
+    if not data_present():
+        return 2
+    with FaceAnalyzer() as analyzer, InContextMaker() as maker, \
+            progress_for(args) as progress:
+        metrics = run_check(analyzer, maker, n_genki=args.genki, n_utk=args.utk,
+                            training_limit=args.training, progress=progress)
     print(format_table(metrics))
     return 0 if all(m.passed for m in metrics) or not args.strict else 1

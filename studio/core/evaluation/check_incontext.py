@@ -1,0 +1,120 @@
+"""``studio evaluate-incontext``: the in-context surrogate measured against issue 15's
+targets on held-out faces, by the same face analysis.
+
+Held out: the GENKI-4K test split and every 23rd UTKFace image, none of which the
+morphable model or its extras were built from. Each face is replaced in its photo as
+``studio anonymize`` replaces it (read back, drawn again if needed), and the photo
+re-analysed. "No real person shown" compares each new face with every training face the
+model drew on (the morphable build's images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from studio.core.analysis.analyzer import FaceAnalyzer
+from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.analysis.images import load_image
+from studio.core.analysis.landmarks import largest_face
+from studio.core.evaluation.check_analysis import Metric
+from studio.core.evaluation.check_generator import nearest_distances
+from studio.core.progress import Progress, track
+from studio.core.surrogates.incontext import ContextRequest, InContextMaker
+from studio.core.surrogates.verified import read_back, replace_verified
+
+
+@dataclass(frozen=True)
+class Row:
+    original: Attributes
+    original_descriptor: np.ndarray
+    surrogate: Attributes | None
+    descriptor: np.ndarray | None
+    distance: float | None
+    draws: int
+    replaced: bool
+
+
+def measure(analyzer: FaceAnalyzer, maker: InContextMaker, paths: list,
+            progress: Progress | None = None) -> tuple[list[Row], int]:
+    rows, no_face = [], 0
+    for i, path in enumerate(track(paths, progress, "held-out faces")):
+        rgb = load_image(path).rgb
+        face = largest_face(analyzer.analyze(rgb).faces)
+        if face is None:
+            no_face += 1
+            continue
+        v = replace_verified(maker, analyzer, rgb, [face], ContextRequest(seed=1000 + i))
+        found = largest_face(analyzer.analyze(v.result.image).faces)
+        (check,) = read_back(analyzer, v.result.image, [face])
+        rows.append(Row(face.attributes, face.descriptor,
+                        None if found is None else found.attributes,
+                        None if found is None else found.descriptor, check.distance,
+                        v.draws, v.result.replaced == 1))
+    return rows, no_face
+
+
+def training_descriptors(analyzer: FaceAnalyzer, limit: int | None = None,
+                         progress: Progress | None = None) -> np.ndarray:
+    """Descriptors of the faces the morphable model and its extras were built from."""
+    from studio.core.morphable.build import training_images
+
+    paths = [p for _, p in training_images(2000, 1500, 0)][:limit]
+    out = []
+    for p in track(paths, progress, "training-face descriptors"):
+        found = largest_face(analyzer.analyze(load_image(p)).faces)
+        if found is not None and found.descriptor is not None:
+            out.append(found.descriptor)
+    return np.array(out)
+
+
+def metrics(rows: list[Row], no_face: int, training: np.ndarray) -> list[Metric]:
+    n = len(rows)
+    found = [r for r in rows if r.surrogate is not None]
+    o = np.array([[r.original.joy, r.original.p_male, r.original.yaw, r.original.pitch,
+                   r.original.roll] for r in found])
+    s = np.array([[r.surrogate.joy, r.surrogate.p_male, r.surrogate.yaw, r.surrogate.pitch,
+                   r.surrogate.roll] for r in found])
+    smile = float(np.mean((o[:, 0] >= 0.5) == (s[:, 0] >= 0.5)))
+    joy_r = float(np.corrcoef(o[:, 0], s[:, 0])[0, 1])
+    gender = float(np.mean((o[:, 1] >= 0.5) == (s[:, 1] >= 0.5)))
+    mae = np.abs(o[:, 2:] - s[:, 2:]).mean(0)
+    dists = np.array([r.distance for r in rows if r.distance is not None])
+    deid = float(np.mean(dists >= SAME_PERSON_THRESHOLD))
+    replaced = float(np.mean([r.replaced for r in rows]))
+    draws = np.array([r.draws for r in rows])
+    new = np.array([r.descriptor for r in found if r.descriptor is not None])
+    near_new = nearest_distances(new, training)
+    near_real = nearest_distances(np.array([r.original_descriptor for r in rows]), training)
+    shown = float(np.mean(near_new >= SAME_PERSON_THRESHOLD))
+    det = len(found) / max(n, 1)
+    detail = f"{len(found)} of {n} held-out faces ({no_face} originals had no face)"
+    return [
+        Metric("face found in the output", det, ">= 0.98", det >= 0.98, detail),
+        Metric("replaced (not blurred after 4 draws)", replaced, ">= 0.98", replaced >= 0.98,
+               f"draws: median {np.median(draws):.0f}, mean {draws.mean():.2f}"),
+        Metric("smile agreement", smile, ">= 0.95", smile >= 0.95, detail),
+        Metric("joy correlation", joy_r, ">= 0.85", joy_r >= 0.85, detail),
+        Metric("gender agreement", gender, ">= 0.90", gender >= 0.9, detail),
+        Metric("yaw MAE (deg)", float(mae[0]), "<= 2", mae[0] <= 2, detail),
+        Metric("pitch MAE (deg)", float(mae[1]), "<= 2", mae[1] <= 2, detail),
+        Metric("roll MAE (deg)", float(mae[2]), "<= 1", mae[2] <= 1, detail),
+        Metric("de-identified: >= 0.6 from the original", deid, ">= 0.98", deid >= 0.98,
+               f"{len(dists)} pairs, median {np.median(dists):.3f}"),
+        Metric("no real person shown: >= 0.6 from every training face", shown, "= 1.00",
+               shown >= 1.0, f"{len(new)} outputs against {len(training)} training faces; "
+               f"median nearest {np.median(near_new):.3f} (held-out reals "
+               f"{np.median(near_real):.3f})"),
+    ]
+
+
+def run_check(analyzer: FaceAnalyzer, maker: InContextMaker, n_genki: int = 300,
+              n_utk: int = 200, training_limit: int | None = None,
+              progress: Progress | None = None) -> list[Metric]:
+    from studio.core.evaluation.check_3d import heldout_paths
+
+    rows, no_face = measure(analyzer, maker, heldout_paths(n_genki, n_utk), progress)
+    training = training_descriptors(analyzer, training_limit, progress)
+    return metrics(rows, no_face, training)
