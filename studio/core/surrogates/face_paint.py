@@ -89,7 +89,7 @@ def paint_eyes(rgb: np.ndarray, new_points: np.ndarray, original: np.ndarray,
         opening = np.zeros((h, w), np.uint8)
         cv2.fillPoly(opening, [_poly(new, (x0, y0))], 255)
         big = np.empty((h, w, 3), np.float32)
-        big[:] = np.array([224, 214, 204], np.float32) * 0.72
+        big[:] = np.array([236, 228, 220], np.float32) * 0.8
         c = tuple(int(v) for v in np.round((centre - (x0, y0)) * SUPER))
         r = max(round(radius * SUPER), 1)
         yy, xx = np.mgrid[0:h, 0:w]

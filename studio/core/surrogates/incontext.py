@@ -55,6 +55,10 @@ LOW_FREQUENCY = 0.2
 #: match and a feathered edge measured the same on realism, smile and identity (150
 #: held-out UTKFace faces) without that failure.
 POISSON = False
+#: The photo's measured fine noise includes its skin's own texture, so only this share of
+#: it (at most MAX_GRAIN grey levels) is added to the new face as grain.
+GRAIN_SHARE = 0.5
+MAX_GRAIN = 4.0
 #: Identities are drawn with the model's full variance: shrinking them towards the mean
 #: made every face the same average face to the identity network.
 SPREAD = 1.0
@@ -81,11 +85,12 @@ class ContextRequest:
 @dataclass(frozen=True)
 class Redraw:
     """Another try at one face (studio.core.surrogates.verified): the ``draw``-th identity
-    of its seed, drawn with ``spread``, and a joy target that corrects what the previous
+    of its seed, at least ``margin`` standard deviations past the mean face from the
+    original (MorphableModel.sample_identity), and a joy target that corrects what the previous
     try was read as (None: the original's expression)."""
 
     draw: int = 0
-    spread: float = SPREAD
+    margin: float = 1.0
     joy: float | None = None
 
 
@@ -241,7 +246,8 @@ class InContextMaker:
             p_male = targets.p_male
         if redraw.joy is not None:
             expression = joy_edit(expression, redraw.joy)
-        identity, tex_coef = model.sample_identity(seed, spread=redraw.spread, away_from=fit)
+        identity, tex_coef = model.sample_identity(seed, spread=SPREAD, away_from=fit,
+                                                     margin=redraw.margin)
         identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male)
         if skin == "match" and fit.texture is not None:
             tex_coef = self.layout.with_tone(tex_coef, fit.texture, TONE_STRENGTH)
@@ -280,6 +286,7 @@ class InContextMaker:
             region = compositing.match_low_frequencies(region, under.astype(np.uint8), skin,
                                                        LOW_FREQUENCY * width)
         grain = compositing.photo_grain(under.astype(np.uint8), alpha > 0.5)
+        grain = min(GRAIN_SHARE * grain, MAX_GRAIN)
         if grain > 0.3:
             rng = np.random.default_rng(seed)
             noise = rng.normal(0, grain, region.shape[:2])[..., None]

@@ -6,7 +6,7 @@ same-person distance (0.6) of the original (babies most: dlib's descriptor puts 
 close together), and flipped the smile decision of 11%: the kept hair, outline and light
 carry identity, and a painted mouth can read as more or less of a smile than the
 original's. So each new face is analysed as the studio analyses a photo. A face too close
-to its original is drawn again with a new seed and a wider spread of identities; a face
+to its original is drawn again with a new seed, further from the original; a face
 whose smile decision flipped is drawn again with its joy corrected by what was read. A
 face still too close after the last draw is blurred, and the result says so; one whose
 smile still reads differently is kept, and the result says that too.
@@ -30,8 +30,11 @@ from studio.core.surrogates.incontext import (
     Redraw,
 )
 
-#: Identity spread of each draw: the first as the model's variance, then wider.
-SPREADS = (1.0, 1.3, 1.6, 1.9)
+#: How far past the mean face each draw puts the new identity from the original, in
+#: standard deviations along the original's own direction (shape and texture). Pushing
+#: further along that one direction, rather than widening every direction, keeps the
+#: later draws as plausible as the first (a wider spread painted patchy faces).
+MARGINS = (1.0, 1.5, 2.0, 2.5)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
             checks[i] = read[i]
             if read[i].passes(wanted[i], threshold):
                 pending.discard(i)
-        if not pending or draws == len(SPREADS):
+        if not pending or draws == len(MARGINS):
             break
         for i in pending:
             c, r = read[i], redraws[i]
@@ -114,8 +117,8 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
             if c.joy is not None and not c.smile_ok(wanted[i]):
                 base = wanted[i] if joy is None else joy
                 joy = float(np.clip(base + (wanted[i] - c.joy), 0.02, 0.98))
-            spread = r.spread if c.identity_ok(threshold) else SPREADS[draws]
-            redraws[i] = Redraw(draws, spread, joy)
+            margin = r.margin if c.identity_ok(threshold) else MARGINS[draws]
+            redraws[i] = Redraw(draws, margin, joy)
         result = maker.make(rgb, faces, request, prepared, redraws)
         draws += 1
     return _finish(result, faces, checks, pending, threshold, draws)
