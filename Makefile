@@ -9,7 +9,7 @@ DEBS := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 lib
         libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3 \
         libseccomp2 strace
 
-.PHONY: setup run test models system-deps lint bench evaluate evaluation-report screenshot clean
+.PHONY: setup run test models system-deps lint bench evaluate evaluation-report screenshot figures clean
 
 setup: system-deps $(STAMP) models
 
@@ -57,6 +57,9 @@ bench: setup
 	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_realism.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
+
+figures: setup
+	$(PY) docs/make_figures.py $(if $(wildcard ../shared/data/utkface),--research,)
 
 screenshot: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" env QT_QPA_PLATFORM=xcb $(PY) docs/make_screenshot.py docs/screenshot.png

@@ -160,3 +160,18 @@ def test_grayscale_detection_and_grain_on_real_pixels(held_out):
     noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 6, rgb.shape), 0, 255)
     assert compositing.photo_grain(noisy.astype(np.uint8), mask) > \
         compositing.photo_grain(rgb, mask) + 2
+
+
+def test_the_acceptance_check_measures_real_faces(maker, analyzer):
+    """``studio evaluate-incontext`` on a handful of held-out faces and training faces:
+    every metric is measured (finite), and the distances it reports are real ones."""
+    from studio.core.evaluation.check_incontext import run_check
+
+    metrics = {m.name: m for m in run_check(analyzer, maker, n_genki=3, n_utk=3,
+                                            training_limit=12)}
+    assert len(metrics) == 10
+    for m in metrics.values():
+        assert np.isfinite(m.value), m
+    assert metrics["de-identified: >= 0.6 from the original"].value >= 0.5
+    shown = metrics["no real person shown: >= 0.6 from every training face"]
+    assert "against 12 training faces" in shown.detail or "against 11" in shown.detail
