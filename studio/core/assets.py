@@ -107,3 +107,24 @@ def check_writable_dir(path: str | os.PathLike[str], what: str = "files") -> Non
     except OSError as exc:
         raise StudioError(f"cannot write {what} to {path}: nothing can be created there "
                           f"({exc.strerror or exc}).") from exc
+
+
+def write_tensors(path: Path, tensors: dict, info: dict) -> None:
+    """A safetensors file (numpy arrays, no pickle) with ``info`` as JSON metadata, written
+    beside and then moved over ``path``, so a failed write never leaves half a model."""
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"info": json.dumps(info)})
+    tmp.replace(path)
+
+
+def read_tensors(path: Path) -> tuple[dict, dict]:
+    """Every array of a safetensors file and its JSON ``info`` metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+        info = json.loads((fh.metadata() or {}).get("info", "{}"))
+    return tensors, info

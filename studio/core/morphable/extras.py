@@ -12,13 +12,12 @@ same training faces (``studio build-morphable --extras``) and kept beside it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from studio.core.assets import MODELS_DIR
+from studio.core.assets import MODELS_DIR, read_tensors, write_tensors
 from studio.core.errors import ModelFileError
 
 EXTRAS_FILE = MODELS_DIR / "morphable" / "face_3dmm_extras.safetensors"
@@ -83,8 +82,6 @@ class ModelExtras:
     info: dict
 
     def save(self, path: Path = EXTRAS_FILE) -> None:
-        from safetensors.numpy import save_file
-
         g = self.gender
         tensors = {
             "gender_shape_direction": g.shape_direction.astype(np.float32),
@@ -93,24 +90,17 @@ class ModelExtras:
             "gender_texture_positions": np.asarray(g.texture_positions, np.float32),
             "detail": self.detail.astype(np.float16),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"info": json.dumps(self.info)})
-        tmp.replace(path)
+        write_tensors(path, tensors, self.info)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> ModelExtras:
-        from safetensors import safe_open
-
         path = Path(path) if path else EXTRAS_FILE
         if not path.is_file():
             raise ModelFileError(f"{path.name} is missing from {path.parent}; restore it "
                                  "with `git checkout models/` or rebuild it with "
                                  "`studio build-morphable --extras`.")
         try:
-            with safe_open(str(path), framework="numpy") as fh:
-                t = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
-                info = json.loads((fh.metadata() or {}).get("info", "{}"))
+            t, info = read_tensors(path)
             axis = GenderAxis(t["gender_shape_direction"].astype(np.float64),
                               t["gender_texture_direction"].astype(np.float64),
                               tuple(float(v) for v in t["gender_shape_positions"]),

@@ -10,14 +10,13 @@ Built from data by ``studio build-morphable`` (studio.core.morphable.build).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from studio.core.assets import MODELS_DIR
+from studio.core.assets import MODELS_DIR, read_tensors, write_tensors
 from studio.core.errors import ModelFileError
 
 MORPHABLE_FILE = MODELS_DIR / "morphable" / "face_3dmm.safetensors"
@@ -93,8 +92,6 @@ class MorphableModel:
 
     # -- files -----------------------------------------------------------------------
     def save(self, path: Path = MORPHABLE_FILE) -> None:
-        from safetensors.numpy import save_file
-
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
             "mean_shape": self.mean_shape.astype(np.float32),
@@ -105,23 +102,17 @@ class MorphableModel:
             "uv": self.uv.astype(np.float32),
             "triangles": self.triangles.astype(np.int32),
         }
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"info": json.dumps(self.info)})
-        tmp.replace(path)
+        write_tensors(path, tensors, self.info)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> MorphableModel:
-        from safetensors import safe_open
-
         path = Path(path) if path else MORPHABLE_FILE
         if not path.is_file():
             raise ModelFileError(f"The morphable model {path.name} is missing from "
                                  f"{path.parent}; restore it with `git checkout models/` or "
                                  "rebuild it with `studio build-morphable`.")
         try:
-            with safe_open(str(path), framework="numpy") as fh:
-                t = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
-                info = json.loads((fh.metadata() or {}).get("info", "{}"))
+            t, info = read_tensors(path)
             return cls(t["mean_shape"].astype(np.float64),
                        t["expression_basis"].astype(np.float64),
                        t["identity_basis"].astype(np.float64),
