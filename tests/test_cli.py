@@ -71,7 +71,7 @@ def test_gui_without_a_display_says_so():
 PROGRESS_COMMANDS = {
     "calibrate": [], "build-morphable": [], "evaluate-3d": [], "evaluate-analysis": [],
     "train": [], "evaluate-generator": [], "batch": ["photos", "--workspace", "w.studio"],
-    "evaluate": ["--data", "photos", "--out", "report"], "manifests": [],
+    "evaluate": ["--data", "photos", "--out", "report"], "manifests": [], "generate": [],
     "evaluate-realism": [], "anonymize": ["photos", "-o", "out"], "evaluate-incontext": [],
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.cli.options import (
     CACHE,
@@ -19,7 +20,12 @@ from studio.cli.options import (
     attributes_from,
     data_present,
     progress_for,
+    split_list,
 )
+
+if TYPE_CHECKING:
+    from studio.core.analysis.attributes import Attributes
+    from studio.core.generator.dataset_export import ExportResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,14 +84,34 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="draw faces with given attributes into a grid PNG")
+    p = sub.add_parser(
+        "generate", help="draw faces with given attributes into a grid PNG or a data set",
+        description="Draws faces with the attributes of the flags: a contact sheet (-o), or "
+        "with --out-dir one PNG per face at the model's native size plus labels.csv (file, "
+        "seed and attributes of each face). A row regenerates its file exactly: "
+        "`studio generate --seed SEED --joy JOY ... -n 1 --out-dir NEW`. Exit 2 on bad "
+        "usage or a non-empty --out-dir.")
     add_attribute_flags(p)
     p.add_argument("-n", type=int, default=16, help="number of faces")
-    add_seed(p, default=None)
-    p.add_argument("--size", type=int, default=128, help="pixels per face in the grid")
+    add_seed(p, default=None, help="default: random; with --out-dir face i has seed SEED + i")
+    p.add_argument("--size", type=int, default=None,
+                   help="pixels per face in the grid (default 128); --out-dir files keep the "
+                        "model's native size")
     add_weights(p)
     _add_device(p)
-    p.add_argument("-o", "--output", default="grid.png")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", default="grid.png", help="the grid PNG (grid.png)")
+    where.add_argument("--out-dir", default=None, metavar="DIR",
+                       help="write N PNGs and labels.csv into DIR (new or empty; made if "
+                            "missing)")
+    p.add_argument("--vary", nargs="?", const="all", default=None, metavar="NAMES",
+                   help="with --out-dir: draw each face's labels uniformly over each "
+                        "attribute's range (seeded by the face's seed) instead of the flags' "
+                        "one label set; NAMES limits it, e.g. joy,male,yaw (default: all; "
+                        "pitch and roll over all of +-45 go past GENKI-4K's labels)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="with --out-dir: faces drawn at a time (bounds memory)")
+    add_quiet(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -180,13 +206,50 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from studio.core.generator.sampler import Sampler
     from studio.core.generator.sheets import contact_sheet
 
+    if args.out_dir is None and args.vary is not None:
+        print("error: --vary draws labels for a data set; pass --out-dir too", file=sys.stderr)
+        return 2
+    if args.out_dir is not None and args.size is not None:
+        print("error: --out-dir writes faces at the model's native size; --size is for the "
+              "grid (-o)", file=sys.stderr)
+        return 2
     gen = Sampler(args.weights, device=args.device)
     attrs = attributes_from(args)
+    if args.out_dir is not None:
+        from studio.core.generator.dataset_export import export_dataset
+
+        with progress_for(args) as progress:
+            done = export_dataset(gen, args.out_dir, args.n, attrs, seed=args.seed,
+                                  vary=_vary_names(args.vary), batch=args.batch,
+                                  progress=progress)
+        print(_dataset_summary(done, attrs))
+        return 0
     faces = gen.sample(attrs, seed=args.seed, n=args.n)
     out = Path(args.output)
-    contact_sheet(faces, size=args.size, gap=0).save(out)  # a new image: no metadata
+    contact_sheet(faces, size=args.size or 128, gap=0).save(out)  # a new image: no metadata
     print(f"{len(faces)} faces ({attrs.to_dict()}) -> {out}")
     return 0
+
+
+def _vary_names(text: str | None) -> tuple[str, ...]:
+    """``--vary``'s attributes: none, all, or those listed (``male`` or ``p_male``)."""
+    from studio.core.analysis.attributes import NAMES, SPECS
+
+    if text is None:
+        return ()
+    if text == "all":
+        return NAMES
+    by_flag = {s.flag: s.name for s in SPECS}
+    return tuple(by_flag.get(name, name) for name in split_list(text))
+
+
+def _dataset_summary(done: ExportResult, attrs: Attributes) -> str:
+    fixed = {k: v for k, v in attrs.to_dict().items() if k not in done.varied}
+    labels = ", ".join(filter(None, (done.varied and f"{', '.join(done.varied)} drawn per face",
+                                     fixed and str(fixed))))
+    return (f"{done.count} faces of {done.size} px (seeds {done.seed}.."
+            f"{done.seed + done.count - 1}; {labels}) -> {done.out_dir}, labels in "
+            f"{done.labels.name}; {done.seconds:.1f} s")
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
