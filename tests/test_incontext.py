@@ -169,7 +169,7 @@ def test_the_acceptance_check_measures_real_faces(maker, analyzer):
 
     metrics = {m.name: m for m in run_check(analyzer, maker, n_genki=3, n_utk=3,
                                             training_limit=12)}
-    assert len(metrics) == 10
+    assert len(metrics) == 11
     for m in metrics.values():
         assert np.isfinite(m.value), m
     assert metrics["de-identified: >= 0.6 from the original"].value >= 0.5
