@@ -88,8 +88,8 @@ def subparsers() -> dict:
 
 def test_every_command_has_help_and_the_help_stays_light():
     names = subparsers()
-    assert len(names) == 22  # relink joined the seventeen, then manifests, evaluate-realism,
-    # anonymize, evaluate-incontext
+    assert len(names) == 23  # relink joined the seventeen, then manifests, evaluate-realism,
+    # anonymize, evaluate-incontext, accept
     code = ("import sys\nfrom studio.cli import build_parser\nbuild_parser()\n"
             "print(sorted(m for m in ('torch', 'PySide6', 'mediapipe', 'matplotlib', 'tqdm',"
             " 'skimage', 'scipy') if m in sys.modules))")

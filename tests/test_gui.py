@@ -524,6 +524,80 @@ def test_moved_originals_are_said_and_relinked(qtbot, window, engine, tmp_path, 
     cur.close()
 
 
+def test_accept_all_that_pass_a_filter_counts_live_and_undoes_as_one(qtbot, window, engine,
+                                                                      tmp_path, genki_test):
+    import statistics
+
+    from PySide6.QtWidgets import QApplication
+
+    path, _ = _batch(tmp_path, engine, genki_test)  # 2 faces x (GAN, 3D, in context)
+    cur = window.open_workspace(str(path))
+    qtbot.addWidget(cur)
+    state, ws = cur.state, cur.ws
+    cands = ws.candidates()
+    assert len(cands) == 6
+    cur.controller.decide("rejected")  # a decision of its own, before the group
+    rejected = next(c for c in ws.candidates() if c.decision == "rejected")
+    edit_menu = cur.menuBar().actions()[1].menu()
+    assert edit_menu.actions()[0] is cur.accept_rule_action
+    assert cur.accept_rule_action.text().replace("&", "") == "Accept all that pass this filter…"
+    cur.accept_rule_action.trigger()
+    dialog = cur.accept_dialog
+    assert dialog.isVisible() and dialog.rule.text() == "distance >= 0.65 and smile_kept and " \
+        "face_found"
+    # The count follows the rule as it is typed: a real split of these candidates.
+    t = round(statistics.median(c.distance for c in cands), 4)
+    expected = {c.id for c in cands if c.distance >= t and c.id != rejected.id}
+    assert 0 < len(expected) < 5
+    dialog.rule.setText(f"distance >= {t}")
+    assert state.rule == f"distance >= {t}" and state.rule_preview.count == len(expected)
+    assert dialog.count.text().startswith(f"Would accept {len(expected)} candidate")
+    assert dialog.accept_button.isEnabled()
+    assert dialog.accept_button.text() == f"Accept {len(expected)}"
+    dialog.rule.setText("distnce >= 0.6")  # a typo: said at once, nothing can be accepted
+    assert "unknown name 'distnce' (did you mean distance?)" in dialog.count.text()
+    assert not dialog.accept_button.isEnabled() and state.rule_preview is None
+    dialog.rule.setText(f"distance >= {t}")
+    dialog.best.setChecked(True)  # one per face at most
+    faces = {c.face_id for c in cands if c.id in expected}
+    assert state.rule_preview.count == len(faces)
+    dialog.best.setChecked(False)
+    dialog.accept_button.click()
+    decided = {c.id: c.decision for c in ws.candidates()}
+    assert {i for i, d in decided.items() if d == "accepted"} == expected
+    assert decided[rejected.id] == "rejected"
+    assert state.message.startswith(f"Accepted {len(expected)} candidate")
+    assert "Ctrl+Z undoes them all" in state.message
+    assert dialog.count.text().startswith("Would accept 0 candidates")  # counted again
+    assert not dialog.accept_button.isEnabled()
+    # One Ctrl+Z in the window brings the whole group back; the next, the single decision.
+    dialog.close()
+    cur.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is cur)
+    qtbot.keyClick(cur, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    decided = {c.id: c.decision for c in ws.candidates()}
+    assert decided[rejected.id] == "rejected"
+    assert all(d == "pending" for i, d in decided.items() if i != rejected.id)
+    assert state.message == (f"Undone: accept: distance >= {t} ({len(expected)} candidate"
+                             f"{'s' * (len(expected) != 1)} back to their earlier decision).")
+    # The dialog's own Undo is the same action.
+    dialog = cur.open_accept_rule()
+    assert dialog.rule.text() == f"distance >= {t}"
+    assert state.rule_preview.count == len(expected)
+    dialog.override.setChecked(True)  # the rejected one may be accepted too
+    assert state.rule_preview.count == len(expected) + (rejected.distance >= t)
+    dialog.accept_button.click()
+    assert len(ws.candidates(decision="accepted")) == len(expected) + (rejected.distance >= t)
+    dialog.undo_button.click()
+    assert {c.id: c.decision for c in ws.candidates()} == decided
+    dialog.undo_button.click()
+    assert all(c.decision == "pending" for c in ws.candidates()) and state.message == "Undone."
+    dialog.close()
+    assert state.rule == ""  # closed: no more counting on every decision
+    QThreadPool.globalInstance().waitForDone(30000)
+    cur.close()
+
+
 def test_export_dialog_refuses_a_bad_place_before_any_work(qtbot, window, engine, tmp_path,
                                                            genki_test, monkeypatch):
     from studio.core.workspace import export

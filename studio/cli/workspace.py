@@ -1,5 +1,5 @@
-"""``studio batch``, ``export`` and ``relink``: a curation workspace, filled, exported to a
-crowd, and pointed at its originals' new folder."""
+"""``studio batch``, ``accept``, ``export`` and ``relink``: a curation workspace, filled,
+accepted in bulk by a rule, exported to a crowd, and pointed at its originals' new folder."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet(p)
     p.set_defaults(func=cmd_batch)
 
+    _register_accept(sub)
+
     p = sub.add_parser("export", help="write accepted surrogates as a crowd annotation batch")
     p.add_argument("workspace", help="workspace file")
     p.add_argument("out_dir", help="new folder for the batch (must not exist)")
@@ -45,6 +47,77 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("old", help="folder the originals were recorded in")
     p.add_argument("new", help="folder they are in now (each file is checked by sha256)")
     p.set_defaults(func=cmd_relink)
+
+
+ACCEPT_EPILOG = """\
+A rule compares stored metrics with numbers, joined by and, or, not (never run as code):
+  studio accept w.studio --rule "distance >= 0.6"
+  studio accept w.studio --rule "distance >= 0.65 and smile_kept and face_found" \\
+      --best-per-face
+  studio accept w.studio --rule 'abs_d_yaw <= 5 and method == "context"' --dry-run
+A metric with no value (no face found in the surrogate) makes a comparison unknown, and
+an unknown rule does not pass (not even under "not"). The names:
+"""
+
+
+def _register_accept(sub: argparse._SubParsersAction) -> None:
+    from studio.core.workspace.rules import names_help  # no heavy imports: help stays quick
+
+    p = sub.add_parser(
+        "accept", help="accept, in bulk, the candidates that pass a rule over their metrics",
+        description="Accept the undecided candidates that pass a rule, as one step that "
+        "--undo reverts whole.\nExit 2 on a bad rule, bad usage, or an --undo whose last "
+        "step is not a bulk accept.", epilog=ACCEPT_EPILOG + names_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("workspace", help="workspace file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--rule", help='e.g. "distance >= 0.65 and smile_kept and face_found"')
+    what.add_argument("--undo", action="store_true",
+                      help="revert the last bulk accept, every candidate of it, as one step")
+    p.add_argument("--best-per-face", action="store_true",
+                   help="accept one per face: of its passing candidates, the one with the "
+                        "highest distance (the others stay undecided); a face that already "
+                        "has an accepted candidate gets no other")
+    p.add_argument("--dry-run", action="store_true", help="say what would be accepted; write "
+                                                          "nothing")
+    p.add_argument("--override", action="store_true",
+                   help="accept passing candidates that were rejected too (without it, "
+                        "decided candidates are left alone)")
+    p.set_defaults(func=cmd_accept)
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from studio.core.errors import StudioError
+    from studio.core.workspace.rules import accept_by_rule, parse_rule
+    from studio.core.workspace.store import Workspace
+
+    if args.undo:
+        if args.best_per_face or args.dry_run or args.override:
+            raise StudioError("--undo takes no other option")
+        with Workspace(args.workspace) as ws:
+            step = ws.last_step()
+            if step is None:
+                raise StudioError(f"nothing to undo in {args.workspace}")
+            if step.bulk is None:
+                raise StudioError(
+                    f"the last change in {args.workspace} is a single decision (candidate "
+                    f"{step.candidate_ids[0]}), not a bulk accept; undo it in the curation "
+                    "window (Ctrl+Z) first. Nothing was changed.")
+            ws.undo_step()
+        print(f"undone: {step.what} ({len(step.candidate_ids)} candidates back to their "
+              "earlier decision)")
+        return 0
+    rule = parse_rule(args.rule)  # a bad rule is said before the workspace is opened
+    with Workspace(args.workspace) as ws:
+        report = accept_by_rule(ws, rule, best_per_face=args.best_per_face,
+                                dry_run=args.dry_run, override=args.override)
+    for line in report.lines():
+        print(line)
+    if args.dry_run:
+        print("dry run: nothing was written")
+    elif report.bulk is not None:
+        print(f"one step: `studio accept {args.workspace} --undo` reverts it whole")
+    return 0
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

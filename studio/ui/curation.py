@@ -1,7 +1,8 @@
 """Curation of a workspace: review each face's candidates by keyboard, with the metrics.
 
 Keys: A accept, R reject, G regenerate with a new seed, Right/Left next/previous candidate,
-Down/Up next/previous item, Space reveal or blur the original, Ctrl+Z undo.
+Down/Up next/previous item, Space reveal or blur the original, Ctrl+Z undo (a bulk accept,
+Edit > Accept all that pass this filter…, comes back whole).
 
 ``CurationController`` (``curation_controller``) reads and writes the workspace and keeps the
 ``CurationState`` up to date; ``CurationWindow``'s widgets only draw that state and pass key
@@ -85,9 +86,15 @@ class CurationWindow(QMainWindow):
         left.addWidget(QLabel("Show"))
         left.addWidget(self.filter)
         left.addWidget(self.items, 1)
+        self.accept_rule_button = QPushButton("Accept all that pass this filter…")
+        self.accept_rule_button.setToolTip("Accept, in one step, every undecided candidate "
+                                           "for which a rule over its metrics is true")
+        self.accept_rule_button.clicked.connect(self.open_accept_rule)
+        left.addWidget(self.accept_rule_button)
         self.export_button = QPushButton("Export accepted…")
         self.export_button.clicked.connect(self.open_export)
         left.addWidget(self.export_button)
+        self.accept_dialog = None
         middle = QVBoxLayout()
         top = QHBoxLayout()
         top.addWidget(self.original)
@@ -168,6 +175,9 @@ class CurationWindow(QMainWindow):
         menu.addAction(export_action)
         menu.addSeparator()
         menu.addAction(close_action)
+        self.accept_rule_action = QAction("&Accept all that pass this filter…", self)
+        self.accept_rule_action.triggered.connect(self.open_accept_rule)
+        self.menuBar().addMenu("&Edit").addAction(self.accept_rule_action)
 
     # -- drawing the state -------------------------------------------------------------
     def _show_items(self) -> None:
@@ -258,6 +268,18 @@ class CurationWindow(QMainWindow):
         dialog = ExportDialog(self.ws, engine.analyzer, self)
         dialog.show()
         return dialog
+
+    def open_accept_rule(self):
+        """The rule dialog (one, kept for its rule); it stays open beside the review."""
+        from studio.ui.accept_dialog import AcceptRuleDialog
+
+        if self.accept_dialog is None:
+            self.accept_dialog = AcceptRuleDialog(self.state, self.controller, self)
+        elif not self.accept_dialog.isVisible():
+            self.accept_dialog.recount()  # decisions may have changed while it was closed
+        self.accept_dialog.show()
+        self.accept_dialog.raise_()
+        return self.accept_dialog
 
     def open_relink(self) -> None:
         """Ask where the folder of the missing originals is now, then relink in a worker."""

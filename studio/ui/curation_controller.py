@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject
 
 from studio.core.analysis.framing import original_crop
 from studio.core.workspace.paths import missing_originals
+from studio.core.workspace.rules import AcceptReport, RuleError, accept_by_rule
 from studio.core.workspace.store import FaceRecord, Workspace, face_analysis, needs_attention
 from studio.ui.curation_state import CurationState
 from studio.ui.workers import LatestOnly, run_in_thread
@@ -162,6 +163,7 @@ class CurationController(QObject):
         if c is None or state.face is None or self._relinking():
             return
         self.ws.decide(c.id, decision)
+        self._refresh_rule()
         state.set_message(f"{c.method.upper()} seed {c.seed}: {decision}.")
         face_id = state.face.id
         candidates = self.ws.candidates(face_id)
@@ -174,15 +176,65 @@ class CurationController(QObject):
                 self.step_item(1)
 
     def undo(self) -> None:
+        """Revert the last step: one decision, or a whole bulk accept."""
         if self._relinking():
             return
-        cid = self.ws.undo()
-        if cid is None:
+        step = self.ws.undo_step()
+        if step is None:
             self.state.set_message("Nothing to undo.")
             return
+        self._refresh_rule()
+        if step.bulk is not None:
+            face = self.state.face
+            self.reload(keep_face=face.id if face is not None else None)
+            n = len(step.candidate_ids)
+            self.state.set_message(f"Undone: {step.what} ({n} candidate{'s' * (n != 1)} "
+                                   "back to their earlier decision).")
+            return
+        cid = step.candidate_ids[0]
         self.reload(keep_face=self.ws.face_of(cid))
         self.select(next(i for i, c in enumerate(self.state.candidates) if c.id == cid))
         self.state.set_message("Undone.")
+
+    # -- accepting in bulk by a rule -------------------------------------------------
+    def preview_rule(self, text: str, best: bool = False, override: bool = False) -> None:
+        """What the rule would accept (a dry run), or why it cannot be used."""
+        try:
+            preview = accept_by_rule(self.ws, text, best_per_face=best, dry_run=True,
+                                     override=override)
+        except RuleError as exc:
+            self.state.set_rule(text, best, override, None, str(exc).split("\n")[0])
+            return
+        self.state.set_rule(text, best, override, preview)
+
+    def clear_rule(self) -> None:
+        """The rule's dialog has closed: no more counting on every decision."""
+        self.state.set_rule("", False, False, None)
+
+    def _refresh_rule(self) -> None:
+        """Decisions changed: the rule's count with them."""
+        state = self.state
+        if state.rule:
+            self.preview_rule(state.rule, state.rule_best, state.rule_override)
+
+    def accept_rule(self) -> AcceptReport | None:
+        """Accept what the previewed rule passes, as one step that undo reverts whole."""
+        state = self.state
+        if self._relinking():
+            return None
+        if state.rule_preview is None:
+            state.set_message(state.rule_error or "Type a rule first, e.g. distance >= 0.65 "
+                              "and smile_kept.", error=True)
+            return None
+        report = accept_by_rule(self.ws, state.rule, best_per_face=state.rule_best,
+                                override=state.rule_override)
+        face = state.face
+        self.reload(keep_face=face.id if face is not None else None)
+        self._refresh_rule()
+        state.set_message(f"Accepted {report.count} candidate{'s' * (report.count != 1)} "
+                          f"that pass {report.rule}; {report.faces_none} of {report.faces} "
+                          "faces have none. Ctrl+Z undoes them all.")
+        return report
 
     def regenerate(self) -> None:
         state, engine = self.state, self.engine_provider()

@@ -1,7 +1,7 @@
 """The curation window's state: which faces the filter shows, the face under review, its
 candidates, the chosen one, whether the original is revealed, how many originals are not
-where they were recorded (a moved folder) and whether they are being relinked, and the line
-of feedback.
+where they were recorded (a moved folder) and whether they are being relinked, the
+bulk-accept rule with what it would accept, and the line of feedback.
 
 Plain data and one signal per part; the window's widgets draw it, and the curation
 controller (``studio.ui.curation_controller``) is the only one to change it. The metric panels bind
@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.ui.comparison_state import ComparisonState
 
 if TYPE_CHECKING:
+    from studio.core.workspace.rules import AcceptReport
     from studio.core.workspace.store import Candidate, FaceRecord
 
 
@@ -31,6 +32,7 @@ class CurationState(QObject):
     message_changed = Signal(str, bool)  # text, is it an error
     missing_changed = Signal(int)  # originals found at none of their recorded places
     relinking_changed = Signal(bool)  # a relink is hashing files in a worker
+    rule_changed = Signal()  # the bulk-accept rule, its options, and what it would accept
 
     def __init__(self, filter_kind: str = "pending") -> None:
         super().__init__()
@@ -48,6 +50,11 @@ class CurationState(QObject):
         self.missing = 0
         self.missing_folder = ""  # the folder the missing originals were in
         self.relinking = False
+        self.rule = ""  # "Accept all that pass this filter": the rule as typed
+        self.rule_best = False  # one per face, the highest distance
+        self.rule_override = False  # rejected candidates may be accepted too
+        self.rule_preview: AcceptReport | None = None  # a dry run of it; None when it is bad
+        self.rule_error = ""  # why the rule cannot be used
         self.compared = ComparisonState()
 
     @property
@@ -103,3 +110,11 @@ class CurationState(QObject):
         if relinking != self.relinking:
             self.relinking = relinking
             self.relinking_changed.emit(relinking)
+
+    def set_rule(self, text: str, best: bool, override: bool,
+                 preview: AcceptReport | None, error: str = "") -> None:
+        """The rule and a dry run of it: announced on every change, since the same rule
+        counts differently once decisions change."""
+        self.rule, self.rule_best, self.rule_override = text, best, override
+        self.rule_preview, self.rule_error = preview, error
+        self.rule_changed.emit()

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from studio.core.analysis.attributes import Attributes
+from studio.core.workspace import history
+from studio.core.workspace.history import Step
 from studio.core.workspace.integrity import WorkspaceError, check_header, damaged
 
 if TYPE_CHECKING:
@@ -61,10 +63,16 @@ CREATE TABLE IF NOT EXISTS candidates (
     created REAL NOT NULL,
     UNIQUE (face_id, method, seed)
 );
+CREATE TABLE IF NOT EXISTS bulk_ops (  -- decisions made as one step (history.bulk)
+    id INTEGER PRIMARY KEY,
+    what TEXT NOT NULL,            -- e.g. "accept: distance >= 0.6"
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
     candidate_id INTEGER NOT NULL REFERENCES candidates(id),
-    old TEXT NOT NULL, new TEXT NOT NULL, at REAL NOT NULL
+    old TEXT NOT NULL, new TEXT NOT NULL, at REAL NOT NULL,
+    bulk INTEGER REFERENCES bulk_ops(id)  -- NULL: a decision of its own
 );
 CREATE TABLE IF NOT EXISTS original_paths (  -- every place an original was seen (duplicates)
     original_id INTEGER NOT NULL REFERENCES originals(id),
@@ -73,10 +81,9 @@ CREATE TABLE IF NOT EXISTS original_paths (  -- every place an original was seen
     PRIMARY KEY (original_id, path)
 );
 """
-#: ``PRAGMA user_version``: 0 before ``original_paths``; older files are migrated on open.
-SCHEMA_VERSION = 1
-
-DECISIONS = ("pending", "accepted", "rejected")
+#: ``PRAGMA user_version``: 0 before ``original_paths``, 1 before ``bulk_ops`` and
+#: ``history.bulk``; older files are migrated on open.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,8 @@ class Workspace:
                         from studio.core.workspace.paths import record_paths
 
                         record_paths(self)
+                    if version < 2:
+                        history.migrate(self.db)
                     self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"cannot write to {self.path} ({exc}).") from exc
@@ -340,30 +349,23 @@ class Workspace:
         return row[0]
 
     def decide(self, candidate_id: int, decision: str, note: str | None = None) -> None:
-        if decision not in DECISIONS:
-            raise WorkspaceError(f"decision must be one of {DECISIONS}, not {decision!r}")
-        with self.db:
-            row = self.db.execute("SELECT decision FROM candidates WHERE id=?",
-                                  (candidate_id,)).fetchone()
-            if row is None:
-                raise WorkspaceError(f"no candidate {candidate_id}")
-            self.db.execute("INSERT INTO history (candidate_id, old, new, at) VALUES "
-                            "(?, ?, ?, ?)", (candidate_id, row[0], decision, time.time()))
-            self.db.execute("UPDATE candidates SET decision=? WHERE id=?",
-                            (decision, candidate_id))
-            if note is not None:
-                self.db.execute("UPDATE candidates SET note=? WHERE id=?", (note, candidate_id))
+        history.decide(self, candidate_id, decision, note)
+
+    def decide_many(self, candidate_ids: list[int], decision: str, what: str) -> int | None:
+        """One step for many candidates (``history.decide_many``): one undo reverts it."""
+        return history.decide_many(self, candidate_ids, decision, what)
+
+    def last_step(self) -> Step | None:
+        return history.last_step(self)
+
+    def undo_step(self) -> Step | None:
+        """Revert the last step: one decision, or a whole group decided as one."""
+        return history.undo_step(self)
 
     def undo(self) -> int | None:
-        """Revert the last decision; returns its candidate id, or None when there is none."""
-        with self.db:
-            row = self.db.execute("SELECT id, candidate_id, old FROM history "
-                                  "ORDER BY id DESC LIMIT 1").fetchone()
-            if row is None:
-                return None
-            self.db.execute("UPDATE candidates SET decision=? WHERE id=?", (row[2], row[1]))
-            self.db.execute("DELETE FROM history WHERE id=?", (row[0],))
-            return int(row[1])
+        """Revert the last step; returns its (first) candidate id, or None when there is none."""
+        step = self.undo_step()
+        return None if step is None else step.candidate_ids[0]
 
     def summary(self) -> dict[str, int]:
         q = self.db.execute
