@@ -341,7 +341,7 @@ def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, ge
     for item in genki_test[:2]:
         shutil.copy(item.path, folder / item.path.name)
     with Workspace(tmp_path / "c.studio", create=True) as ws:
-        run_batch(folder, ws, engine, candidates=1)
+        run_batch(folder, ws, engine, candidates=1, methods=("gan", "3d", "context"))
     cur = window.open_workspace(str(tmp_path / "c.studio"))
     qtbot.addWidget(cur)
     # One candidate of each method: GAN, 3D and in context.
@@ -398,7 +398,7 @@ def _batch(tmp_path, engine, genki_test, n: int = 2):
         shutil.copy(item.path, folder / item.path.name)
     path = tmp_path / "w.studio"
     with Workspace(path, create=True) as ws:
-        run_batch(folder, ws, engine, candidates=1)
+        run_batch(folder, ws, engine, candidates=1, methods=("gan", "3d", "context"))
     return path, folder
 
 

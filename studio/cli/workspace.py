@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from studio.cli.options import add_quiet, add_seed, add_workers, progress_for, split_list
+from studio.core.surrogates.names import BATCH_METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
     p.add_argument("--workspace", required=True, help="workspace file, e.g. study.studio")
     p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
-    p.add_argument("--methods", default="gan,3d",
+    p.add_argument("--methods", default=",".join(BATCH_METHODS),
                    help="comma-separated: gan, 3d, context (the face replaced in the photo)")
     add_workers(p, help="photos analysed in parallel")
     add_quiet(p)

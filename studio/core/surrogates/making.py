@@ -17,12 +17,12 @@ from PIL import Image
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.errors import StudioError
 from studio.core.metrics.comparison import Comparison
+from studio.core.surrogates.names import BATCH_METHODS, RENDERED_METHODS, SURROGATE_METHODS
 
-#: The surrogate methods: the conditional GAN, the 3D morphable model on its own, and the
-#: 3D face put into the photo itself ("context").
-SURROGATE_METHODS = ("gan", "3d", "context")
-#: The methods that render the morphable model (and need OpenGL).
-RENDERED_METHODS = ("3d", "context")
+__all__ = ["BATCH_METHODS", "EXPORT_SIZE", "RENDERED_METHODS", "SURROGATE_METHODS",
+           "CandidateMaker", "batch_engine", "candidate_metrics", "candidate_seed", "check_methods",
+           "in_context_photos", "png_bytes", "save_png", "surrogate_images"]
+
 #: The size every exported surrogate has: GAN faces are upscaled to it, 3D renders drawn at it.
 EXPORT_SIZE = 256
 

@@ -23,7 +23,7 @@ from studio.core.assets import sha256_of
 from studio.core.errors import ImageLoadError, StudioError
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates.making import (
-    SURROGATE_METHODS,
+    BATCH_METHODS,
     CandidateMaker,
     candidate_seed,
     check_methods,
@@ -228,7 +228,7 @@ class _Run:
 
 
 def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int = 3,
-              methods: tuple[str, ...] = SURROGATE_METHODS, progress: Progress | None = None,
+              methods: tuple[str, ...] = BATCH_METHODS, progress: Progress | None = None,
               workers: int = 1, watch: Watch | None = None,
               alone: Collection[str] = ()) -> BatchReport:
     """``workers`` > 1 analyses photos in parallel (the engine needs as many landmarkers);

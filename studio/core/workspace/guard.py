@@ -24,7 +24,7 @@ from pathlib import Path
 from studio.core.assets import sha256_of
 from studio.core.errors import StudioError
 from studio.core.progress import Progress, no_progress
-from studio.core.surrogates.making import RENDERED_METHODS
+from studio.core.surrogates.making import BATCH_METHODS, RENDERED_METHODS
 from studio.core.workspace.batch import BatchReport
 from studio.core.workspace.store import Workspace
 
@@ -98,7 +98,7 @@ def record_crash(workspace: str | Path, path: str, exit_code: int | None) -> Non
 
 
 def guarded_batch(folder: str | Path, workspace: str | Path, candidates: int = 3,
-                  methods: tuple[str, ...] = ("gan", "3d"), workers: int = 1,
+                  methods: tuple[str, ...] = BATCH_METHODS, workers: int = 1,
                   progress: Progress | None = None) -> BatchReport:
     """``run_batch`` in child processes, as the module says. Returns the last child's
     report (which covers the whole folder, photos blamed for a crash among the unreadable
