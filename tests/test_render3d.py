@@ -330,3 +330,26 @@ def test_child_process_picks_a_platform_and_exits_cleanly(egl_broken):
         assert name == "osmesa"
     else:
         assert name in ("egl", "osmesa")
+
+
+def test_torch_can_train_after_a_render_in_the_same_process():
+    """Mesa's llvmpipe and Triton (which torch imports when an optimiser is made) each
+    carry an LLVM; loaded Mesa first, the process died with a segmentation fault (the test
+    suite did, once a rendering test ran before a training one)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from studio.core.morphable.model import MorphableModel\n"
+        "from studio.core.morphable.render import MeshRenderer\n"
+        "m = MorphableModel.load()\n"
+        "with MeshRenderer() as r:\n"
+        "    r.render(m.mean_shape * (10, -10, -10) + 128, m.triangles, mode='shaded')\n"
+        "    import torch\n"
+        "    torch.optim.Adam([torch.zeros(3, requires_grad=True)])\n"
+        "print('trained after rendering')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "trained after rendering" in done.stdout

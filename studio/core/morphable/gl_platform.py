@@ -8,6 +8,7 @@ ours), else OSMesa. The probe costs about 0.4 s, once per process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -130,12 +131,25 @@ def probe_platform(name: str) -> tuple[bool, str]:
     return False, lines[-1] if lines else f"probe exited with code {proc.returncode}"
 
 
+def _load_triton_first() -> None:
+    """Load Triton's LLVM before Mesa's, when Triton is installed (torch's CPU wheels
+    bring it). Mesa's llvmpipe and Triton each carry an LLVM; loaded in the other order,
+    the process crashes (a segmentation fault) the first time torch imports Triton after a
+    render, which creating any torch optimiser does. In this order both work. 0.5 s, once."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        with contextlib.suppress(Exception):  # a broken Triton is torch's problem, not ours
+            import triton  # noqa: F401
+
+
 def gl_platform() -> PlatformChoice:
     """Choose the PyOpenGL platform once per process and export it as PYOPENGL_PLATFORM.
 
     Must run before OpenGL (and so pyrender) is first imported.
     """
     global _platform, _platform_error
+    _load_triton_first()
     with _platform_lock:
         if _platform is not None:
             return _platform
