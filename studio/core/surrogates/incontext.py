@@ -22,7 +22,7 @@ from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.face_regions import FACE_OVAL
 from studio.core.errors import StudioError
-from studio.core.morphable.extras import ModelExtras
+from studio.core.morphable.extras import GENDER_EMPHASIS, ModelExtras
 from studio.core.morphable.lighting import Lighting
 from studio.core.morphable.model import Fit, MorphableModel, rotation_from_angles
 from studio.core.morphable.relight import (
@@ -86,12 +86,14 @@ class ContextRequest:
 class Redraw:
     """Another try at one face (studio.core.surrogates.verified): the ``draw``-th identity
     of its seed, at least ``margin`` standard deviations past the mean face from the
-    original (MorphableModel.sample_identity), and a joy target that corrects what the previous
-    try was read as (None: the original's expression)."""
+    original (MorphableModel.sample_identity), a joy target that corrects what the previous
+    try was read as (None: the original's expression), and how far along the gender axis
+    the face is set (extras.GENDER_EMPHASIS)."""
 
     draw: int = 0
     margin: float = 1.0
     joy: float | None = None
+    gender_emphasis: float = GENDER_EMPHASIS
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,8 @@ class InContextMaker:
             expression = joy_edit(expression, redraw.joy)
         identity, tex_coef = model.sample_identity(seed, spread=SPREAD, away_from=fit,
                                                      margin=redraw.margin)
-        identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male)
+        identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male,
+                                                      redraw.gender_emphasis)
         if skin == "match" and fit.texture is not None:
             tex_coef = self.layout.with_tone(tex_coef, fit.texture, TONE_STRENGTH)
         new = model.posed(fit, identity, expression, rotation)

@@ -7,7 +7,8 @@ close together), and flipped the smile decision of 11%: the kept hair, outline a
 carry identity, and a painted mouth can read as more or less of a smile than the
 original's. So each new face is analysed as the studio analyses a photo. A face too close
 to its original is drawn again with a new seed, further from the original; a face
-whose smile decision flipped is drawn again with its joy corrected by what was read. A
+whose smile decision flipped is drawn again with its joy corrected by what was read, and
+one whose gender decision flipped is set further along the gender axis. A
 face still too close after the last draw is blurred, and the result says so; one whose
 smile still reads differently is kept, and the result says that too.
 """
@@ -30,6 +31,9 @@ from studio.core.surrogates.incontext import (
     Redraw,
 )
 
+#: A face whose gender decision flipped is set this much further along the gender axis
+#: on its next draw (extras.GENDER_EMPHASIS is the first draw's).
+GENDER_STEP = 1.0
 #: How far past the mean face each draw puts the new identity from the original, in
 #: standard deviations along the original's own direction (shape and texture). Pushing
 #: further along that one direction, rather than widening every direction, keeps the
@@ -43,9 +47,16 @@ class FaceCheck:
 
     distance: float | None
     joy: float | None
+    p_male: float | None = None
 
-    def passes(self, joy: float, threshold: float) -> bool:
-        return self.identity_ok(threshold) and self.smile_ok(joy)
+    def passes(self, joy: float, p_male: float, threshold: float) -> bool:
+        return self.identity_ok(threshold) and self.smile_ok(joy) and self.gender_ok(p_male)
+
+    def gender_ok(self, p_male: float) -> bool:
+        """The gender decision kept (a photo the classifier could not read passes)."""
+        if self.p_male is None or not np.isfinite(self.p_male) or not np.isfinite(p_male):
+            return True
+        return (self.p_male >= 0.5) == (p_male >= 0.5)
 
     def identity_ok(self, threshold: float) -> bool:
         return self.distance is not None and self.distance >= threshold
@@ -77,7 +88,7 @@ def read_back(analyzer: FaceAnalyzer, rgb: np.ndarray, faces: list[FaceAnalysis]
         g = min(near, key=lambda t: t[0])[1]
         d = (identity_distance(g.descriptor, f.descriptor)
              if g.descriptor is not None and f.descriptor is not None else None)
-        checks.append(FaceCheck(d, g.attributes.joy))
+        checks.append(FaceCheck(d, g.attributes.joy, g.attributes.p_male))
     return checks
 
 
@@ -93,8 +104,10 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
     request = request or ContextRequest()
     prepared = prepared or [maker.prepare(rgb, f) for f in faces]
     faces = analyzer.describe(rgb, _as_analysis(rgb, faces)).faces
-    wanted = [request.targets.joy if i == 0 and request.targets is not None else f.attributes.joy
-              for i, f in enumerate(faces)]
+    asked = [request.targets if i == 0 and request.targets is not None else f.attributes
+             for i, f in enumerate(faces)]
+    wanted = [a.joy for a in asked]
+    male = [a.p_male for a in asked]
     redraws = {i: Redraw() for i in range(len(faces))}
     pending = set(redraws)
     checks: list[FaceCheck | None] = [None] * len(faces)
@@ -107,7 +120,7 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
                 pending.discard(i)
                 continue
             checks[i] = read[i]
-            if read[i].passes(wanted[i], threshold):
+            if read[i].passes(wanted[i], male[i], threshold):
                 pending.discard(i)
         if not pending or draws == len(MARGINS):
             break
@@ -118,7 +131,9 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
                 base = wanted[i] if joy is None else joy
                 joy = float(np.clip(base + (wanted[i] - c.joy), 0.02, 0.98))
             margin = r.margin if c.identity_ok(threshold) else MARGINS[draws]
-            redraws[i] = Redraw(draws, margin, joy)
+            emphasis = (r.gender_emphasis if c.gender_ok(male[i])
+                        else r.gender_emphasis + GENDER_STEP)
+            redraws[i] = Redraw(draws, margin, joy, emphasis)
         result = maker.make(rgb, faces, request, prepared, redraws)
         draws += 1
     return _finish(result, faces, checks, pending, threshold, draws)
@@ -127,7 +142,7 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
 def _finish(result: ContextResult, faces: list[FaceAnalysis], checks: list[FaceCheck | None],
             pending: set[int], threshold: float, draws: int) -> Verified:
     too_close = sorted(i for i in pending if not (checks[i] and checks[i].identity_ok(threshold)))
-    smile_off = sorted(pending - set(too_close))
+    smile_off = sorted(pending - set(too_close))  # smile or gender read differently
     if not pending:
         return Verified(result, checks, draws)
     image, changed = result.image, result.changed.copy()
@@ -142,8 +157,8 @@ def _finish(result: ContextResult, faces: list[FaceAnalysis], checks: list[FaceC
         notes.append(f"{len(too_close)} face(s) blurred: no new identity was far enough "
                      "from the original")
     if smile_off:
-        notes.append("face(s) " + ", ".join(str(i + 1) for i in smile_off) + ": the smile "
-                     "may read differently from the original's")
+        notes.append("face(s) " + ", ".join(str(i + 1) for i in smile_off) + ": the smile or "
+                     "gender may read differently from the original's")
     return Verified(replace(result, image=image, changed=changed, faces=outcomes,
                             notes=tuple(notes)), checks, draws)
 
