@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-generator", help="measure the generator on held-out labels")
     add_weights(p)
     add_labels(p)
-    p.add_argument("-n", type=int, default=1000, help="samples for realism and control")
+    p.add_argument("-n", type=int, default=1000, help="samples for control (labels drawn "
+                                                      "from held-out faces)")
+    p.add_argument("--realism-faces", type=int, default=400,
+                   help="held-out faces drawn from their own labels for the realism rows "
+                        "(C2ST, KID, HOG), smile agreement per joy bin and the 7-class judge")
     p.add_argument("--privacy-faces", type=int, default=None, help="GENKI-4K test faces (all)")
     p.add_argument("--training-reference", type=int, default=3000,
                    help="training faces to search for the nearest one")
@@ -280,9 +284,13 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
     from studio.core.evaluation.check_analysis import format_table
     from studio.core.evaluation.check_generator import run_check
+    from studio.core.evaluation.check_generator_realism import MIN_FACES
     from studio.core.generator.sampler import Sampler
     from studio.core.generator.training_data import read_cache_by_path
 
+    if args.realism_faces < MIN_FACES:  # before the label cache is read, not after sampling
+        print(f"error: --realism-faces must be at least {MIN_FACES}", file=sys.stderr)
+        return 2
     if not data_present():
         return 2
     generator = Sampler(args.weights)
@@ -290,6 +298,7 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
         records = read_cache_by_path(Path(args.labels), progress=progress)
         metrics = run_check(generator, analyzer, records, n=args.n,
                             privacy_faces=args.privacy_faces,
+                            realism_faces=args.realism_faces,
                             training_reference=args.training_reference, progress=progress)
     print(f"generator {generator.path.name} (step {generator.metadata.get('step', '?')})")
     print(format_table(metrics))

@@ -1,7 +1,10 @@
-"""Measure the generator with the face analysis, on generated images only.
+"""Measure the generator with the face analysis against its bars (issue 16's target
+table where it sets one).
 
 Requested labels come from held-out images (GENKI-4K test split and the UTKFace hold-out),
-never from training images.
+never from training images. The realism and every-joy-bin rows draw held-out faces
+themselves (``check_generator_realism``); held-out photos in the generator's training
+manifest are set aside there and in the privacy rows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import largest_face
+from studio.core.errors import StudioError
 from studio.core.evaluation.check_analysis import Metric
 from studio.core.generator.sampler import Sampler
 from studio.core.progress import Progress, track
@@ -76,15 +80,15 @@ def control_metrics(samples: list[SampleMeasure]) -> list[Metric]:
     n = f"{len(found)} faces of {len(samples)} samples"
     return [
         Metric("realism: face detected", det, ">= 0.95", det >= 0.95, n),
-        Metric("joy correlation", joy_corr, ">= 0.80", joy_corr >= 0.8, n),
+        Metric("joy correlation", joy_corr, ">= 0.85", joy_corr >= 0.85, n),
         Metric("smile agreement, joy <=0.2 or >=0.8", joy_agree, ">= 0.90", joy_agree >= 0.9,
                f"{int(extreme.sum())} samples"),
-        Metric("yaw MAE (deg), |yaw| <= 30", yaw_mae, "<= 8", yaw_mae <= 8,
+        Metric("yaw MAE (deg), |yaw| <= 30", yaw_mae, "<= 5", yaw_mae <= 5,
                f"{int(yaw_in.sum())} samples; yaw correlation {yaw_corr:.3f}"),
         Metric("roll MAE (deg), |roll| <= 15", roll_mae, "<= 5", roll_mae <= 5,
                f"{int(roll_in.sum())} samples"),
-        Metric("pitch correlation", pitch_corr, ">= 0.50", pitch_corr >= 0.5, n),
-        Metric("gender agreement, P <=0.1 or >=0.9", g_agree, ">= 0.90", g_agree >= 0.9,
+        Metric("pitch correlation", pitch_corr, ">= 0.80", pitch_corr >= 0.8, n),
+        Metric("gender agreement, P <=0.1 or >=0.9", g_agree, ">= 0.95", g_agree >= 0.95,
                f"{int(g_ext.sum())} samples"),
     ]
 
@@ -120,11 +124,20 @@ def nearest_distances(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[str, dict],
              n: int = 1000, diversity_sets: int = 4, privacy_faces: int | None = None,
-             training_reference: int = 3000, seed: int = 0,
+             training_reference: int = 3000, realism_faces: int = 400, seed: int = 0,
              progress: Progress | None = None) -> list[Metric]:
+    """Every bar's metric; ``realism_faces`` held-out faces for the realism and every-joy-bin
+    rows, ``privacy_faces`` GENKI-4K test faces (None: all) for the own-label row."""
     from studio.core.analysis.images import load_image
-    from studio.core.datasets import genki
+    from studio.core.evaluation.check_generator_realism import (
+        MIN_FACES,
+        held_out,
+        held_out_metrics,
+    )
     from studio.core.generator.training_data import training_sources
+
+    if realism_faces < MIN_FACES:  # said before the long sampling, not after it
+        raise StudioError(f"--realism-faces must be at least {MIN_FACES}, got {realism_faces}")
 
     rng = random.Random(seed)
     pool = heldout_labels(cache_records)
@@ -139,8 +152,11 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     metrics += diversity_metrics(measure(analyzer, div_imgs, div_req, progress, "diversity"),
                                  diversity_sets)
 
+    held = held_out(generator.path)
+    metrics += held_out_metrics(analyzer, generator, realism_faces, held, seed, progress)
+
     # Privacy 1: each held-out GENKI face against a surrogate drawn from its own labels.
-    faces = genki("test")[:privacy_faces]
+    faces = held.unseen(("genki4k-test",))[:privacy_faces]
     far = total = 0
     real_desc = []
     for it in track(faces, progress, "privacy (own labels)"):
@@ -156,8 +172,9 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
         far += np.linalg.norm(largest_face(sur.faces).descriptor - f.descriptor) >= \
             SAME_PERSON_THRESHOLD
     share = far / max(total, 1)
-    metrics.append(Metric("privacy: surrogate >= 0.6 from its original", share, ">= 0.95",
-                          share >= 0.95, f"{total} held-out GENKI-4K faces"))
+    metrics.append(Metric("privacy: surrogate >= 0.6 from its original", share, ">= 0.97",
+                          share >= 0.97, f"{total} held-out GENKI-4K faces; "
+                          f"{held.note(('genki4k-test',))}"))
 
     # Privacy 2: samples are no closer to training faces than held-out real faces are.
     train_paths = [p for _, p in training_sources()]
@@ -172,6 +189,6 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     med_gen = float(np.median(nearest_distances(gen_desc, ref_arr)))
     med_real = float(np.median(nearest_distances(np.array(real_desc), ref_arr)))
     metrics.append(Metric("privacy: median nearest-training distance", med_gen,
-                          f">= {med_real - 0.02:.3f}", med_gen >= med_real - 0.02,
+                          f">= {med_real:.3f}", med_gen >= med_real,
                           f"held-out real faces: {med_real:.3f}; {len(ref_arr)} training faces"))
     return metrics

@@ -164,6 +164,13 @@ def realism_of(rows: list[Measurement]) -> RealismResult | None:
         return None
 
 
+def smile_agreement(rows: list[Measurement]) -> float:
+    """Share of outputs whose smile decision is the original's (no face = lost)."""
+    if not rows:
+        return math.nan
+    return float(np.mean([r.output.smiling == r.original.smiling for r in rows]))
+
+
 def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
     """Smile agreement and joy error per bin of the original's joy (see JOY_BINS)."""
     joy = np.array([r.original.joy for r in rows])
@@ -173,8 +180,7 @@ def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
         inside = [r for r, j in zip(rows, joy, strict=True)
                   if low <= j < high or (last and j == high)]
         out.append(JoyBin(low, high, len(inside),
-                          float(np.mean([r.output.smiling == r.original.smiling
-                                         for r in inside])) if inside else math.nan,
+                          smile_agreement(inside),
                           _mean([abs(r.output.joy - r.original.joy) for r in inside
                                  if r.output.found]), expression_agreement(inside)))
     return out
@@ -205,7 +211,7 @@ def summarise(rows: list[Measurement], identities_known: bool,
     return MethodResult(
         dataset=r0.dataset, method=r0.method, label=METHODS[r0.method].label, n=len(rows),
         detection=len(found) / len(rows),
-        smile_agreement=float(np.mean([r.output.smiling == r.original.smiling for r in rows])),
+        smile_agreement=smile_agreement(rows),
         joy_correlation=_corr([r.original.joy for r in found], [r.output.joy for r in found]),
         angle_error={a: _mean([abs(getattr(r.output, a) - getattr(r.original, a))
                                for r in found]) for a in ANGLES},
