@@ -131,11 +131,13 @@ def test_bad_study_options_are_one_line_errors_before_any_model(tmp_path):
 
 
 def _photos(genki_test, folder: Path, n: int) -> dict[str, int]:
-    """n GENKI-4K test faces copied into ``folder``; file stem -> smile label."""
+    """n GENKI-4K test faces copied into ``folder``, spread over the split (its files come
+    smiles first, then non-smiles); file stem -> smile label."""
     folder.mkdir(parents=True)
-    for item in genki_test[:n]:
+    items = genki_test[::len(genki_test) // n][:n]
+    for item in items:
         shutil.copy(item.path, folder / item.path.name)
-    return {item.stem: item.smile for item in genki_test[:n]}
+    return {item.stem: item.smile for item in items}
 
 
 def _fill_truth(sheet: Path, labels: dict[str, int]) -> Path:
@@ -247,7 +249,7 @@ def test_a_crowd_of_known_accuracy_is_recovered_from_mturk_results(shown_study):
     # Dawid-Skene assumes a worker errs alike on every item; versions harder for everyone
     # break that, and it may call a hard smile "no smile": it is reported beside, not over.
     for g in summary["aggregates"]:
-        assert g["majority"] == 1.0 and 0.5 < g["dawid_skene"] <= 1.0, g
+        assert g["majority"] == 1.0 and g["dawid_skene"] >= 0.75, g
     ds = [w["ds_accuracy"] for w in summary["workers"]]
     real = [w["item_accuracy"] for w in summary["workers"]]
     assert np.corrcoef(ds, real)[0, 1] > 0.4  # it still sees, roughly, who is better
@@ -256,7 +258,7 @@ def test_a_crowd_of_known_accuracy_is_recovered_from_mturk_results(shown_study):
     expected = np.mean([(row.joy >= 0.5) == truth[row.original_key]
                         for row in mapping.values() if row.version == "original"])
     assert machine["original photo"]["accuracy"] == pytest.approx(expected)
-    assert set(machine) == {"original photo", *VERSIONS}
+    assert set(machine) == {"original photo", *SURROGATE_METHODS}
     page = (out / "index.html").read_text()
     assert "the studio, on the original photo" in page and "Dawid–Skene" in page
     assert "No original row" not in page

@@ -134,7 +134,7 @@ def machine_accuracy(images: list, joy_of_original: dict[str, float],
         k = sum((joy_of_original[key] >= 0.5) == truth[key] for key in keys)
         rows.append(MachineAccuracy("original photo", len(keys), k, k / len(keys),
                                     *_wilson(k, len(keys))))
-    for version in versions:
+    for version in (v for v in versions if v != "original"):  # the original: the row above
         imgs = [i for i in images if i.version == version]
         if imgs and all((i.original_key, version) in item_joy for i in imgs):
             k = sum((item_joy[(i.original_key, version)] >= 0.5) == i.truth for i in imgs)
