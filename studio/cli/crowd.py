@@ -1,4 +1,5 @@
-"""``studio crowd-report`` and ``power``: the crowd study, planned and analysed."""
+"""``studio study``, ``crowd-report`` and ``power``: the crowd study, built, analysed and
+planned."""
 
 from __future__ import annotations
 
@@ -6,10 +7,54 @@ import argparse
 import sys
 from pathlib import Path
 
-from studio.cli.options import add_seed
+from studio.cli.options import add_quiet, add_seed, progress_for, split_list
+
+STUDY_EPILOG = """\
+The study folder holds only what workers may see: images/<random id>.png, mturk.csv with
+mturk_layout.html (paste it into MTurk's Design Layout; ${image_url} is mturk.csv's
+column), labelstudio_tasks.json with labelstudio_config.xml, and plan.csv (which worker
+slot sees which item, in which order). Beside it, owner-only: OUT_DIR.private-mapping.csv
+(item -> original and version) and OUT_DIR.private-truth.csv (fill in label: smile or
+no_smile). Then: studio crowd-report RESULTS REPORT_DIR --mapping OUT_DIR.private-mapping.csv
+--truth OUT_DIR.private-truth.csv
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from studio.core.crowd.design import FULL_DESIGN_LIMIT
+
+    p = sub.add_parser(
+        "study", help="build a crowd validation study: stratified originals, every version",
+        description="Choose originals stratified by joy evidence (equal numbers from 0.5-wide "
+        "bins of logit(joy)), make every surrogate of each (GAN, 3D, in context), and write a "
+        "crowd batch with an MTurk layout, Label Studio tasks and a plan of who sees what. "
+        "The photos are only read. Exit 2 on bad usage.", epilog=STUDY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
+    p.add_argument("out_dir", help="new folder for the study (must not exist)")
+    p.add_argument("--originals", type=int, default=60, help="originals to choose (M)")
+    p.add_argument("--workers", type=int, default=60, help="workers planned for")
+    p.add_argument("--originals-may-be-shown", action="store_true",
+                   help="the photos are public or consented: show the originals too (by "
+                        "default they are never exported, and the report has no original row)")
+    p.add_argument("--max-per-worker", type=int, default=FULL_DESIGN_LIMIT,
+                   help="every worker sees every item while the items are at most this many; "
+                        "past it, a balanced assignment")
+    p.add_argument("--per-item", type=int, default=None,
+                   help="balanced assignment: workers per item (default: the most that keeps "
+                        "each worker within --max-per-worker)")
+    p.add_argument("--format", default="mturk,labelstudio", help="mturk, labelstudio or both")
+    p.add_argument("--base-url", default="", help="where OUT_DIR will be served from")
+    p.add_argument("--local-files-root", default=None,
+                   help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: tasks use its "
+                        "/data/local-files/?d= form instead of --base-url")
+    p.add_argument("--mapping", default=None, help="private mapping (default: beside OUT_DIR)")
+    p.add_argument("--expressions", action="store_true",
+                   help="also ask for one of seven basic expressions (Label Studio)")
+    add_seed(p, default=None, help="the choice, item ids and orders are random")
+    add_quiet(p)
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("crowd-report", help="analyse crowd smile labels (MTurk or Label Studio)")
     p.add_argument("results", help="MTurk batch-results CSV or Label Studio JSON export")
     p.add_argument("out_dir", help="where index.html, summary.json and the PNGs go")
@@ -29,6 +74,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_power)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from studio.core.workspace.batch import batch_photos
+    from studio.core.workspace.study import check_study, study_versions
+
+    formats = tuple(split_list(args.format))
+    # Options, photos and every place written to are checked before the models load.
+    check_study(args.out_dir, args.originals, args.workers, formats, args.base_url,
+                args.local_files_root, args.mapping)
+    photos = batch_photos(args.folder).images
+
+    from studio.core.surrogates.engine import SurrogateEngine
+    from studio.core.workspace.study import build_study
+
+    engine = SurrogateEngine()
+    try:
+        with progress_for(args) as progress:
+            r = build_study(photos, args.out_dir, engine, m=args.originals,
+                            workers=args.workers, formats=formats, base_url=args.base_url,
+                            local_root=args.local_files_root, mapping=args.mapping,
+                            originals_may_be_shown=args.originals_may_be_shown,
+                            per_item=args.per_item, max_per_worker=args.max_per_worker,
+                            expressions=args.expressions, seed=args.seed, progress=progress)
+    finally:
+        engine.close()
+    for line in r.unusable + r.set_aside:
+        print(f"  set aside: {line}", file=sys.stderr)
+    bins = ", ".join(f"[{b:+.1f}, {b + 0.5:+.1f}): {n}" for b, n in sorted(r.bins.items()))
+    print(f"{len(r.chosen)} originals by joy evidence ({bins})")
+    print(f"{r.items} items: {', '.join(study_versions(args.originals_may_be_shown))}"
+          + ("" if args.originals_may_be_shown else " (the originals are not shown: no "
+             "original row in the report)"))
+    what = "every worker sees every item" if r.design == "full" else \
+        f"balanced: each item seen by {r.per_item} workers"
+    print(f"{r.workers} workers, {what}, {r.loads[0]}-{r.loads[1]} items each, in a random "
+          "order per worker (plan.csv)")
+    print(f"study -> {r.out_dir}")
+    print(f"private mapping and truth sheet (keep them away from workers) -> {r.mapping}, "
+          f"{r.truth}")
+    return 0
+
+
 def _print_crowd_analysis(a) -> None:
     skipped = "".join(f", {n} skipped ({why})" for why, n in sorted(a.skipped.items()))
     print(f"{a.source} ({a.format}): {a.n_records} records, {a.n_answers} answers kept{skipped}")
@@ -39,9 +125,16 @@ def _print_crowd_analysis(a) -> None:
     for v in a.versions:
         print(f"  {v.version:8s} accuracy {v.accuracy:.3f} (95% CI {v.ci_low:.3f}-{v.ci_high:.3f})"
               f"  {v.n_images} images, {v.n_answers} answers")
+    for m in a.machine:
+        print(f"  the studio on the {m.what}: accuracy {m.accuracy:.3f} (95% CI "
+              f"{m.ci_low:.3f}-{m.ci_high:.3f}), {m.n_images} images")
+    for g in a.aggregates:
+        print(f"  {g.version:8s} majority vote {g.majority:.3f}, Dawid-Skene {g.dawid_skene:.3f}")
     for t in a.tests:
         print(f"  {t.a} - {t.b}: mean difference {t.mean_difference:+.2f}, t = {t.t:.2f}, "
               f"p = {t.p:.3g}, n = {t.n}")
+    if a.images and not a.originals_shown:
+        print("  (the originals were not shown: no original row)")
 
 
 def cmd_crowd_report(args: argparse.Namespace) -> int:

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", help="new folder for the batch (must not exist)")
     p.add_argument("--format", default="mturk,labelstudio", help="mturk, labelstudio or both")
     p.add_argument("--base-url", default="", help="where OUT_DIR will be served (for mturk)")
+    p.add_argument("--local-files-root", default=None,
+                   help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: tasks use its "
+                        "/data/local-files/?d= form")
     p.add_argument("--mapping", default=None,
                    help="private item -> original mapping (default: OUT_DIR.private-mapping"
                         ".csv beside OUT_DIR)")
@@ -187,12 +190,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     formats = tuple(split_list(args.format))
     # The options, the workspace and every place written to are checked before the
     # analyser is loaded and the identity gate measures each candidate (the slow part).
-    check_export(args.out_dir, args.mapping, formats, args.base_url, args.gold, truth)
+    check_export(args.out_dir, args.mapping, formats, args.base_url, args.gold, truth,
+                 args.local_files_root)
     with Workspace(args.workspace) as ws, FaceAnalyzer() as analyzer:
         report = export_batch(
             ws, args.out_dir, analyzer, formats=formats,
             base_url=args.base_url, mapping=args.mapping, truth=truth, gold=args.gold,
-            repeats=args.repeat, expressions=args.expressions, seed=args.seed)
+            repeats=args.repeat, expressions=args.expressions, seed=args.seed,
+            local_root=args.local_files_root)
     for line in report.refused:
         print(f"REFUSED by the identity gate: {line}", file=sys.stderr)
     print(f"exported {report.items} items, {report.gold} gold, {report.repeats} repeats "

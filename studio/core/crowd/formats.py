@@ -1,9 +1,10 @@
 """The crowd files: MTurk batch results, Label Studio exports, the private mapping, truth.
 
 Workers only ever see random item ids; the mapping CSV (kept private, written by
-``studio export``) says which original face and which version (original, GAN or 3D
-surrogate) each id is. Malformed input is counted and described, never fatal: a crowd
-batch is expensive, and one garbled row must not hide the rest.
+``studio export`` and ``studio study``) says which original face and which version (the
+original, or its GAN, 3D or in-context surrogate) each id is. Malformed input is counted
+and described, never fatal: a crowd batch is expensive, and one garbled row must not hide
+the rest.
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from urllib.parse import unquote, urlsplit
 
 from studio.core.crowd.tables import CrowdInputError, csv_table, read_text, short
 
-__all__ = ["KINDS", "MAPPING_COLUMNS", "VERSIONS", "Answer", "CrowdInputError", "MappingRow",
-           "ParsedResults", "item_from_url", "parse_label", "read_mapping", "read_results",
-           "read_truth"]
+__all__ = ["BASIC_EXPRESSIONS", "KINDS", "MAPPING_COLUMNS", "VERSIONS", "Answer",
+           "CrowdInputError", "MappingRow", "ParsedResults", "item_from_url", "parse_expression",
+           "parse_label", "read_mapping", "read_results", "read_truth"]
 
-VERSIONS = ("original", "gan", "3d")
+#: The versions of a face a crowd may be shown: the original, then the surrogate methods
+#: (``surrogates.names.SURROGATE_METHODS``, which this wing may not import; a test keeps
+#: the two in step).
+VERSIONS = ("original", "gan", "3d", "context")
 KINDS = ("item", "gold", "repeat")
 MAPPING_COLUMNS = ("item_id", "original_key", "version", "seed", "kind", "gold_label", "joy")
+#: Optional mapping column: the studio's own joy read on the picture shown (the machine
+#: baseline); written by ``studio study``.
+ITEM_JOY = "item_joy"
+#: The seven basic expressions a crowd may also be asked for (Label Studio's second question).
+BASIC_EXPRESSIONS = ("Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger")
 
 _SMILE = {"smile", "smiling", "yes", "y", "1", "true", "t"}
 _NO_SMILE = {"no smile", "nosmile", "non smile", "not smiling", "not smile", "no", "n", "0",
@@ -50,10 +59,21 @@ def parse_label(value: Any) -> bool | None:
     return None
 
 
+def parse_expression(value: Any) -> str | None:
+    """One of BASIC_EXPRESSIONS (any case), or None."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    return next((e for e in BASIC_EXPRESSIONS if e.lower() == text), None)
+
+
 def item_from_url(url: str) -> str | None:
-    """The item id of an image URL ending in <item_id>.png (query string and fragment ignored)."""
+    """The item id of an image URL ending in <item_id>.png (fragment ignored; a query string
+    too, except Label Studio's local-files form /data/local-files/?d=<path>/<item_id>.png)."""
     try:
-        path = unquote(urlsplit(url.strip()).path)
+        parts = urlsplit(url.strip())
+        path = unquote(parts.path)
+        if path.rstrip("/").endswith("/data/local-files"):
+            path = next((unquote(v) for k, _, v in (q.partition("=") for q in
+                                                     parts.query.split("&")) if k == "d"), "")
     except ValueError:  # e.g. "http://[::1/x.png": an invalid IPv6 host
         return None
     match = _ITEM_FILE.match(PurePosixPath(path).name)
@@ -72,6 +92,7 @@ class MappingRow:
     kind: str
     gold_label: bool | None
     joy: float | None
+    item_joy: float | None = None  # the studio's joy on the picture shown, when recorded
 
 
 def _dict_rows(path: Path, required: Iterable[str]) -> tuple[list[tuple[int, dict]], list[str]]:
@@ -125,17 +146,25 @@ def read_mapping(path: Path) -> tuple[dict[str, MappingRow], list[str]]:
             seed = int(r["seed"]) if r["seed"] else None
         except ValueError:
             reasons.append(f"seed {short(r['seed'])} is not an integer")
-        try:
-            joy = float(r["joy"]) if r["joy"] else None
-            if joy is not None and not 0 <= joy <= 1:
-                raise ValueError
-        except ValueError:
-            reasons.append(f"joy {short(r['joy'])} is not in [0, 1]")
+        joy, item_joy = (_unit(r.get(c, ""), c, reasons) for c in ("joy", ITEM_JOY))
         if reasons:
             problems.append(f"{where}: {'; '.join(reasons)}")
             continue
-        mapping[item] = MappingRow(item, r["original_key"], version, seed, kind, gold, joy)
+        mapping[item] = MappingRow(item, r["original_key"], version, seed, kind, gold, joy,
+                                   item_joy)
     return mapping, problems
+
+
+def _unit(text: str, column: str, reasons: list[str]) -> float | None:
+    """A value in [0, 1] or None when empty; a reason is added when it is neither."""
+    try:
+        value = float(text) if text else None
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError
+    except ValueError:
+        reasons.append(f"{column} {short(text)} is not in [0, 1]")
+        return None
+    return value
 
 
 def read_truth(path: Path) -> tuple[dict[str, bool], list[str]]:
@@ -161,6 +190,7 @@ class Answer:
     item_id: str
     smile: bool
     where: str  # "line 12" or "task 7 annotation 2", for problem reports
+    expression: str | None = None  # one of BASIC_EXPRESSIONS, when the worker was asked
 
 
 @dataclass
@@ -235,7 +265,9 @@ def _task_answer(raw: str) -> bool:
 
 
 def _mturk_answer(row: dict[str, str]) -> bool:
-    direct = row.get("Answer.smile", "")
+    # "Answer.smile.label": the layout's crowd-image-classifier named smile, in a crowd-form
+    # with answer-format="flatten-objects" (studio study's mturk_layout.html).
+    direct = row.get("Answer.smile", "") or row.get("Answer.smile.label", "")
     if direct:
         label = parse_label(direct)
         if label is None:
@@ -245,7 +277,8 @@ def _mturk_answer(row: dict[str, str]) -> bool:
         return _task_answer(row["Answer.taskAnswers"])
     # Classic radio-button forms: one boolean column per choice, Answer.smile.<choice>.
     chosen = [k.removeprefix("Answer.smile.") for k, v in row.items()
-              if k.startswith("Answer.smile.") and v.strip().lower() in ("true", "on", "1")]
+              if k.startswith("Answer.smile.") and k != "Answer.smile.label"
+              and v.strip().lower() in ("true", "on", "1")]
     if len(chosen) == 1 and parse_label(chosen[0]) is not None:
         return bool(parse_label(chosen[0]))
     raise ValueError("empty answer")
@@ -287,6 +320,8 @@ def _read_mturk(text: str, source: str, known: Collection[str] | None) -> Parsed
             out.problems.append(f"{where}: {record.problem}")
             continue
         row = dict(zip(header, record.fields, strict=True))
+        expression = parse_expression(row.get("Answer.expression.label")
+                                      or row.get("Answer.expression"))
         if row.get("AssignmentStatus", "").strip().lower() == "rejected":
             out.skipped["rejected assignment"] += 1
             continue
@@ -302,7 +337,7 @@ def _read_mturk(text: str, source: str, known: Collection[str] | None) -> Parsed
         except ValueError as exc:
             out.problems.append(f"{where}: {exc}")
             continue
-        out.add(Answer(worker, item, smile, where), known)
+        out.add(Answer(worker, item, smile, where, expression), known)
     if not out.n_records:
         out.problems.append("the file holds no assignment rows")
     return out
@@ -324,10 +359,20 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _ls_expression(result: Any) -> str | None:
+    """The answer to the optional 7-class question (from_name "expression"), or None."""
+    picked = [r for r in result if isinstance(r, dict) and r.get("from_name") == "expression"
+              and isinstance(r.get("value"), dict)] if isinstance(result, list) else []
+    values = picked[0]["value"].get("choices") if len(picked) == 1 else None
+    return parse_expression(values[0]) if isinstance(values, list) and len(values) == 1 \
+        else None
+
+
 def _ls_choice(result: Any) -> bool:
     if not isinstance(result, list):
         raise ValueError(f"result is {_kind(result)}, expected a list")
-    choices = [r for r in result if isinstance(r, dict) and r.get("type") == "choices"]
+    choices = [r for r in result if isinstance(r, dict) and r.get("type") == "choices"
+               and r.get("from_name") != "expression"]
     named = [r for r in choices if r.get("from_name") == "smile"]
     picked = named or choices
     if len(picked) != 1:
@@ -399,5 +444,6 @@ def _read_label_studio(text: str, source: str, known: Collection[str] | None) ->
             except ValueError as exc:
                 out.problems.append(f"{a_where}: {exc}")
                 continue
-            out.add(Answer(worker, item.strip(), smile, a_where), known)
+            out.add(Answer(worker, item.strip(), smile, a_where,
+                           _ls_expression(ann.get("result"))), known)
     return out

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from studio.core.crowd.formats import BASIC_EXPRESSIONS
 from studio.core.crowd.statistics import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
 from studio.core.errors import StudioError
 from studio.core.report_html import figure, fmt, page, table
 
-COLORS = {"original": "#4c72b0", "gan": "#dd8452", "3d": "#55a868"}
-LABELS = {"original": "original", "gan": "GAN surrogate", "3d": "3D surrogate"}
+COLORS = {"original": "#4c72b0", "gan": "#dd8452", "3d": "#55a868", "context": "#8172b3"}
+LABELS = {"original": "original", "gan": "GAN surrogate", "3d": "3D surrogate",
+          "context": "in-context surrogate"}
 FIGURES = {  # file stem -> caption
     "accuracy": "Average accuracy (95% CI, clustered by image) and majority-vote accuracy "
                 "overall and among images reaching 75% and 90% consensus.",
@@ -145,19 +147,38 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
              f"{a.n_answers} answers kept, {len(a.problems)} problems"
              + "".join(f", {n} skipped ({e(k)})" for k, n in sorted(a.skipped.items()))
              + ".</p>"]
+    machine = [[e(f"the studio, on the {m.what if m.what == 'original photo' else _label(m.what)}"),
+                str(m.n_images), "–", str(m.n_correct), fmt(m.accuracy),
+                f"{fmt(m.ci_low)} – {fmt(m.ci_high)}"] for m in a.machine]
     parts.append("<h2>Accuracy per version</h2>" + table(
         ["version", "images", "answers", "correct", "average accuracy", "95% CI"],
         [[e(_label(v.version)), str(v.n_images), str(v.n_answers), str(v.n_correct),
-          fmt(v.accuracy), f"{fmt(v.ci_low)} – {fmt(v.ci_high)}"] for v in a.versions]))
+          fmt(v.accuracy), f"{fmt(v.ci_low)} – {fmt(v.ci_high)}"] for v in a.versions]
+        + machine))
     parts.append("<p class='note'>Average accuracy pools all answers; its CI treats the answers "
                  "on one image as a cluster (ratio estimator, t with images − 1 df). Gold and "
-                 "repeat items are left out.</p>")
+                 "repeat items are left out. The studio rows are the machine baseline: its own "
+                 "smile decision (joy ≥ 0.5) on the same items, one answer per image (Wilson "
+                 "95% CI), as the thesis reported Emotient's 83.3%.</p>")
+    if not a.originals_shown:
+        parts.append("<p class='note'><strong>No original row:</strong> the originals were not "
+                     "shown to the crowd (they are exported only when they may be shown: "
+                     "<code>studio study --originals-may-be-shown</code>), so accuracy on the "
+                     "originals and the tests against them are not available. The studio's "
+                     "decision on the original photos is still given.</p>")
     parts.append("<h2>Majority vote and consensus</h2>" + table(
         ["version", "consensus", "images reaching it", "majority-vote accuracy"],
         [[e(_label(c.version)), "overall" if c.level <= 0.5 else f"≥ {c.level:.0%}",
           f"{c.n_reached} / {c.n_images}", fmt(c.majority_accuracy)] for c in a.consensus]))
     parts.append("<p class='note'>Consensus is the share of an image's answers that agree with "
                  "its majority label; a tied vote scores 0.5.</p>")
+    parts.append("<h2>Aggregated labels</h2>" + table(
+        ["version", "images", "majority vote", "Dawid–Skene"],
+        [[e(_label(g.version)), str(g.n_images), fmt(g.majority), fmt(g.dawid_skene)]
+         for g in a.aggregates]))
+    parts.append("<p class='note'>Accuracy of one aggregated label per image, both from "
+                 "crowd-kit: MajorityVote (ties score 0.5) and DawidSkene, which weighs each "
+                 "worker by an estimated confusion matrix fitted over all versions.</p>")
     parts.append("<h2>Paired t-tests</h2>" + table(
         ["versions (a − b)", "n images", "mean difference", "SD", "t", "p"],
         [[e(f"{_label(t.a)} − {_label(t.b)}"), str(t.n), fmt(t.mean_difference, 2),
@@ -188,14 +209,24 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
                 ["version", "evidence bin", "images", "mean accuracy"],
                 [[e(_label(b.version)), f"[{b.low:+.1f}, {b.high:+.1f})", str(b.n_images),
                   fmt(b.mean_accuracy)] for b in a.joy_bins]))
+    if a.expressions:
+        parts.append("<h2>Seven basic expressions</h2>" + table(
+            ["version", "answers", *BASIC_EXPRESSIONS, "majority as the original's"],
+            [[e(_label(x.version)), str(x.n_answers), *(fmt(x.shares[n]) for n in
+                                                        BASIC_EXPRESSIONS),
+              f"{fmt(x.agree_with_original)} ({x.n_compared})" if x.n_compared else "–"]
+             for x in a.expressions]))
+        parts.append("<p class='note'>Shares of the answers to the second question; the last "
+                     "column: how often a version's majority expression (crowd-kit "
+                     "MajorityVote) is the one the crowd gave the original.</p>")
     parts.append("<h2>Workers</h2>")
     low = ", ".join(e(w) for w in a.low_gold_workers) or "none"
     parts.append(f"<p>Workers below 50% on gold items: {low}.</p>" + table(
-        ["worker", "answers", "study items", "accuracy", "gold", "gold accuracy",
-         "repeat pairs", "self-consistency"],
-        [[e(w.worker), str(w.n_answers), str(w.n_items), fmt(w.item_accuracy), str(w.n_gold),
-          fmt(w.gold_accuracy), str(w.n_repeat_pairs), fmt(w.consistency)]
-         for w in a.workers]))
+        ["worker", "answers", "study items", "accuracy", "Dawid–Skene estimate", "gold",
+         "gold accuracy", "repeat pairs", "self-consistency"],
+        [[e(w.worker), str(w.n_answers), str(w.n_items), fmt(w.item_accuracy),
+          fmt(w.ds_accuracy), str(w.n_gold), fmt(w.gold_accuracy), str(w.n_repeat_pairs),
+          fmt(w.consistency)] for w in a.workers]))
     parts.append(f"<h2>Problems ({len(a.problems)})</h2>")
     parts.append("<ul>" + "".join(f"<li>{e(p)}</li>" for p in a.problems) + "</ul>"
                  if a.problems else "<p>None.</p>")

@@ -2,7 +2,9 @@
 
 Average and majority-vote accuracy per version, consensus levels, paired t-tests on
 per-image correct counts, accuracy against the number of workers sampled, and accuracy
-against the original's joy evidence.
+against the original's joy evidence. The votes are aggregated by crowd-kit (majority vote,
+and Dawid-Skene beside it; ``crowd.aggregation``), and the studio's own smile decision on the
+same items is the machine baseline.
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from studio.core.crowd.aggregation import (
+    AggregateAccuracy,
+    ExpressionTable,
+    MachineAccuracy,
+    dawid_skene,
+    expression_tables,
+    machine_accuracy,
+    majority_shares,
+)
+from studio.core.crowd.design import BIN_WIDTH, JOY_CLIP, evidence_bin, evidence_of
 from studio.core.crowd.formats import (
     VERSIONS,
     MappingRow,
@@ -28,9 +40,10 @@ from studio.core.crowd.formats import (
 )
 from studio.core.crowd.tables import short
 
+__all__ = ["BIN_WIDTH", "CONSENSUS_LEVELS", "JOY_CLIP", "CrowdAnalysis", "analyze",
+           "evidence_of", "load_and_analyze", "majority_score", "paired_test"]
+
 CONSENSUS_LEVELS = (0.5, 0.75, 0.90)  # 0.5: every image (a majority always has >= half)
-JOY_CLIP = 1e-3  # joy is clipped to [0.001, 0.999] before the logit, so evidence is finite
-BIN_WIDTH = 0.5  # evidence bins, in logit units
 
 
 @dataclass
@@ -46,6 +59,7 @@ class ImageResult:
     joy: float | None
     evidence: float | None  # logit of the original's joy
     votes: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))  # correct?
+    smile_share: float = float("nan")  # crowd-kit MajorityVote's P(smile) for this image
 
     @property
     def accuracy(self) -> float:
@@ -54,12 +68,13 @@ class ImageResult:
     @property
     def majority_correct(self) -> float:
         """1 if the majority label is right, 0 if wrong, 0.5 for a tie (a fair coin's share)."""
-        return majority_score(self.n_correct, self.n_answers)
+        right = self.smile_share if self.truth else 1 - self.smile_share
+        return 1.0 if right > 0.5 else 0.5 if right == 0.5 else 0.0
 
     @property
     def consensus(self) -> float:
         """Share of answers that agree with the majority label."""
-        return max(self.n_smile, self.n_answers - self.n_smile) / self.n_answers
+        return max(self.smile_share, 1 - self.smile_share)
 
 
 def majority_score(n_correct: np.ndarray | int, n: np.ndarray | int) -> np.ndarray | float:
@@ -128,6 +143,7 @@ class WorkerQuality:
     n_repeat_pairs: int
     n_consistent: int
     consistency: float  # share of repeated pairs answered the same
+    ds_accuracy: float = float("nan")  # Dawid-Skene's estimate (crowd-kit), from all answers
 
 
 @dataclass
@@ -151,6 +167,13 @@ class CrowdAnalysis:
     n_images_without_joy: int
     seed: int
     draws: int
+    aggregates: list[AggregateAccuracy] = field(default_factory=list)
+    machine: list[MachineAccuracy] = field(default_factory=list)
+    expressions: list[ExpressionTable] = field(default_factory=list)
+
+    @property
+    def originals_shown(self) -> bool:
+        return any(i.version == "original" for i in self.images)
 
     def version(self, name: str) -> VersionAccuracy | None:
         return next((v for v in self.versions if v.version == name), None)
@@ -168,7 +191,9 @@ class CrowdAnalysis:
         out["joy_evidence"] = (f"logit of the original's joy, log(joy / (1 - joy)), joy clipped "
                                f"to [{JOY_CLIP}, {1 - JOY_CLIP}]; bins {BIN_WIDTH} wide")
         out["majority_ties"] = "a tie scores 0.5 (a fair coin's expected accuracy)"
-        for name in ("versions", "consensus", "tests", "curves", "joy_bins", "workers"):
+        out["originals_shown"] = self.originals_shown
+        for name in ("versions", "consensus", "tests", "curves", "joy_bins", "workers",
+                     "aggregates", "machine", "expressions"):
             out[name] = [asdict(x) for x in getattr(self, name)]
         out["images"] = images
         return _clean(out)
@@ -185,14 +210,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def evidence_of(joy: float | None) -> float | None:
-    """Joy evidence: the logit of joy, so that equal steps mean equal changes in the odds."""
-    if joy is None:
-        return None
-    j = min(max(joy, JOY_CLIP), 1 - JOY_CLIP)
-    return math.log(j / (1 - j))
 
 
 def clustered_ci(n_correct: np.ndarray, n_answers: np.ndarray, level: float = 0.95
@@ -260,9 +277,13 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
     """The thesis's analysis of one crowd batch: see the module docstring."""
     problems = [*extra_problems, *parsed.problems]
     by_worker: dict[str, dict[str, bool]] = defaultdict(dict)
+    said: list[tuple[str, str, str, str]] = []  # (worker, original, version, expression)
     for ans in parsed.answers:
         if ans.item_id in mapping:
             by_worker[ans.worker][ans.item_id] = ans.smile
+            row = mapping[ans.item_id]
+            if ans.expression is not None and row.kind == "item":
+                said.append((ans.worker, row.original_key, row.version, ans.expression))
         else:  # only when read_results was not given the mapping's ids
             problems.append(f"{ans.where}: unknown item id {short(ans.item_id)}")
 
@@ -286,6 +307,7 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
                 problems.append(f"mapping: repeat item {row.item_id} has no first showing")
 
     votes: dict[tuple[str, str], list[tuple[bool, bool]]] = defaultdict(list)  # (smile, correct)
+    voters: list[tuple[str, str, str]] = []  # (worker, task, label): crowd-kit's input
     no_truth: set[str] = set()
     workers: list[WorkerQuality] = []
     for worker, answers in sorted(by_worker.items()):
@@ -313,6 +335,8 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
             items += 1
             item_c += smile == label
             votes[(row.original_key, row.version)].append((smile, smile == label))
+            voters.append((worker, f"{row.original_key}|{row.version}",
+                           "smile" if smile else "no_smile"))
         workers.append(WorkerQuality(
             worker, len(answers), items, item_c / items if items else float("nan"), gold_n,
             gold_c, gold_c / gold_n if gold_n else float("nan"), pairs, same,
@@ -320,16 +344,21 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
     problems += [f"no truth label for {what}; its answers are left out" for what in
                  sorted(no_truth)]
 
+    shares = majority_shares(voters) if voters else {}
+    ds_labels, skill = dawid_skene(voters) if voters else ({}, {})
+    for w in workers:
+        w.ds_accuracy = skill.get(w.worker, float("nan"))
     images = []
     order = {v: i for i, v in enumerate(VERSIONS)}
     for (key, version), vs in sorted(votes.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
         arr = np.array(vs, dtype=bool)
         joy = joy_of.get(key)
         images.append(ImageResult(key, version, truth[key], len(arr), int(arr[:, 0].sum()),
-                                  int(arr[:, 1].sum()), joy, evidence_of(joy), arr[:, 1]))
+                                  int(arr[:, 1].sum()), joy, evidence_of(joy), arr[:, 1],
+                                  shares[f"{key}|{version}"].get("smile", 0.0)))
 
     present = [v for v in VERSIONS if any(i.version == v for i in images)]
-    versions, consensus, curves, bins = [], [], [], []
+    versions, consensus, curves, bins, aggregates = [], [], [], [], []
     for vi, version in enumerate(present):
         imgs = [i for i in images if i.version == version]
         c = np.array([i.n_correct for i in imgs])
@@ -345,6 +374,9 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
         k, acc = sampled_majority_curve([i.votes for i in imgs], draws, rng)
         curves.append(WorkerCurve(version, k.tolist(), acc.tolist()))
         bins += _joy_bins(version, imgs)
+        ds = [(ds_labels[f"{i.original_key}|{version}"] == "smile") == i.truth for i in imgs]
+        aggregates.append(AggregateAccuracy(version, len(imgs), float(np.mean(
+            [i.majority_correct for i in imgs])), float(np.mean(ds))))
 
     tests = []
     correct = {(i.original_key, i.version): i.n_correct for i in images}
@@ -354,17 +386,21 @@ def analyze(parsed: ParsedResults, mapping: dict[str, MappingRow], truth: dict[s
         tests.append(paired_test(a, b, diffs))
 
     low = [w.worker for w in workers if w.n_gold and w.gold_accuracy < 0.5]
+    item_joy = {(r.original_key, r.version): r.item_joy for r in mapping.values()
+                if r.item_joy is not None}
     return CrowdAnalysis(parsed.source, parsed.format, parsed.n_records, len(parsed.answers),
                          dict(parsed.skipped), problems, versions, consensus, tests, curves,
                          bins, images, workers, low,
-                         sum(i.evidence is None for i in images), seed, draws)
+                         sum(i.evidence is None for i in images), seed, draws, aggregates,
+                         machine_accuracy(images, joy_of, item_joy, present),
+                         expression_tables(said, present))
 
 
 def _joy_bins(version: str, images: list[ImageResult]) -> list[JoyBin]:
     groups: dict[float, list[float]] = defaultdict(list)
     for img in images:
         if img.evidence is not None:
-            groups[math.floor(img.evidence / BIN_WIDTH) * BIN_WIDTH].append(img.accuracy)
+            groups[evidence_bin(img.evidence)].append(img.accuracy)
     return [JoyBin(version, low, low + BIN_WIDTH, len(accs), float(np.mean(accs)))
             for low, accs in sorted(groups.items())]
 

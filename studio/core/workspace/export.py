@@ -18,18 +18,21 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
 
+from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import check_writable_dir
-from studio.core.crowd.formats import MAPPING_COLUMNS
+from studio.core.crowd.formats import BASIC_EXPRESSIONS, MAPPING_COLUMNS
 from studio.core.errors import StudioError
 from studio.core.surrogates.making import png_bytes
 from studio.core.workspace.store import Candidate, FaceRecord, Workspace
@@ -37,7 +40,10 @@ from studio.core.workspace.store import Candidate, FaceRecord, Workspace
 FORMATS = ("mturk", "labelstudio")
 #: The crowd report's columns, then what lets the researcher find the original again.
 MAPPING_FIELDS = [*MAPPING_COLUMNS, "candidate_id", "original_path", "face_index"]
-BASIC_EXPRESSIONS = ["Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger"]
+#: MTurk's input CSV columns (the layout's ${...} variables) and the layout file.
+MTURK_COLUMNS = ("image_url",)
+MTURK_LAYOUT = "mturk_layout.html"
+LOCAL_FILES = "/data/local-files/?d="  # Label Studio's local-files URL form
 
 
 class ExportError(StudioError):
@@ -67,6 +73,38 @@ def label_studio_config(expressions: bool = False) -> str:
     return "\n".join([*parts, '</View>']) + "\n"
 
 
+def mturk_layout() -> str:
+    """An MTurk HIT layout (Design Layout > Source) for one image per HIT: ${image_url} is
+    filled from mturk.csv's column of that name. A crowd-image-classifier named "smile" in a
+    crowd-form with answer-format="flatten-objects" comes back as the batch results'
+    Answer.smile.label column, which ``studio crowd-report`` reads."""
+    return """<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
+<crowd-form answer-format="flatten-objects">
+  <crowd-image-classifier name="smile" src="${image_url}"
+      header="Is this person smiling?" categories="['Smile', 'No smile']">
+    <full-instructions header="Is this person smiling?">
+      <p>Look at the face and choose <strong>Smile</strong> if the person is smiling,
+      <strong>No smile</strong> if not. There is no trick: answer what you see.</p>
+    </full-instructions>
+    <short-instructions>
+      <p>Choose Smile or No smile for the face shown.</p>
+    </short-instructions>
+  </crowd-image-classifier>
+</crowd-form>
+"""
+
+
+def layout_variables(html: str) -> set[str]:
+    """The ${name} variables of an MTurk layout: each must be a column of the input CSV."""
+    return set(re.findall(r"\$\{([^}]*)\}", html))
+
+
+def local_files_url(path: Path, root: Path) -> str:
+    """Label Studio's URL of a file it serves itself: the path after ?d= is relative to its
+    LOCAL_FILES_DOCUMENT_ROOT (label_studio/io_storages/localfiles)."""
+    return LOCAL_FILES + quote(Path(path).relative_to(root).as_posix(), safe="/")
+
+
 class IdentityGate:
     """Re-measures every surrogate against its original's descriptor at export time: the
     stored metrics are not trusted, and a candidate whose face cannot be found is refused
@@ -76,15 +114,20 @@ class IdentityGate:
         self.analyzer = analyzer
 
     def check(self, face: FaceRecord, rgb: np.ndarray) -> str | None:
-        if face.descriptor is None:
-            return "the original has no identity descriptor"
+        return self.measure(face.descriptor, rgb)[0]
+
+    def measure(self, descriptor: np.ndarray | None, rgb: np.ndarray
+                ) -> tuple[str | None, FaceAnalysis | None]:
+        """(why it is refused or None, the face read in the picture or None)."""
+        if descriptor is None:
+            return "the original has no identity descriptor", None
         seen = largest_face(self.analyzer.analyze(rgb).faces)
         if seen is None or seen.descriptor is None:
-            return "no face found in the surrogate, so its identity cannot be checked"
-        d = identity_distance(face.descriptor, seen.descriptor)
+            return "no face found in the surrogate, so its identity cannot be checked", seen
+        d = identity_distance(descriptor, seen.descriptor)
         if d < SAME_PERSON_THRESHOLD:
-            return f"identity distance {d:.2f} < {SAME_PERSON_THRESHOLD} (same person)"
-        return None
+            return f"identity distance {d:.2f} < {SAME_PERSON_THRESHOLD} (same person)", seen
+        return None, seen
 
 
 def _item_id(taken: set[str]) -> str:
@@ -96,7 +139,8 @@ def _item_id(taken: set[str]) -> str:
 
 def check_export(out_dir: str | Path, mapping: str | Path | None = None,
                  formats: tuple[str, ...] = FORMATS, base_url: str = "",
-                 gold: int = 0, truth: dict[str, bool] | None = None) -> tuple[Path, Path]:
+                 gold: int = 0, truth: dict[str, bool] | None = None,
+                 local_root: str | Path | None = None) -> tuple[Path, Path]:
     """Everything about an export that can be wrong before any work: the options, and the
     places it will write to. Returns the export folder and the mapping, absolute."""
     out_dir = Path(out_dir).resolve()
@@ -117,6 +161,11 @@ def check_export(out_dir: str | Path, mapping: str | Path | None = None,
         raise ExportError("the private mapping must not be inside the export folder")
     if gold and not truth:
         raise ExportError("gold items need known labels: pass --truth T.csv")
+    if local_root is not None:
+        root = Path(local_root).resolve()
+        if root != out_dir and root not in out_dir.parents:
+            raise ExportError(f"{out_dir} is not inside the Label Studio document root {root} "
+                              "(--local-files-root): Label Studio serves only files under it")
     try:
         check_writable_dir(out_dir.parent, "the export folder")
         check_writable_dir(mapping.parent, "the private mapping")
@@ -162,8 +211,10 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
                  formats: tuple[str, ...] = FORMATS, base_url: str = "",
                  mapping: str | Path | None = None, truth: dict[str, bool] | None = None,
                  gold: int = 0, repeats: int = 0, expressions: bool = False,
-                 seed: int | None = None) -> ExportReport:
-    out_dir, mapping = check_export(out_dir, mapping, formats, base_url, gold, truth)
+                 seed: int | None = None, local_root: str | Path | None = None
+                 ) -> ExportReport:
+    out_dir, mapping = check_export(out_dir, mapping, formats, base_url, gold, truth,
+                                    local_root)
     accepted = workspace.candidates(decision="accepted")
     faces = {f.id: f for f in workspace.faces()}
     gate = IdentityGate(analyzer)
@@ -218,9 +269,24 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     order = rng.permutation(len(rows))  # workers never see originals or versions grouped
     rows = [rows[i] for i in order]
 
+    write_batch(rows, out_dir, mapping, formats, base_url, expressions, local_root)
+    return report
+
+
+def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
+                formats: tuple[str, ...], base_url: str = "", expressions: bool = False,
+                local_root: str | Path | None = None, fields: list[str] = MAPPING_FIELDS,
+                files: dict[str, str] | None = None,
+                private: dict[Path, str] | None = None) -> None:
+    """OUT_DIR (images/<item_id>.png, mturk.csv with its layout, Label Studio tasks and
+    config, and ``files``: name -> text) and the owner-only mapping (``fields`` of each row)
+    beside it, with ``private`` (path -> text) owner-only too. Written under temporary names
+    and renamed, so that a failure leaves nothing behind. Label Studio tasks point at
+    base_url, or at Label Studio's own local-files serving under ``local_root``."""
     token = secrets.token_hex(3)
     tmp = out_dir.with_name(f".{out_dir.name}.partial-{token}")
     tmp_map = mapping.with_name(f".{mapping.name}.partial-{token}")
+    written: list[Path] = []
     try:
         (tmp / "images").mkdir(parents=True)
         for row, png in rows:
@@ -230,18 +296,28 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
         if "mturk" in formats:
             with (tmp / "mturk.csv").open("w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
-                w.writerow(["image_url"])
+                w.writerow(MTURK_COLUMNS)
                 w.writerows([u] for u in urls)
+            (tmp / MTURK_LAYOUT).write_text(mturk_layout(), encoding="utf-8")
         if "labelstudio" in formats:
+            if local_root is not None:
+                root = Path(local_root).resolve()
+                urls = [local_files_url(out_dir / "images" / f"{row['item_id']}.png", root)
+                        for row, _ in rows]
             tasks = [{"data": {"image": u, "item_id": row["item_id"]}}
                      for u, (row, _) in zip(urls, rows, strict=True)]
             (tmp / "labelstudio_tasks.json").write_text(json.dumps(tasks, indent=1),
                                                         encoding="utf-8")
             (tmp / "labelstudio_config.xml").write_text(label_studio_config(expressions),
                                                         encoding="utf-8")
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        for path, text in (private or {}).items():
+            _owner_only(path, text)
+            written.append(path)
         fd = os.open(tmp_map, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner only
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=MAPPING_FIELDS)
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(row for row, _ in rows)
         os.replace(tmp_map, mapping)
@@ -249,11 +325,17 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp_map.unlink(missing_ok=True)
-        if mapping.exists() and not out_dir.exists():
-            mapping.unlink()
+        if not out_dir.exists():
+            for path in [mapping, *written]:
+                path.unlink(missing_ok=True)
         if isinstance(exc, OSError):  # a full disk, a folder gone read-only meanwhile...
             raise ExportError(f"could not write the export ({exc.strerror or exc}"
                               f"{': ' + str(exc.filename) if exc.filename else ''}); nothing "
                               "was left behind") from exc
         raise
-    return report
+
+
+def _owner_only(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        fh.write(text)
