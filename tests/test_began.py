@@ -289,3 +289,22 @@ def test_exported_weights_warm_start_a_new_run(tmp_path):
             assert torch.allclose(p.half().float(), q)  # carried at half precision
     m = second.train_step()  # and it trains on from there
     assert np.isfinite(m["M"]) and second.step == 4
+
+
+def test_train_carry_to_writes_weights_a_later_run_starts_from(tmp_path):
+    """`studio train --carry-to` leaves a small file (and the run's manifest beside it)
+    that `--init-from` starts the next session's run from."""
+    from studio.cli import main
+
+    rng = np.random.default_rng(2)
+    data = TrainingSet(rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8),
+                       rng.random((40, 5)).astype(np.float32), np.zeros(40, np.int8), {})
+    data.save(tmp_path / "crops.npz")
+    carry = tmp_path / "carry" / "run_carry.safetensors"
+    common = ["--data", str(tmp_path / "crops.npz"), "--channels", "4", "--batch", "4",
+              "--quiet", "--threads", "1"]
+    assert main(["train", "--out", str(tmp_path / "a"), "--minutes", "0.02",
+                 "--carry-to", str(carry), *common]) == 0
+    assert carry.is_file() and carry.stat().st_size < 2_000_000
+    assert main(["train", "--out", str(tmp_path / "b"), "--minutes", "0.01",
+                 "--init-from", str(carry), *common]) == 0

@@ -66,6 +66,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     add_labels(p)
     p.add_argument("--minutes", type=float, default=60.0, help="time budget for this run")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--carry-to", default=None, metavar="WEIGHTS",
+                   help="when the run stops, also write G, its EMA and D (fp16) there for "
+                        "--init-from in a later session (small enough to commit; the full "
+                        "state.pt is not); with --minutes 0 and --resume, just that")
     p.add_argument("--init-from", default=None, metavar="WEIGHTS",
                    help="warm-start G, its EMA and D from a file `Trainer.export_weights` "
                         "wrote (a run carried over from another session)")
@@ -203,6 +207,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     with progress_for(args) as progress:
         trainer.run(args.minutes, grid_every_s=args.grid_every, progress=progress)
     print(f"stopped at step {trainer.step}; weights in {weights}")
+    if args.carry_to:
+        carry = Path(args.carry_to)
+        carry.parent.mkdir(parents=True, exist_ok=True)
+        trainer.export_weights(carry)
+        manifest = manifest_path(weights)
+        if manifest.is_file():
+            import shutil
+
+            shutil.copyfile(manifest, manifest_path(carry))
+        print(f"carry-over for a later session -> {carry} "
+              f"({carry.stat().st_size / 1e6:.1f} MB) and its training manifest")
     return 0
 
 
