@@ -117,7 +117,14 @@ def models_fingerprint() -> str:
 
 
 def cache_key(fingerprint: str, sha: str, method: str) -> str:
-    return f"{fingerprint}:{sha}:{method}"
+    """``method`` is a method's key, perhaps with a suffix (the parrot gallery's); the
+    drawing revision of its family (surrogates.names.REVISIONS) is part of the key."""
+    from studio.core.surrogates.names import REVISIONS
+
+    family = method.split("@")[0].removesuffix("-blur")
+    revision = REVISIONS.get(family)
+    tag = f"{method}#r{revision}" if revision is not None else method
+    return f"{fingerprint}:{sha}:{tag}"
 
 
 def observe(engine, image: LoadedImage, sha: str, methods: list[Method]

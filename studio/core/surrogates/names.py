@@ -10,3 +10,7 @@ SURROGATE_METHODS = ("gan", "3d", "context")
 BATCH_METHODS = ("gan", "3d")
 #: The methods that render the morphable model (and need OpenGL).
 RENDERED_METHODS = ("3d", "context")
+#: The revision of how a method draws, where it changes without a model file changing:
+#: part of every cached evaluation observation's key, so that a new revision is measured
+#: anew (and only that method). Bump it with any change to what the method outputs.
+REVISIONS = {"context": 3}
