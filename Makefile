@@ -32,7 +32,7 @@ $(PY):
 
 $(STAMP): pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.txt -e '.[dev,ray]'
 	touch $@
 
 models: $(STAMP)
@@ -54,6 +54,7 @@ bench: setup
 	$(PY) benchmarks/bench_generator.py
 	$(PY) benchmarks/bench_3d.py
 	$(PY) benchmarks/bench_batch.py
+	$(PY) benchmarks/bench_scale.py
 	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_realism.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from studio.cli.options import add_quiet, add_seed, add_workers, progress_for
+from studio.cli.options import (
+    add_quiet,
+    add_ray,
+    add_seed,
+    add_workers,
+    progress_for,
+    ray_options,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mapping", default=None,
                    help="with --neutral-names: the private mapping (default: "
                         "OUT_DIR.private-mapping.csv beside OUT_DIR; never inside it)")
-    add_workers(p, help="photos in flight")
+    add_workers(p, help="photos in flight (default 2; with --ray, every CPU)", default=None)
+    add_ray(p)
     add_quiet(p)
     p.set_defaults(func=cmd_anonymize)
 
@@ -42,11 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from studio.core.surrogates.anonymize import anonymize
 
+    address, workers = ray_options(args)
     with progress_for(args) as progress:
         report = anonymize(args.inputs, args.out_dir, method=args.method, seed=args.seed,
                            context=args.context, neutral_names=args.neutral_names,
-                           mapping=args.mapping, progress=progress,
-                           workers=max(1, args.workers))
+                           mapping=args.mapping, progress=progress, workers=workers,
+                           ray=address)
     for message in report.messages:
         print(f"  {message}", file=sys.stderr)
     blurred = (f", {report.faces_blurred} too small and blurred instead"

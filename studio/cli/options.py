@@ -36,8 +36,41 @@ def add_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="generator safetensors (default: shipped)")
 
 
-def add_workers(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help=help)
+#: ``--workers`` when not given: two photos in flight, or one on a one-core machine.
+WORKERS = min(2, os.cpu_count() or 1)
+
+
+def add_workers(p: argparse.ArgumentParser, help: str | None = None,
+                default: int | None = WORKERS) -> None:
+    p.add_argument("--workers", type=int, default=default, help=help)
+
+
+def add_ray(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]``; with ``add_workers(p, default=None)``, so that the local Ray's
+    size can default to every core while the plain run keeps ``WORKERS``."""
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the photos as a Ray Data pipeline: on a Ray started on this "
+                        "machine (--workers CPUs, default all), or on the cluster at "
+                        "ADDRESS (e.g. auto, ray://head:10001; give it as --ray=ADDRESS or "
+                        "after the inputs); needs the ray extra (pip install .[ray])")
+
+
+def ray_options(args: argparse.Namespace) -> tuple[str | None, int]:
+    """``--ray``'s address (None: the plain run) and the workers, Ray checked to be there
+    before anything is written. The plain run's workers default to ``WORKERS``; a Ray
+    run's to 0, meaning every CPU Ray has."""
+    from studio.core.errors import StudioError
+
+    workers = args.workers
+    if args.ray is None:
+        return None, max(1, WORKERS if workers is None else workers)
+    if args.ray != "local" and os.path.exists(args.ray):
+        raise StudioError(f"--ray took {args.ray!r} for the address of a Ray cluster; write "
+                          "--ray after the inputs, or --ray=ADDRESS")
+    from studio.core.surrogates.scale import import_ray
+
+    import_ray()
+    return args.ray, max(0, workers or 0)
 
 
 def add_seed(p: argparse.ArgumentParser, default: int | None = 0,

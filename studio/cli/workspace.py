@@ -8,7 +8,15 @@ import json
 import sys
 from pathlib import Path
 
-from studio.cli.options import add_quiet, add_seed, add_workers, progress_for, split_list
+from studio.cli.options import (
+    add_quiet,
+    add_ray,
+    add_seed,
+    add_workers,
+    progress_for,
+    ray_options,
+    split_list,
+)
 from studio.core.surrogates.names import BATCH_METHODS
 
 
@@ -21,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
     p.add_argument("--methods", default=",".join(BATCH_METHODS),
                    help="comma-separated: gan, 3d, context (the face replaced in the photo)")
-    add_workers(p, help="photos analysed in parallel")
+    add_workers(p, help="photos analysed in parallel (default 2; with --ray, every CPU)",
+                default=None)
+    add_ray(p)
     add_quiet(p)
     p.set_defaults(func=cmd_batch)
 
@@ -135,16 +145,25 @@ def cmd_batch(args: argparse.Namespace) -> int:
     check_methods(methods)
     if args.candidates < 1:
         raise StudioError("--candidates must be 1 or more")
+    address, workers = ray_options(args)  # Ray checked to be installed, with --ray
     batch_photos(args.folder)  # a workspace is made only when the folder holds photos
     created = not Path(args.workspace).exists()
     Workspace(args.workspace, create=True).close()  # refused here if damaged or foreign
     try:
-        # In a child process, so that a photo that crashes native code is recorded as
-        # unreadable and the batch goes on (core.workspace.guard).
         with progress_for(args) as progress:
-            report = guarded_batch(args.folder, args.workspace, candidates=args.candidates,
-                                   methods=methods, workers=max(1, args.workers),
-                                   progress=progress)
+            if address is not None:  # Ray's workers analyse, this process writes
+                from studio.core.workspace.scale import ray_batch
+
+                with Workspace(args.workspace) as ws:
+                    report = ray_batch(args.folder, ws, candidates=args.candidates,
+                                       methods=methods, progress=progress, address=address,
+                                       workers=workers or None)
+            else:
+                # In a child process, so that a photo that crashes native code is recorded
+                # as unreadable and the batch goes on (core.workspace.guard).
+                report = guarded_batch(args.folder, args.workspace,
+                                       candidates=args.candidates, methods=methods,
+                                       workers=workers, progress=progress)
         with Workspace(args.workspace) as ws:
             summary = ws.summary()
     except BaseException:
@@ -153,7 +172,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         raise
     for crash in report.crashes:
-        print(f"  {crash}; a new process took over", file=sys.stderr)
+        print(f"  {crash}; a new {'worker' if address else 'process'} took over",
+              file=sys.stderr)
     for problem in report.problems:
         print(f"  {problem}", file=sys.stderr)
     for copy, original in report.duplicates:

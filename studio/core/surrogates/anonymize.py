@@ -269,11 +269,14 @@ def _outcomes(jobs: list[_Job], engine, method: str, seed: int, context: str,
 def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
               method: str = "context", seed: int | None = None, context: str | None = None,
               neutral_names: bool = False, mapping: str | os.PathLike[str] | None = None,
-              progress: Progress | None = None, engine=None, workers: int = 1
-              ) -> AnonymizeReport:
+              progress: Progress | None = None, engine=None, workers: int = 1,
+              ray: str | None = None) -> AnonymizeReport:
     """Every face of every photo in ``inputs`` replaced by ``method``, one PNG each under
     ``out_dir``. ``seed`` None draws the run's identities at random. ``engine``: a loaded
-    ``SurrogateEngine`` to reuse (else one is made for ``method`` and closed at the end)."""
+    ``SurrogateEngine`` to reuse (else one is made for ``method`` and closed at the end).
+    ``ray``: the photos are replaced by Ray workers (``scale``), on a Ray started here
+    ("local", ``workers`` CPUs) or on the cluster at that address; this process still
+    writes every file."""
     context = check_options(method, context)
     inputs = list(inputs)
     out = Path(os.path.abspath(out_dir))
@@ -293,12 +296,20 @@ def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLi
         todo = _skip_done(jobs, out, book, report)
         if not todo:
             return report
+        seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
+        if ray is not None:
+            with closing(_ray_outcomes(todo, method, seed, context, ray, workers)) as done:
+                _run(todo, done, book, report, progress)
+            return report
+        workers = max(1, workers)
         with small_blas():
             if engine is None:
                 with closing(anonymize_engine(method, workers)) as own:
-                    _run(todo, own, method, seed, context, workers, book, report, progress)
+                    _run(todo, _outcomes(todo, own, method, seed, context, workers), book,
+                         report, progress)
             else:
-                _run(todo, engine, method, seed, context, workers, book, report, progress)
+                _run(todo, _outcomes(todo, engine, method, seed, context, workers), book,
+                     report, progress)
     finally:
         if book is not None:
             book.close()
@@ -327,20 +338,51 @@ def _skip_done(jobs: list[_Job], out: Path, book: _Mapping | None,
     return todo
 
 
-def _run(jobs: list[_Job], engine, method: str, seed: int | None, context: str,
-         workers: int, book: _Mapping | None, report: AnonymizeReport,
-         progress: Progress | None) -> None:
+def _run(jobs: list[_Job], outcomes: Iterable[_Outcome], book: _Mapping | None,
+         report: AnonymizeReport, progress: Progress | None) -> None:
     progress = progress or no_progress
-    seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
     total, t0 = len(jobs), time.perf_counter()
     faces = 0
     progress(0, total, "photos")
-    for done, outcome in enumerate(_outcomes(jobs, engine, method, seed, context,
-                                             max(1, workers)), 1):
-        _record(outcome, report, book, method)
+    for done, outcome in enumerate(outcomes, 1):
+        _record(outcome, report, book, report.method)
         faces += outcome.replaced + outcome.blurred
         report.seconds = time.perf_counter() - t0
         progress(done, total, f"photos: {faces} faces, {report.photos_per_second:.1f} photos/s")
+
+
+class _RayWorker:
+    """``studio anonymize --ray``'s worker on one Ray actor: the engine loaded once."""
+
+    def __init__(self, method: str, seed: int, context: str) -> None:
+        from threadpoolctl import threadpool_limits
+
+        self.blas = threadpool_limits(1, user_api="blas")  # as small_blas, for the actor
+        self.method, self.seed, self.context = method, seed, context
+        self.engine = anonymize_engine(method)
+
+    def __call__(self, item: dict) -> _Outcome:
+        return _process(item["job"], self.engine, self.method, self.seed, self.context)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _ray_outcomes(jobs: list[_Job], method: str, seed: int, context: str, address: str,
+                  workers: int | None) -> Iterator[_Outcome]:
+    """Each job's outcome from Ray workers, as they finish; a photo that killed its worker
+    on every try comes back failed, with nothing written."""
+    from functools import partial
+
+    from studio.core.surrogates.scale import TASK_RETRIES, ray_map, ray_session
+
+    with ray_session(address, workers) as n:
+        items = [{"path": str(job.source), "job": job} for job in jobs]
+        for item, outcome in ray_map(items, partial(_RayWorker, method, seed, context),
+                                     min(n, len(items))):
+            yield outcome if outcome is not None else _Outcome(
+                item["job"], "failed", f"{item['path']}: its Ray worker died on it "
+                                       f"{TASK_RETRIES + 1} times; nothing written")
 
 
 def _record(outcome: _Outcome, report: AnonymizeReport, book: _Mapping | None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +227,36 @@ class _Run:
             self.report.problems.append(f"{r.path}: {r.message}")
 
 
+def start_run(folder: str | Path, workspace: Workspace, methods: tuple[str, ...],
+              progress: Progress | None, watch: Watch | None = None
+              ) -> tuple[_Run, list[Path]]:
+    """What every batch does first, the plain one and ``scale.ray_batch``: the folder's
+    photos (a StudioError when none), the methods checked, the writer made, the files set
+    aside by the listing reported, and progress told the total."""
+    listing = batch_photos(folder)
+    paths = listing.images
+    check_methods(methods)
+    progress = progress or no_progress
+    run = _Run(workspace, len(paths), progress, watch)
+    run.report.problems += [f"{path}: set aside, {why}" for path, why in listing.skipped]
+    run.report.unreadable += len(listing.skipped)  # the researcher expected them read
+    progress(0, len(paths), "photos")
+    return run, paths
+
+
+def to_do(run: _Run, paths: list[Path]) -> Iterator[tuple[Path, str]]:
+    """Each photo still to analyse, with its sha256: those done by an earlier run, copies
+    and unreadable files are recorded by ``run`` and left out."""
+    for path in paths:
+        try:
+            sha = sha256_of(path)
+        except OSError as exc:
+            run.unreadable(f"{path}: cannot be read ({exc.strerror or exc})")
+            continue
+        if not run.seen(path, sha):
+            yield path, sha
+
+
 def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int = 3,
               methods: tuple[str, ...] = BATCH_METHODS, progress: Progress | None = None,
               workers: int = 1, watch: Watch | None = None,
@@ -236,16 +266,9 @@ def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int 
     than two photos per worker wait in memory. ``progress`` hears of every photo, with the
     faces found so far and the rate. The paths in ``alone`` are analysed with no other
     photo in flight: suspects of a crash, so that a second crash names the culprit."""
-    listing = batch_photos(folder)
-    paths = listing.images
-    check_methods(methods)
-    progress = progress or no_progress
+    run, paths = start_run(folder, workspace, methods, progress, watch)
     maker = CandidateMaker(engine)
     workers = max(1, workers)
-    run = _Run(workspace, len(paths), progress, watch)
-    run.report.problems += [f"{path}: set aside, {why}" for path, why in listing.skipped]
-    run.report.unreadable += len(listing.skipped)  # the researcher expected them read
-    progress(0, len(paths), "photos")
     window: deque[Future[PhotoResult]] = deque()
 
     def write_oldest() -> None:
@@ -253,14 +276,7 @@ def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int 
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
-            for path in paths:
-                try:
-                    sha = sha256_of(path)
-                except OSError as exc:
-                    run.unreadable(f"{path}: cannot be read ({exc.strerror or exc})")
-                    continue
-                if run.seen(path, sha):
-                    continue
+            for path, sha in to_do(run, paths):
                 by_itself = str(path) in alone
                 while window and (by_itself or len(window) >= 2 * workers):
                     write_oldest()
