@@ -46,6 +46,7 @@ def test_darkening_one_side_of_a_photo_moves_its_light_to_the_other(utk_face, an
     from studio.core.analysis.landmarks import largest_face
     from studio.core.morphable.model import MorphableModel
     from studio.core.morphable.relight import UvLayout, photo_lighting
+    from studio.core.morphable.texture_map import unwrap
 
     model = MorphableModel.load()
     layout = UvLayout(model)
@@ -57,7 +58,8 @@ def test_darkening_one_side_of_a_photo_moves_its_light_to_the_other(utk_face, an
     right, left = np.array([0.7, 0, 0.7]), np.array([-0.7, 0, 0.7])
 
     def balance(rgb: np.ndarray) -> float:
-        light = photo_lighting(layout, rgb, face.landmarks, fitted)
+        tex, visible = unwrap(rgb, face.landmarks, layout.raster, model.triangles)
+        light = photo_lighting(layout, tex, visible, fitted)
         return float(light.shade(right).mean() / light.shade(left).mean())
 
     assert balance(lit_right) > 1.3 * balance(utk_face)

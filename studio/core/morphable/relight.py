@@ -15,7 +15,7 @@ from studio.core.morphable.extras import DETAIL_SIGMA
 from studio.core.morphable.lighting import Lighting, estimate
 from studio.core.morphable.model import MorphableModel
 from studio.core.morphable.render import vertex_normals
-from studio.core.morphable.texture_map import UvRaster, interpolate, rasterize_uv, unwrap
+from studio.core.morphable.texture_map import UvRaster, interpolate, rasterize_uv
 
 #: Nostrils and the nose's underside (mesh vertices), not skin for the light estimate.
 NOSTRILS = (79, 166, 75, 60, 20, 238, 241, 125, 19, 354, 461, 458, 250, 290, 305, 392, 309)
@@ -81,13 +81,12 @@ class UvLayout:
         return n / np.where(length > 1e-9, length, 1.0)
 
 
-def photo_lighting(layout: UvLayout, rgb: np.ndarray, landmarks: np.ndarray,
+def photo_lighting(layout: UvLayout, tex: np.ndarray, visible: np.ndarray,
                    fitted_vertices: np.ndarray) -> Lighting:
-    """The photo's light on this face: its unwrapped skin against the model's mean albedo
-    on the fitted mesh's normals, with one robust pass that drops what does not fit (hair
-    over the brow, a hand, glasses' shadows)."""
+    """The photo's light on this face: its unwrapped skin (``texture_map.unwrap``'s texture
+    and visibility) against the model's mean albedo on the fitted mesh's normals, with one
+    robust pass that drops what does not fit (hair over the brow, a hand, glasses' shadows)."""
     model = layout.model
-    tex, visible = unwrap(rgb, landmarks, layout.raster, model.triangles)
     observed = tex.reshape(-1, 3).astype(np.float64) / 255
     albedo = model.mean_texture.reshape(-1, 3).astype(np.float64)
     normals = layout.texel_normals(fitted_vertices).reshape(-1, 3)

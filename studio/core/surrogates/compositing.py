@@ -7,6 +7,8 @@ alpha then hides the clone's last pixel. Pixels outside the mask are never touch
 
 from __future__ import annotations
 
+import contextlib
+
 import cv2
 import numpy as np
 
@@ -87,13 +89,11 @@ def blend(photo: np.ndarray, face: np.ndarray, hard: np.ndarray, soft: np.ndarra
     src = cv2.copyMakeBorder(face[y0:y1, x0:x1], pad, pad, pad, pad, cv2.BORDER_REFLECT)
     m = cv2.copyMakeBorder(hard[y0:y1, x0:x1], pad, pad, pad, pad, cv2.BORDER_CONSTANT, 0)
     bx, by, bw, bh = cv2.boundingRect(m)
-    try:
-        if not poisson:
-            raise cv2.error("alpha blending asked for")
-        cloned = cv2.seamlessClone(src, dst, m, (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
-        cloned = cloned[pad:-pad, pad:-pad]
-    except cv2.error:  # a degenerate mask: the render as it is, feathered
-        cloned = face[y0:y1, x0:x1]
+    cloned = face[y0:y1, x0:x1]  # alpha blending, or a mask too degenerate to clone
+    if poisson:
+        with contextlib.suppress(cv2.error):
+            cloned = cv2.seamlessClone(src, dst, m, (bx + bw // 2, by + bh // 2),
+                                       cv2.NORMAL_CLONE)[pad:-pad, pad:-pad]
     a = soft[y0:y1, x0:x1, None]
     region = photo[y0:y1, x0:x1].astype(np.float32)
     mixed = cloned.astype(np.float32) * a + region * (1 - a)

@@ -12,7 +12,7 @@ written in docs/privacy.md.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import cv2
@@ -35,7 +35,7 @@ from studio.core.morphable.relight import (
 )
 from studio.core.morphable.render import MeshRenderer
 from studio.core.morphable.surrogate import joy_edit
-from studio.core.morphable.texture_map import fill_outside
+from studio.core.morphable.texture_map import fill_outside, unwrap
 from studio.core.surrogates import compositing
 from studio.core.surrogates.face_paint import paint_eyes, paint_mouth
 
@@ -169,13 +169,12 @@ class InContextMaker:
     def prepare(self, rgb: np.ndarray, face: FaceAnalysis) -> PreparedFace:
         if compositing.face_width(face.landmarks) < compositing.MIN_FACE_PX:
             return PreparedFace(face, None, None)
-        fit = self.model.fit(face.landmarks, face.blendshapes)
-        texture_coef = self.model.project_texture(
-            *_unwrapped(self.layout, rgb, face.landmarks))
-        fit = Fit(fit.scale, fit.rotation, fit.translation, fit.identity, fit.expression,
-                  fit.rms_px, fit.nme, texture_coef)
+        # One unwrap of the face serves both its texture coefficients and its light.
+        tex, visible = unwrap(rgb, face.landmarks, self.layout.raster, self.model.triangles)
+        fit = replace(self.model.fit(face.landmarks, face.blendshapes),
+                      texture=self.model.project_texture(tex, visible))
         fitted = self.model.posed(fit, fit.identity, fit.expression)
-        light = photo_lighting(self.layout, rgb, face.landmarks, fitted)
+        light = photo_lighting(self.layout, tex, visible, fitted)
         return PreparedFace(face, fit, light)
 
     def make(self, rgb: np.ndarray, faces: list[FaceAnalysis],
@@ -341,10 +340,3 @@ def _skin_mask(landmarks: np.ndarray, shape: tuple[int, int], origin: tuple[int,
         cv2.fillPoly(hole, [cv2.convexHull(np.round(pts[list(ring)]).astype(np.int32))], 255)
         mask[cv2.dilate(hole, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0] = 0
     return mask.astype(np.float32) / 255
-
-
-def _unwrapped(layout: UvLayout, rgb: np.ndarray, landmarks: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    from studio.core.morphable.texture_map import unwrap
-
-    return unwrap(rgb, landmarks, layout.raster, layout.model.triangles)
