@@ -21,6 +21,7 @@ from studio.cli.options import (
     data_present,
     progress_for,
     split_list,
+    stop_on_term,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +77,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--legacy", action="store_true",
                    help="train as the shipped weights were (no EMA, k floor, DiffAugment or "
                         "smooth resampling); pass it too when resuming such a run")
+    p.add_argument("--objective", choices=("began", "hinge"), default="began",
+                   help="began: the thesis's autoencoder discriminator; hinge: a spectrally "
+                        "normalised projection discriminator (the same generator)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default 1e-4 for began, 2e-4 for hinge)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--channels", type=int, default=16, help="base channel count")
     p.add_argument("--gamma", type=float, default=0.1)
@@ -170,7 +176,11 @@ def _trainer(args: argparse.Namespace, data):
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
-              "label_weight": args.label_weight, "label_standardize": not args.plain_label_loss}
+              "label_weight": args.label_weight, "label_standardize": not args.plain_label_loss,
+              "objective": args.objective,
+              # D learns the labels of augmented reals under hinge: no cutout over the mouth
+              **({"diffaugment": "color,translation"} if args.objective == "hinge" else {}),
+              "lr": args.lr or (2e-4 if args.objective == "hinge" else 1e-4)}
     if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained
         settings = TrainSettings.legacy(config=BeganConfig(base_channels=args.channels), **common)
     else:  # issue 16's levers: smooth resampling, EMA, a k floor, DiffAugment
@@ -204,8 +214,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume and where.is_file():  # the weights keep what they saw before
             manifest = TrainingManifest.load(where).merged(manifest)
         manifest.save(where)
-    with progress_for(args) as progress:
-        trainer.run(args.minutes, grid_every_s=args.grid_every, progress=progress)
+    with progress_for(args) as progress, stop_on_term() as stop:
+        trainer.run(args.minutes, grid_every_s=args.grid_every, progress=progress, stop=stop)
     print(f"stopped at step {trainer.step}; weights in {weights}")
     if args.carry_to:
         carry = Path(args.carry_to)

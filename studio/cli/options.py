@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -166,3 +166,18 @@ def progress_for(args: argparse.Namespace) -> Iterator[Progress | None]:
         return
     with TqdmProgress() as progress:
         yield progress
+
+
+@contextmanager
+def stop_on_term() -> Iterator[Callable[[], bool]]:
+    """A ``stop()`` that turns true on SIGTERM (``kill``, a CI timeout), so that a
+    background training run stops at the end of its step and saves, instead of dying
+    between checkpoints; the previous handler is restored on the way out."""
+    import signal
+
+    asked: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: asked.append(signum))
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

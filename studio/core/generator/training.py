@@ -26,6 +26,7 @@ from studio.core.generator.networks import (
     reconstruction_loss,
     update_k,
 )
+from studio.core.generator.projection import HINGE_BETAS, ProjectionDiscriminator, hinge_step
 from studio.core.generator.training_data import TrainingSet
 from studio.core.progress import Progress, Stop, never_stop, no_progress
 
@@ -55,10 +56,14 @@ class TrainSettings:
     ema_decay: float = 0.999  # EMA of G's weights, exported and sampled; 0 disables
     k_min: float = 0.005  # floor of k_t, so D keeps pushing back on fakes; 0 is BEGAN's
     diffaugment: str = "color,translation,cutout"  # DiffAugment before D; "" disables
+    # "began": the thesis's autoencoder D and k_t; "hinge": a projection D (projection.py)
+    objective: str = "began"
     config: BeganConfig = field(default_factory=new_run_config)
 
     def __post_init__(self) -> None:
         check_policy(self.diffaugment)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.k_min < 1:
             raise ValueError("ema_decay and k_min must lie in [0, 1).")
 
@@ -67,6 +72,10 @@ class TrainSettings:
         """Settings as the shipped weights were trained: no lever of issue 16."""
         config = changes.pop("config", BeganConfig())
         return cls(ema_decay=0.0, k_min=0.0, diffaugment="", config=config, **changes)
+
+
+#: The adversarial objectives a run can train with (``TrainSettings.objective``).
+OBJECTIVES = ("began", "hinge")
 
 
 def ema_decay_at(decay: float, step: int) -> float:
@@ -133,8 +142,10 @@ class Trainer:
         cfg = settings.config
         fmt = torch.channels_last
         self.G = Generator(cfg).to(device, memory_format=fmt)
-        self.D = Discriminator(cfg).to(device, memory_format=fmt)
-        betas = (0.5, 0.999)
+        hinge = settings.objective == "hinge"
+        self.D = (ProjectionDiscriminator(cfg) if hinge else Discriminator(cfg)).to(
+            device, memory_format=fmt)
+        betas = HINGE_BETAS if hinge else (0.5, 0.999)
         self.opt_g = torch.optim.Adam(self.G.parameters(), settings.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), settings.lr, betas=betas)
         # The averaged G: what is exported and drawn in grids; the raw G keeps training.
@@ -203,7 +214,12 @@ class Trainer:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-        saved = json.loads(meta.get("settings", "{}")).get("config")
+        saved_settings = json.loads(meta.get("settings", "{}"))
+        objective = saved_settings.get("objective", "began")
+        if objective != self.s.objective:
+            raise StudioError(f"{path.name} was trained with the {objective} objective, not "
+                              f"this run's {self.s.objective} (match --objective)")
+        saved = saved_settings.get("config")
         if saved is not None and saved != self.s.config.to_dict():
             raise StudioError(f"{path.name} was trained with {saved}, not this run's "
                               f"{self.s.config.to_dict()} (match --channels)")
@@ -278,6 +294,12 @@ class Trainer:
         return aug, self.D.decoder(codes[:n]), codes[n:], self.D.predictor(codes[n:])
 
     def train_step(self) -> dict[str, float]:
+        """One D and one G update; the losses to log, by name."""
+        if self.s.objective == "hinge":
+            return hinge_step(self)
+        return self.began_step()
+
+    def began_step(self) -> dict[str, float]:
         s, G = self.s, self.G
         x, y = self.batch()
         z = torch.rand(s.batch, s.config.z_dim, device=self.device) * 2 - 1
@@ -349,23 +371,22 @@ class Trainer:
         progress(0, total, "seconds")
         with log_path.open("a", newline="") as fh:
             writer = csv.writer(fh)
-            if new_log:
-                writer.writerow(["step", "seconds", "L_real", "L_fake", "L_C", "label_real",
-                                 "label_G", "k", "M", "img_per_s"])
             try:
                 while (now := time.perf_counter()) - start < budget and not stop():
                     m = self.train_step()
                     images_done += self.s.batch
                     elapsed = time.perf_counter() - start
                     ips = images_done / max(elapsed, 1e-9)
+                    if new_log:  # the columns are the objective's losses
+                        writer.writerow(["step", "seconds", *m, "img_per_s"])
+                        new_log = False
                     if self.step % 25 == 0:
                         writer.writerow([self.step, round(base_seconds + elapsed, 1),
-                                         *(round(m[k], 5) for k in ("L_real", "L_fake", "L_C",
-                                           "label_real", "label_G", "k", "M")), round(ips, 1)])
+                                         *(round(v, 5) for v in m.values()), round(ips, 1)])
                         fh.flush()
+                        losses = " ".join(f"{k} {v:.3f}" for k, v in list(m.items())[:3])
                         progress(min(int(elapsed), total), total,
-                                 f"seconds: step {self.step} M {m['M']:.4f} k {m['k']:.4f} "
-                                 f"L_C {m['L_C']:.3f} {ips:.0f} img/s")
+                                 f"seconds: step {self.step} {losses} {ips:.0f} img/s")
                     if now - last_grid > grid_every_s:
                         self.sample_grid(self.out / "grids" / f"step{self.step:07d}.png")
                         last_grid = now

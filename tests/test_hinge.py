@@ -1,0 +1,106 @@
+"""The hinge objective with a projection discriminator (issue 16), and stopping a
+background training run with SIGTERM."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from studio.cli.options import stop_on_term
+from studio.core.errors import StudioError
+from studio.core.generator.projection import ProjectionDiscriminator
+from studio.core.generator.sampler import Sampler
+from studio.core.generator.training import Trainer, TrainSettings, new_run_config
+from studio.core.generator.training_data import TrainingSet
+from tests.test_began import _genki_faces
+
+
+def _hinge(batch: int = 6, **changes: object) -> TrainSettings:
+    return TrainSettings(batch=batch, objective="hinge", diffaugment="color,translation",
+                         config=new_run_config(base_channels=4), **changes)
+
+
+def test_projection_discriminator_reads_the_labels():
+    torch.manual_seed(0)
+    d = ProjectionDiscriminator(new_run_config(base_channels=4))
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        logit, labels = d(x, torch.full((3, 5), 0.5))
+        other, _ = d(x, torch.zeros(3, 5))
+    assert logit.shape == (3,) and labels.shape == (3, 5)
+    assert float(labels.min()) >= 0 and float(labels.max()) <= 1
+    # The projection term: the same image scores differently under other labels.
+    assert not torch.allclose(logit, other)
+
+
+def test_hinge_trains_on_real_faces_and_resumes(tmp_path):
+    settings = _hinge()
+    t = Trainer(_genki_faces(24), tmp_path, settings, torch.device("cpu"))
+    assert isinstance(t.D, ProjectionDiscriminator)
+    assert t.opt_d.param_groups[0]["betas"] == (0.0, 0.99)
+    before = [p.detach().clone() for p in t.G.parameters()]
+    for _ in range(4):
+        m = t.train_step()
+    assert set(m) >= {"D_real", "D_fake", "G_adv", "label_real", "label_G"}
+    assert all(np.isfinite(v) for v in m.values())
+    assert m["D_real"] >= 0 and m["D_fake"] >= 0  # hinge terms cannot go below 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.G.parameters(), strict=True))
+    t.save_state()
+    t2 = Trainer(t.data, tmp_path, settings, torch.device("cpu"))
+    t2.load_state()
+    assert t2.step == 4
+    for a, b in zip(t.D.parameters(), t2.D.parameters(), strict=True):
+        assert torch.equal(a, b)
+    faces = Sampler(tmp_path / "generator.safetensors", device="cpu").sample(
+        np.full(5, 0.5, np.float32), n=2, seed=0)
+    assert faces.shape == (2, 64, 64, 3) and faces.std() > 0
+
+
+def test_warm_start_refuses_another_objective(tmp_path):
+    rng = np.random.default_rng(3)
+    data = TrainingSet(rng.integers(0, 255, (20, 64, 64, 3), dtype=np.uint8),
+                       rng.random((20, 5)).astype(np.float32), np.zeros(20, np.int8), {})
+    hinge = Trainer(data, tmp_path / "h", _hinge(batch=4), torch.device("cpu"))
+    hinge.train_step()
+    hinge.export_weights(tmp_path / "carry.safetensors")
+    began = Trainer(data, tmp_path / "b", TrainSettings(
+        batch=4, config=new_run_config(base_channels=4)), torch.device("cpu"))
+    with pytest.raises(StudioError, match="hinge objective"):
+        began.warm_start(tmp_path / "carry.safetensors")
+    again = Trainer(data, tmp_path / "h2", _hinge(batch=4), torch.device("cpu"))
+    again.warm_start(tmp_path / "carry.safetensors")
+    assert again.step == 1
+
+
+def test_cli_trains_hinge_and_logs_its_own_losses(tmp_path):
+    from studio.cli import main
+
+    rng = np.random.default_rng(4)
+    TrainingSet(rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8),
+                rng.random((40, 5)).astype(np.float32), np.zeros(40, np.int8),
+                {}).save(tmp_path / "crops.npz")
+    out = tmp_path / "run"
+    assert main(["train", "--objective", "hinge", "--out", str(out), "--minutes", "0.03",
+                 "--data", str(tmp_path / "crops.npz"), "--channels", "4", "--batch", "4",
+                 "--quiet", "--threads", "1"]) == 0
+    run = json.loads((out / "runs.jsonl").read_text().splitlines()[0])
+    assert run["settings"]["objective"] == "hinge" and run["settings"]["lr"] == 2e-4
+    assert "cutout" not in run["settings"]["diffaugment"]
+    with (out / "log.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:4] == ["step", "seconds", "D_real", "D_fake"]
+
+
+def test_sigterm_stops_a_run_at_a_step_boundary():
+    previous = signal.getsignal(signal.SIGTERM)
+    with stop_on_term() as stop:
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGTERM)  # handled: the test process lives on
+        assert stop()
+    assert signal.getsignal(signal.SIGTERM) is previous
