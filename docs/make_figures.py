@@ -5,9 +5,10 @@ portrait, skimage) as original, GAN surrogate, 3D surrogate and in-context surro
 then the in-context face with its sliders moved. ``docs/incontext_group.png``
 (committed): a group photo made of the demo face, every face replaced.
 
-``--research`` also draws 8 held-out UTKFace faces the same way into
-``docs/figures-local/`` (git-ignored): the research data may not be committed, so that
-figure stays on the machine that has ../shared/data.
+``--research`` also draws 8 held-out UTKFace faces the same way, and the generator's
+real-against-generated grid (the thesis's Fig. 4.4: held-out faces over generated faces
+with their labels), into ``docs/figures-local/`` (git-ignored): the research data may not
+be committed, so those figures stay on the machine that has ../shared/data.
 
 Run: ``make figures`` or ``.venv/bin/python docs/make_figures.py [--research]``.
 """
@@ -106,6 +107,14 @@ def main() -> None:
             rows = [row(engine, load_image(it.path).rgb, 100 + k, extra=False)
                     for k, it in enumerate(picks)]
             save(np.vstack(rows), Path("docs/figures-local/incontext_heldout.png"))
+            from studio.core.evaluation.check_generator_realism import held_out
+            from studio.core.evaluation.sources import spread
+            from studio.core.generator.report import real_vs_generated
+
+            sources = spread(held_out(engine.generator.path).unseen(), 16)
+            grid = real_vs_generated(engine.generator, engine.analyzer,
+                                     [s.path for s in sources])
+            save(np.asarray(grid), Path("docs/figures-local/generator_real_vs_generated.png"))
     finally:
         engine.close()
 

@@ -20,7 +20,7 @@ from studio.core.generator.networks import (
     reconstruction_loss,
     update_k,
 )
-from studio.core.generator.sampler import DEFAULT_WEIGHTS, Sampler
+from studio.core.generator.sampler import Sampler
 from studio.core.generator.training import (
     Trainer,
     TrainSettings,
@@ -252,16 +252,19 @@ def test_diffaugment_is_differentiable_and_keeps_shape():
     assert torch.allclose(moved.sum((1, 2, 3)), torch.ones(16))
 
 
-def test_shipped_legacy_file_loads_with_legacy_layers():
+def test_shipped_thesis_file_loads_with_legacy_layers():
     from safetensors.torch import load_file
 
-    s = Sampler(device="cpu")
+    from studio.core.generator.choices import BY_KEY
+
+    thesis = BY_KEY["thesis"].path
+    s = Sampler(thesis, device="cpu")
     meta_cfg = json.loads(s.metadata["config"])
     assert "upsample" not in meta_cfg and "ema" not in s.metadata  # trained before issue 16
     assert (s.config.upsample, s.config.downsample) == ("nearest", "stride")
     # Drawing with the layers as they were (nearest + conv) reproduces the sampler exactly.
     ref = Generator(BeganConfig(**meta_cfg)).eval()
-    ref.load_state_dict({k: v.float() for k, v in load_file(str(DEFAULT_WEIGHTS)).items()})
+    ref.load_state_dict({k: v.float() for k, v in load_file(str(thesis)).items()})
     z = s.random_z(2, seed=11)
     y = np.full((2, 5), 0.5, np.float32)
     with torch.inference_mode():

@@ -10,8 +10,9 @@ import pytest
 
 from studio.core.analysis.attributes import Attributes
 from studio.core.errors import ModelFileError
+from studio.core.generator.choices import CHOICES
 from studio.core.generator.latent import slerp
-from studio.core.generator.sampler import DEFAULT_WEIGHTS, Sampler
+from studio.core.generator.sampler import Sampler
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,9 @@ def gen() -> Sampler:
     return Sampler()
 
 
-def test_shipped_weights_are_safetensors_fp16_and_small():
-    raw = DEFAULT_WEIGHTS.read_bytes()
+@pytest.mark.parametrize("choice", CHOICES, ids=lambda c: c.key)
+def test_shipped_weights_are_safetensors_fp16_and_small(choice):
+    raw = choice.path.read_bytes()
     (header_len,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + header_len])
     dtypes = {v["dtype"] for k, v in header.items() if k != "__metadata__"}

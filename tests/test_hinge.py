@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,16 +86,24 @@ def test_cli_trains_hinge_and_logs_its_own_losses(tmp_path):
     TrainingSet(rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8),
                 rng.random((40, 5)).astype(np.float32), np.zeros(40, np.int8),
                 {}).save(tmp_path / "crops.npz")
+    common = ["--minutes", "0.03", "--data", str(tmp_path / "crops.npz"), "--channels", "4",
+              "--batch", "4", "--quiet", "--threads", "1"]
     out = tmp_path / "run"
-    assert main(["train", "--objective", "hinge", "--out", str(out), "--minutes", "0.03",
-                 "--data", str(tmp_path / "crops.npz"), "--channels", "4", "--batch", "4",
-                 "--quiet", "--threads", "1"]) == 0
-    run = json.loads((out / "runs.jsonl").read_text().splitlines()[0])
-    assert run["settings"]["objective"] == "hinge" and run["settings"]["lr"] == 2e-4
-    assert "cutout" not in run["settings"]["diffaugment"]
+    assert main(["train", "--out", str(out), *common]) == 0  # hinge is the default
+    run = json.loads((out / "runs.jsonl").read_text().splitlines()[0])["settings"]
+    assert (run["objective"], run["lr"], run["label_weight"], run["mode_seeking"]) == (
+        "hinge", 2e-4, 0.5, 1.0)
+    assert "cutout" not in run["diffaugment"] and run["config"]["base_channels"] == 4
     with (out / "log.csv").open() as fh:
         rows = list(csv.reader(fh))
-    assert rows[0][:4] == ["step", "seconds", "D_real", "D_fake"]
+    assert rows[0][:4] == ["step", "seconds", "D_real", "D_fake"] and "mode_spread" in rows[0]
+    # BEGAN keeps its own settings, and a flag still wins over the objective's default.
+    assert main(["train", "--objective", "began", "--label-weight", "0.2",
+                 "--out", str(tmp_path / "b"), *common]) == 0
+    run = json.loads((tmp_path / "b" / "runs.jsonl").read_text().splitlines()[0])["settings"]
+    assert (run["objective"], run["lr"], run["label_weight"], run["mode_seeking"]) == (
+        "began", 1e-4, 0.2, 0.0)
+    assert "cutout" in run["diffaugment"]
 
 
 def test_sigterm_stops_a_run_at_a_step_boundary():
@@ -104,3 +113,25 @@ def test_sigterm_stops_a_run_at_a_step_boundary():
         os.kill(os.getpid(), signal.SIGTERM)  # handled: the test process lives on
         assert stop()
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_mode_seeking_pairs_share_labels_and_pushes_faces_apart():
+    from studio.core.generator.projection import mode_spread
+
+    z = torch.zeros(4, 8)
+    z[2:] = 1.0
+    same = torch.zeros(4, 3, 8, 8)
+    apart = same.clone()
+    apart[2:] = 0.5
+    assert float(mode_spread(same, z)) == 0.0
+    assert float(mode_spread(apart, z)) == pytest.approx(0.5)
+
+    rng = np.random.default_rng(5)
+    data = TrainingSet(rng.integers(0, 255, (20, 64, 64, 3), dtype=np.uint8),
+                       rng.random((20, 5)).astype(np.float32), np.zeros(20, np.int8), {})
+    t = Trainer(data, Path("unused"), _hinge(batch=6, mode_seeking=1.0), torch.device("cpu"))
+    seen = []
+    t.G.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[1].clone()))
+    m = t.train_step()
+    y = seen[0]
+    assert torch.equal(y[:3], y[3:]) and np.isfinite(m["mode_spread"]) and m["mode_spread"] > 0

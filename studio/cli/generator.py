@@ -60,7 +60,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the conditional BEGAN-CS generator")
+    p = sub.add_parser("train", help="train the conditional generator (hinge or BEGAN-CS objective)")
     p.add_argument("--out", default=str(RUNS), help="checkpoints, log.csv, sample grids")
     p.add_argument("--data", default=str(CACHE / "train64.npz"),
                    help="training crops (built if absent)")
@@ -77,16 +77,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--legacy", action="store_true",
                    help="train as the shipped weights were (no EMA, k floor, DiffAugment or "
                         "smooth resampling); pass it too when resuming such a run")
-    p.add_argument("--objective", choices=("began", "hinge"), default="began",
-                   help="began: the thesis's autoencoder discriminator; hinge: a spectrally "
-                        "normalised projection discriminator (the same generator)")
+    p.add_argument("--objective", choices=("hinge", "began"), default="hinge",
+                   help="hinge (default): a spectrally normalised projection discriminator; "
+                        "began: the thesis's autoencoder discriminator (pass it when "
+                        "resuming a BEGAN run); the same generator network either way")
     p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (default 1e-4 for began, 2e-4 for hinge)")
+                   help="Adam learning rate (default 2e-4 for hinge, 1e-4 for began)")
+    p.add_argument("--mode-seeking", type=float, default=None, metavar="WEIGHT",
+                   help="hinge: push faces that differ only in z apart (MSGAN; default 1, "
+                        "0 is off)")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--channels", type=int, default=16, help="base channel count")
-    p.add_argument("--gamma", type=float, default=0.1)
-    p.add_argument("--label-weight", type=float, default=0.1,
-                   help="weight of the auxiliary label loss")
+    p.add_argument("--channels", type=int, default=None,
+                   help="base channel count (default 32 for hinge, 16 for began)")
+    p.add_argument("--gamma", type=float, default=0.1, help="began: diversity ratio")
+    p.add_argument("--label-weight", type=float, default=None,
+                   help="weight of the auxiliary label loss (default 0.5 for hinge, 0.1 "
+                        "for began)")
     p.add_argument("--plain-label-loss", action="store_true",
                    help="plain MSE over the labels (the thesis) instead of variance-scaled")
     add_seed(p)
@@ -168,6 +174,7 @@ def _trainer(args: argparse.Namespace, data):
 
     from studio.core.generator.networks import BeganConfig
     from studio.core.generator.training import (
+        OBJECTIVE_DEFAULTS,
         Trainer,
         TrainSettings,
         new_run_config,
@@ -175,16 +182,19 @@ def _trainer(args: argparse.Namespace, data):
     )
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
+    objective = "began" if args.legacy else args.objective
+    chosen = {k: getattr(args, k) for k in ("lr", "label_weight", "mode_seeking")
+              if getattr(args, k) is not None}
+    picked = {**OBJECTIVE_DEFAULTS[objective], **chosen}
+    channels = args.channels or picked.pop("base_channels")
+    picked.pop("base_channels", None)
     common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
-              "label_weight": args.label_weight, "label_standardize": not args.plain_label_loss,
-              "objective": args.objective,
-              # D learns the labels of augmented reals under hinge: no cutout over the mouth
-              **({"diffaugment": "color,translation"} if args.objective == "hinge" else {}),
-              "lr": args.lr or (2e-4 if args.objective == "hinge" else 1e-4)}
+              "label_standardize": not args.plain_label_loss, "objective": objective, **picked}
     if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained
-        settings = TrainSettings.legacy(config=BeganConfig(base_channels=args.channels), **common)
-    else:  # issue 16's levers: smooth resampling, EMA, a k floor, DiffAugment
-        settings = TrainSettings(config=new_run_config(base_channels=args.channels), **common)
+        common.pop("diffaugment")
+        settings = TrainSettings.legacy(config=BeganConfig(base_channels=channels), **common)
+    else:  # issue 16's levers: smooth resampling, EMA, DiffAugment (and BEGAN's k floor)
+        settings = TrainSettings(config=new_run_config(base_channels=channels), **common)
     return Trainer(data, Path(args.out), settings, pick_device(args.device))
 
 

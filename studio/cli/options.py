@@ -33,7 +33,11 @@ def add_strict(p: argparse.ArgumentParser, what: str = "a bar") -> None:
 
 
 def add_weights(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default=None, help="generator safetensors (default: shipped)")
+    from studio.core.generator.choices import BY_KEY, DEFAULT
+
+    p.add_argument("--weights", default=None, metavar="NAME|FILE",
+                   help=f"generator: {' or '.join(BY_KEY)} (default {DEFAULT.key}), or a "
+                        "safetensors file")
 
 
 #: ``--workers`` when not given: two photos in flight, or one on a one-core machine.

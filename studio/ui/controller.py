@@ -35,6 +35,7 @@ class Controller(QObject):
         self.state = state
         self.engine = None  # SurrogateEngine, loaded in a worker (it imports torch)
         self._engine_factory = engine_factory or _default_engine
+        self._switching = False  # a generator loading for choose_generator
         # The GAN surrogate is what a slider move waits for: it never queues behind the
         # slower measuring and 3D jobs (more pool threads than cores; it goes first).
         # Worker threads (3D rendering, measuring) hold the GIL in many short stretches;
@@ -259,6 +260,30 @@ class Controller(QObject):
         if not self.state.locked:
             self.state.set_identity(seed_a=random.randrange(1, 100000), mix=0.0)
 
+    def choose_generator(self, key: str) -> None:
+        """Draw with another shipped generator (``generator.choices``); it loads in a
+        worker, and the current one draws until it is in."""
+        engine = self.engine
+        if engine is None or not engine.can_generate or key == self.state.generator_key:
+            return
+        self._switching = True
+        self.state.busy_changed.emit("models", True)
+
+        def done(name: str) -> None:
+            self._switching = False
+            self.state.busy_changed.emit("models", False)
+            self.state.set_generator(key)
+            self.state.message.emit("info", f"Generator: {name}")
+            self.request_surrogate()
+
+        def failed(msg: str) -> None:
+            self._switching = False
+            self.state.busy_changed.emit("models", False)
+            self.state.generator_changed.emit()  # the menu shows the one still drawing
+            self.state.message.emit("error", f"That generator could not be loaded: {msg}")
+
+        run_in_thread(self, engine.switch_generator, key, on_done=done, on_failed=failed)
+
     def request_surrogate(self) -> None:
         if self.engine is None or not self.engine.can_generate:
             return
@@ -267,7 +292,8 @@ class Controller(QObject):
     @property
     def idle(self) -> bool:
         """No model job running or scheduled: what benchmarks and tests wait for."""
-        return not (any(j.busy for j in self._all_jobs) or self._settle3d.isActive()
+        return not (any(j.busy for j in self._all_jobs) or self._switching
+                    or self._settle3d.isActive()
                     or self._measure3d.isActive() or self._measure_ctx.isActive())
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -167,6 +167,8 @@ class MainWindow(QMainWindow):
         self.walk_action = self._action("Save latent &walk A → B…", self.save_walk, None,
                                         "Filmstrip PNG and animated GIF between seeds A and B")
         sur.addAction(self.walk_action)
+        sur.addSeparator()
+        self.generator_actions = self._generator_menu(sur.addMenu("&Generator"))
         bar.addMenu("&Help").addAction(self.about_action)
 
         tools = self.addToolBar("Main")
@@ -175,6 +177,29 @@ class MainWindow(QMainWindow):
                     self.match_action, self.save_action):
             tools.addAction(act)
         self._refresh_recent()
+
+    def _generator_menu(self, menu) -> dict[str, QAction]:
+        """One checkable entry per shipped generator, bound to ``state.generator_key``."""
+        from studio.core.generator.choices import CHOICES
+
+        group = QActionGroup(self)
+        actions = {}
+        for choice in CHOICES:
+            act = self._action(choice.title, lambda _=False, k=choice.key:
+                               self.controller.choose_generator(k), None,
+                               f"Draw surrogates with {choice.title}; model card "
+                               f"models/generator/{choice.card}")
+            act.setCheckable(True)
+            group.addAction(act)
+            menu.addAction(act)
+            actions[choice.key] = act
+
+        def show() -> None:
+            actions[self.state.generator_key].setChecked(True)
+
+        self.state.generator_changed.connect(show)
+        show()
+        return actions
 
     # -- opening ---------------------------------------------------------------------
     def open_dialog(self) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from studio.core.analysis.attributes import Attributes
+from studio.core.generator.choices import DEFAULT
 from studio.core.generator.latent import mix, z_for_seed
 from studio.ui.comparison_state import ComparisonState
 
@@ -66,6 +67,7 @@ class StudioState(QObject):
     options3d_changed = Signal()  # identity kind, mode, background or view of the 3D panel
     context_view_changed = Signal()  # the photo view shows the original or the in-context photo
     context_changed = Signal()  # a new in-context photo (or none)
+    generator_changed = Signal()  # which shipped generator draws the surrogates
     timings_changed = Signal()  # how long the last analysis, surrogate, measure, render took
     busy_changed = Signal(str, bool)  # an event, not state: what, busy
     message = Signal(str, str)  # an event, not state: level ("info" | "error"), text
@@ -97,6 +99,7 @@ class StudioState(QObject):
         self.context_shown = False
         self.context: ContextPhoto | None = None
         self.timings: dict[str, float] = {}
+        self.generator_key = DEFAULT.key  # generator.choices: the one drawing
 
     # -- derived -------------------------------------------------------------------
     @property
@@ -168,6 +171,11 @@ class StudioState(QObject):
         """``seed_a``, ``seed_b``, ``mix``, ``mode``, ``locked``."""
         if self._assign(values, IDENTITY_FIELDS):
             self.identity_changed.emit()
+
+    def set_generator(self, key: str) -> None:
+        if key != self.generator_key:
+            self.generator_key = key
+            self.generator_changed.emit()
 
     def set_timing(self, **ms: float) -> None:
         """How long a stage took, e.g. ``set_timing(analysis=120.0)``."""

@@ -8,6 +8,7 @@ steps. A hinge loss on a spectrally normalised classifier (Miyato et al. 2018) r
 detail directly. The labels enter D twice: as a projection term <embed(y), phi(x)>
 (Miyato & Koyama 2018), so that D judges whether a face fits its labels, and through the
 same auxiliary label predictor as BEGAN-CS, trained on real faces, that G must satisfy.
+An optional mode-seeking term keeps faces apart when only z differs.
 """
 
 from __future__ import annotations
@@ -72,13 +73,16 @@ def hinge_step(t: Trainer) -> dict[str, float]:
     colour and position change but not their smile, gender or pose."""
     s, G, D = t.s, t.G, t.D
     x, y = t.batch()
-    z = torch.rand(s.batch, s.config.z_dim, device=t.device) * 2 - 1
+    n, half = len(x), len(x) // 2
+    z = torch.rand(n, s.config.z_dim, device=t.device) * 2 - 1
+    # With mode seeking, the fakes' second half repeats the first half's labels, so that
+    # each pair shares its labels and differs only in z.
+    y_fake = torch.cat([y[:half], y[:half], y[2 * half:]]) if s.mode_seeking else y
     w_label = s.label_weight * min(1.0, t.step / max(s.label_ramp_steps, 1))
-    n = len(x)
     with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp):
-        fake = G(z, y)
+        fake = G(z, y_fake)
         both = diff_augment(torch.cat([x, fake.detach()]), s.diffaugment)
-        logits, preds = D(both, torch.cat([y, y]))
+        logits, preds = D(both, torch.cat([y, y_fake]))
         logits = logits.float()
         d_real = F.relu(1 - logits[:n]).mean()
         d_fake = F.relu(1 + logits[n:]).mean()
@@ -89,10 +93,13 @@ def hinge_step(t: Trainer) -> dict[str, float]:
     t.opt_d.step()
 
     with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp):
-        logit_g, pred_g = D(diff_augment(fake, s.diffaugment), y)
+        logit_g, pred_g = D(diff_augment(fake, s.diffaugment), y_fake)
         g_adv = -logit_g.float().mean()
-        label_g = t.label_loss(pred_g, y)
+        label_g = t.label_loss(pred_g, y_fake)
         loss_g = g_adv + w_label * label_g
+        spread = mode_spread(fake[:2 * half].float(), z[:2 * half])
+        if s.mode_seeking:
+            loss_g = loss_g + s.mode_seeking / (spread + 1e-5)
     t.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     t.opt_g.step()
@@ -100,4 +107,14 @@ def hinge_step(t: Trainer) -> dict[str, float]:
     t.step += 1
     return {"D_real": d_real.item(), "D_fake": d_fake.item(), "G_adv": g_adv.item(),
             "label_real": label_real.item(), "label_G": label_g.item(),
-            "real_minus_fake": (logits[:n].mean() - logits[n:].mean()).item()}
+            "real_minus_fake": (logits[:n].mean() - logits[n:].mean()).item(),
+            "mode_spread": spread.item()}
+
+
+def mode_spread(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """How far apart the two halves' faces are per unit of z distance: MSGAN's ratio
+    (Mao et al. 2019, "Mode Seeking GANs"); under ``mode_seeking`` G is pushed to raise it,
+    so that labels do not settle every z on one face."""
+    half = len(fake) // 2
+    image = (fake[:half] - fake[half:]).abs().mean()
+    return image / (z[:half] - z[half:]).abs().mean()

@@ -54,34 +54,69 @@ def latent_walk(gen: Sampler, seed: int = 11, steps: int = 8) -> Image.Image:
     return tile(np.concatenate(rows), steps)
 
 
+def real_vs_generated(gen: Sampler, analyzer, paths: list[Path], n: int = 8,
+                      seed: int = 5) -> Image.Image:
+    """The thesis's Fig. 4.4: held-out real faces (top row) in the generator's framing and
+    size, and below each a generated face with that face's own estimated labels. Made from
+    research photos: save it where it is not committed."""
+    from studio.core.analysis.framing import original_crop
+    from studio.core.analysis.images import load_image
+    from studio.core.analysis.landmarks import largest_face
+
+    size = gen.config.image_size
+    reals, fakes = [], []
+    for path in paths:
+        face = largest_face(analyzer.analyze(load_image(path)).faces)
+        if face is None:
+            continue
+        reals.append(original_crop(load_image(path).rgb, face.landmarks, size))
+        fakes.append(gen.sample(face.attributes, seed=seed + len(fakes))[0])
+        if len(reals) == n:
+            break
+    return tile(np.stack(reals + fakes), len(reals))
+
+
+def _smoothed(ax, step: np.ndarray, v: np.ndarray, color: str, label: str) -> None:
+    ax.plot(step, v, color="#ccc", lw=0.5)
+    if len(v) > 9:  # moving average, without the edge dips of a zero-padded one
+        ax.plot(step[4:-4], np.convolve(v, np.ones(9) / 9, mode="valid"), color=color, lw=1.4,
+                label=f"{label} (smoothed)")
+
+
 def plot_convergence(log_csv: Path, out: Path) -> None:
+    """BEGAN's M and k_t over training; for a hinge run, D's loss and G's adversarial loss
+    (``log.csv`` holds the objective's own columns)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     with log_csv.open() as fh:
-        rows = list(csv.DictReader(fh))
-    step = np.array([float(r["step"]) for r in rows])
-    m = np.array([float(r["M"]) for r in rows])
-    k = np.array([float(r["k"]) for r in rows])
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    # The header's columns only: a run resumed with a newer version may log more.
+    col = {k: np.array([float(r[k]) for r in rows]) for k in reader.fieldnames or ()}
+    step, began = col["step"], "M" in col
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
-    ax.plot(step, m, color="#bbb", lw=0.6, label="M")
-    if len(m) > 9:  # moving average, without the edge dips of a zero-padded one
-        ax.plot(step[4:-4], np.convolve(m, np.ones(9) / 9, mode="valid"), color="#1f5f9f",
-                lw=1.6, label="M (smoothed)")
+    if began:
+        _smoothed(ax, step, col["M"], "#1f5f9f", "M")
+    else:
+        _smoothed(ax, step, col["D_real"] + col["D_fake"], "#1f5f9f", "D hinge loss")
+        _smoothed(ax, step, col["G_adv"], "#2e8b57", "G adversarial loss")
     runs = log_csv.parent / "runs.jsonl"
-    if runs.is_file():  # mark where each resumed run started, with its gamma
+    if runs.is_file():  # mark where each resumed run started
         for line in runs.read_text().splitlines():
             rec = json.loads(line)
             ax.axvline(rec["start_step"], color="#888", ls=":", lw=1)
-            ax.text(rec["start_step"], ax.get_ylim()[1], f" gamma {rec['settings']['gamma']}",
-                    fontsize=7, va="top", color="#555")
+            if began:
+                ax.text(rec["start_step"], ax.get_ylim()[1], f" gamma {rec['settings']['gamma']}",
+                        fontsize=7, va="top", color="#555")
     ax.set_xlabel("step")
-    ax.set_ylabel("convergence M")
-    ax2 = ax.twinx()
-    ax2.plot(step, k, color="#d0661b", lw=1.0, label="k_t")
-    ax2.set_ylabel("k_t")
+    ax.set_ylabel("convergence M" if began else "loss")
+    if began:
+        ax2 = ax.twinx()
+        ax2.plot(step, col["k"], color="#d0661b", lw=1.0, label="k_t")
+        ax2.set_ylabel("k_t")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out)

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from studio.core.analysis.attributes import Attributes
-from studio.core.assets import MODELS_DIR
 from studio.core.errors import ModelFileError
+from studio.core.generator.choices import DEFAULT, resolve_weights
 from studio.core.generator.latent import interpolate
 from studio.core.generator.networks import BeganConfig
 from studio.core.generator.networks import Generator as GeneratorNet
 
-DEFAULT_WEIGHTS = MODELS_DIR / "generator" / "began_cs_64.safetensors"
+DEFAULT_WEIGHTS = DEFAULT.path
 #: Batches at least this large run under bfloat16 autocast.
 BF16_MIN_BATCH = 8
 
@@ -30,7 +30,7 @@ class Sampler:
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        path = Path(weights) if weights else DEFAULT_WEIGHTS
+        path = resolve_weights(weights)
         if not path.is_file():
             raise ModelFileError(
                 f"Generator weights {path.name} are missing from {path.parent}. They ship with "

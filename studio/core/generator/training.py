@@ -58,6 +58,7 @@ class TrainSettings:
     diffaugment: str = "color,translation,cutout"  # DiffAugment before D; "" disables
     # "began": the thesis's autoencoder D and k_t; "hinge": a projection D (projection.py)
     objective: str = "began"
+    mode_seeking: float = 0.0  # hinge only: weight of the mode-seeking term (projection.py)
     config: BeganConfig = field(default_factory=new_run_config)
 
     def __post_init__(self) -> None:
@@ -74,8 +75,17 @@ class TrainSettings:
         return cls(ema_decay=0.0, k_min=0.0, diffaugment="", config=config, **changes)
 
 
-#: The adversarial objectives a run can train with (``TrainSettings.objective``).
-OBJECTIVES = ("began", "hinge")
+#: The adversarial objectives a run can train with (``TrainSettings.objective``), each with
+#: the settings it was measured with (models/generator/README.md); ``studio train`` fills
+#: what its flags leave out from here. Hinge's D learns the labels of augmented reals, so
+#: it gets no cutout over the mouth.
+OBJECTIVE_DEFAULTS: dict[str, dict[str, object]] = {
+    "hinge": {"lr": 2e-4, "base_channels": 32, "label_weight": 0.5, "mode_seeking": 1.0,
+              "diffaugment": "color,translation"},
+    "began": {"lr": 1e-4, "base_channels": 16, "label_weight": 0.1, "mode_seeking": 0.0,
+              "diffaugment": "color,translation,cutout"},
+}
+OBJECTIVES = tuple(OBJECTIVE_DEFAULTS)
 
 
 def ema_decay_at(decay: float, step: int) -> float:

@@ -78,6 +78,18 @@ class SurrogateEngine:
             if self._staged:
                 self.generator.freeze_single()  # the window's live slider samples
 
+    def switch_generator(self, weights: str | Path | None) -> str:
+        """Load another generator (a choice's key or a file; the window's Generator menu)
+        and draw with it from the next surrogate on; returns its name. The old one serves
+        until the new one has loaded, and stays if loading fails."""
+        from studio.core.generator.sampler import Sampler
+
+        new = Sampler(weights)
+        if self._staged:
+            new.freeze_single()
+        self.generator, self._weights = new, weights
+        return self.model_name
+
     @property
     def can_generate(self) -> bool:
         return self.generator is not None
@@ -170,8 +182,10 @@ class SurrogateEngine:
     def model_name(self) -> str:
         if self.generator is None:
             return "generator not loaded yet"
+        from studio.core.generator.choices import title_of
+
         step = self.generator.metadata.get("step", "?")
-        return f"{self.generator.path.stem} (step {step})"
+        return f"{title_of(self.generator.path)} (step {step})"
 
     def open(self, path: str | Path) -> tuple[LoadedImage, ImageAnalysis]:
         image = load_image(path)
