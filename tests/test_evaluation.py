@@ -275,3 +275,20 @@ def test_the_parrot_gallery_is_made_once_and_attacks_every_method(run, engine):
         assert p.chance[1] == pytest.approx(1 / len(people))
     # The light blur keeps the person: its own outputs as a gallery give it away.
     assert by_method["blur-light"].parrot.rates[1] > 3 * by_method["blur-light"].parrot.chance[1]
+
+
+def test_a_new_generator_re_measures_the_gan_rows_only():
+    """Each family's cache key holds the fingerprint of the models it uses: a new default
+    generator changes the GAN's keys and nothing else's."""
+    from studio.core.evaluation.observations import Fingerprints, cache_key, models_fingerprint
+    from studio.core.evaluation.parrot import SUFFIX
+
+    old = Fingerprints({"analysis": "a1", "gan": "g1", "rendered": "r1"})
+    new = Fingerprints({"analysis": "a1", "gan": "g2", "rendered": "r1"})
+    for method in ("original", "gan", "3d", "context", "context-blur", "blur-light",
+                   "pixelate-strong", "mask-face", "gan" + SUFFIX, "3d" + SUFFIX):
+        changed = cache_key(old, "sha", method) != cache_key(new, "sha", method)
+        assert changed == method.startswith("gan"), method
+    assert cache_key(old, "sha", "context").startswith("r1:sha:context#r")
+    now = models_fingerprint()
+    assert len({now.of("gan"), now.of("3d"), now.of("blur")}) == 3

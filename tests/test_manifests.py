@@ -28,6 +28,7 @@ from studio.core.datasets import (
 from studio.core.errors import StudioError
 from studio.core.evaluation.provenance import shipped_manifests, shipped_selections
 from studio.core.evaluation.sources import discover, mark_seen
+from studio.core.generator.choices import BY_KEY
 from studio.core.generator.training_data import TrainingSet, training_items
 
 pytestmark = pytest.mark.skipif(not data_available(),
@@ -55,9 +56,12 @@ def test_shipped_manifests_match_the_selections_they_were_built_with(manifests, 
             (d, i) for d, _, i in files]
         for k in np.linspace(0, len(files) - 1, 40).astype(int):  # a spread sample of hashes
             assert manifest.entries[k].sha256 == sha256_of(files[k][1]), (model, files[k][1])
-    # The shipped generator saw every celeba-id person (it predates the split).
+    # The default generator saw the celeba-id "train" people only; the thesis model, a
+    # second choice, saw every one (it predates the split), and its manifest says so.
     assert manifests["generator"].identities("celeba-id") == {
-        it.identity for it in celeba_id()}
+        it.identity for it in celeba_split(celeba_id(), "train")}
+    thesis = TrainingManifest.load(manifest_path(BY_KEY["thesis"].path))
+    assert thesis.identities("celeba-id") == {it.identity for it in celeba_id()}
     assert len(manifests["morphable"].entries) == 3500  # the model card's 2,000 + 1,500
     assert len(manifests["calibration"].entries) == len(genki("train"))
 
@@ -81,7 +85,7 @@ def test_celeba_test_identities_are_disjoint_from_training(manifests):
     people = celeba_id()
     test_ids = {it.identity for it in celeba_split(people, "test")}
     assert test_ids and len(test_ids) < len({it.identity for it in people})
-    for model in ("morphable", "calibration"):
+    for model in ("generator", "morphable", "calibration"):
         assert not manifests[model].identities("celeba-id") & test_ids
         assert not any(manifests[model].contains_image(sha256_of(it.path))
                        for it in celeba_split(people, "test")[::10])
@@ -89,8 +93,9 @@ def test_celeba_test_identities_are_disjoint_from_training(manifests):
     assert now and not set(now) & test_ids
     train_hashes = {sha256_of(p) for src, p, _ in training_items() if src == 2}
     assert not train_hashes & {sha256_of(it.path) for it in celeba_split(people, "test")}
-    # The shipped generator's manifest is the truth about its weights: it saw them all.
-    assert test_ids <= manifests["generator"].identities("celeba-id")
+    # The thesis model's manifest is the truth about its weights: it saw them all.
+    thesis = TrainingManifest.load(manifest_path(BY_KEY["thesis"].path))
+    assert test_ids <= thesis.identities("celeba-id")
 
 
 def test_celeba_split_is_stable_and_identity_disjoint():
@@ -117,12 +122,13 @@ def test_evaluation_marks_a_photo_seen_exactly_when_a_manifest_holds_it(manifest
     celeba = discover(data_root() / "celeba-id")
     test_ids = {str(it.identity) for it in celeba_split(celeba_id(), "test")}
     assert {s.identity for s in celeba.sources} == test_ids
-    assert all(s.seen_by == ("generator",) for s in celeba.sources)
-    assert celeba.seen()["generator"] == (len(celeba.sources), len(test_ids))
-    assert celeba.seen()["morphable"] == celeba.seen()["calibration"] == (0, 0)
-    text = celeba.provenance()
-    assert f"{len(test_ids):,} people" in text and "by the generator (all of the people" in text
-    assert "none of the other models (morphable, calibration)" in text
+    assert not any(s.seen_by for s in celeba.sources)  # no shipped default model saw them
+    assert celeba.seen()["generator"] == celeba.seen()["morphable"] == (0, 0)
+    assert "seen in training by none of the models" in celeba.provenance()
+    thesis = {"generator": TrainingManifest.load(manifest_path(BY_KEY["thesis"].path))}
+    by_thesis = mark_seen(discover(data_root() / "celeba-id", limit=300), thesis)
+    assert all(s.seen_by == ("generator",) for s in by_thesis.sources)
+    assert "by the generator (all of the people" in by_thesis.provenance()
 
     for folder in ("genki4k", "utkface"):
         dataset = discover(data_root() / folder)

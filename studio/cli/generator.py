@@ -60,7 +60,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the conditional generator (hinge or BEGAN-CS objective)")
+    p = sub.add_parser("train", help="train the conditional generator")
     p.add_argument("--out", default=str(RUNS), help="checkpoints, log.csv, sample grids")
     p.add_argument("--data", default=str(CACHE / "train64.npz"),
                    help="training crops (built if absent)")

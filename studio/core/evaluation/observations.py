@@ -106,25 +106,48 @@ class ObservationCache:
         self.db.close()
 
 
-def models_fingerprint() -> str:
-    """Changes whenever a model an observation depends on changes."""
-    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
-    for path in sorted([MODELS_DIR / "analysis_calibration.json",
-                        *(MODELS_DIR / "generator").glob("*.safetensors"),
-                        *(MODELS_DIR / "morphable").glob("*.safetensors")]):
-        digest.update(sha256_of(path).encode())
-    return digest.hexdigest()[:16]
+@dataclass(frozen=True)
+class Fingerprints:
+    """Per method family, a digest of the model files its observations depend on: the
+    analysis calibration for all, plus the default generator for "gan" and the morphable
+    model for the rendered methods. A new generator then re-measures the GAN rows only,
+    not every baseline of every data set."""
+
+    digests: dict[str, str]  # "analysis", "gan", "rendered"
+
+    def of(self, family: str) -> str:
+        from studio.core.surrogates.names import RENDERED_METHODS
+
+        if family == "gan":
+            return self.digests["gan"]
+        return self.digests["rendered" if family in RENDERED_METHODS else "analysis"]
 
 
-def cache_key(fingerprint: str, sha: str, method: str) -> str:
+def models_fingerprint() -> Fingerprints:
+    """The fingerprints of the models as they are now on disk."""
+    from studio.core.generator.choices import DEFAULT
+
+    def digest(paths: list[Path]) -> str:
+        h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+        for path in [MODELS_DIR / "analysis_calibration.json", *sorted(paths)]:
+            h.update(sha256_of(path).encode())
+        return h.hexdigest()[:16]
+
+    morphable = list((MODELS_DIR / "morphable").glob("*.safetensors"))
+    return Fingerprints({"analysis": digest([]), "gan": digest([DEFAULT.path]),
+                         "rendered": digest(morphable)})
+
+
+def cache_key(fingerprints: Fingerprints, sha: str, method: str) -> str:
     """``method`` is a method's key, perhaps with a suffix (the parrot gallery's); the
-    drawing revision of its family (surrogates.names.REVISIONS) is part of the key."""
+    fingerprint of the models its family uses and the drawing revision of its family
+    (surrogates.names.REVISIONS) are part of the key."""
     from studio.core.surrogates.names import REVISIONS
 
     family = method.split("@")[0].removesuffix("-blur")
     revision = REVISIONS.get(family)
     tag = f"{method}#r{revision}" if revision is not None else method
-    return f"{fingerprint}:{sha}:{tag}"
+    return f"{fingerprints.of(family)}:{sha}:{tag}"
 
 
 def observe(engine, image: LoadedImage, sha: str, methods: list[Method]

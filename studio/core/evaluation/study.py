@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from studio.core.assets import sha256_of
 from studio.core.evaluation.methods import Method
 from studio.core.evaluation.observations import (
+    Fingerprints,
     Observation,
     ObservationCache,
     cache_key,
@@ -108,7 +109,7 @@ def evaluate(datasets: list[Dataset], methods: list[Method], engine, workers: in
     return run
 
 
-def _cached(cache: ObservationCache, fingerprint: str, sha: str, keys: list[str]
+def _cached(cache: ObservationCache, fingerprint: Fingerprints, sha: str, keys: list[str]
             ) -> dict[str, Observation] | None:
     """Every observation a source needs, or None; a face-less original needs no more."""
     have = cache.get_many([cache_key(fingerprint, sha, k) for k in keys])
