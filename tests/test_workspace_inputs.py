@@ -158,6 +158,23 @@ def test_damaged_workspace_is_refused_at_open_with_the_recovery(workspace_copy, 
         pytest.fail(f"neither recovery worked: {commands}")
 
 
+def test_rows_salvaged_from_damaged_pages_are_set_aside_not_fatal(workspace_copy):
+    """`sqlite3 .recover` can bring back rows whose text is not UTF-8 or not JSON: the
+    workspace still opens and lists its sound candidates, and says how many it left out."""
+    with Workspace(workspace_copy) as ws:
+        first, second, *rest = ws.candidates()
+        assert ws.set_aside() == 0
+        with ws.transaction() as db:
+            db.execute("UPDATE candidates SET decision=CAST(x'ff33c0af' AS TEXT) WHERE id=?",
+                       (first.id,))
+            db.execute("UPDATE candidates SET labels='{\"joy\": 0.' WHERE id=?", (second.id,))
+    with Workspace(workspace_copy) as ws:
+        left = ws.candidates()
+        assert [c.id for c in left] == [c.id for c in rest] and ws.set_aside() == 2
+        assert ws.faces() and ws.candidates(decision="pending") == [
+            c for c in left if c.decision == "pending"]
+
+
 def test_a_damaged_stored_image_is_refused_by_name(workspace_copy, tmp_path, analyzer):
     with Workspace(workspace_copy) as ws:
         cid = ws.candidates()[0].id

@@ -104,6 +104,12 @@ class FaceRecord:
         return f"{self.original_sha256[:16]}:{self.face_index}"
 
 
+#: A candidate row that makes sense: a known decision and JSON labels and metrics. Rows
+#: salvaged from a damaged file that fail it are left out (``Workspace.set_aside``).
+SOUND_CANDIDATE = (f"decision IN ({', '.join(repr(d) for d in history.DECISIONS)}) "
+                   "AND json_valid(labels) AND json_valid(metrics)")
+
+
 @dataclass(frozen=True)
 class Candidate:
     id: int
@@ -149,6 +155,10 @@ class Workspace:
             self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
         except sqlite3.Error as exc:
             raise WorkspaceError(f"cannot open {self.path} ({exc}).") from exc
+        # A workspace salvaged with `sqlite3 .recover` can hold rows from damaged pages whose
+        # text is not UTF-8: read them (as U+FFFD) instead of failing on the whole table;
+        # ``candidates`` then sets aside the rows that do not make sense.
+        self.db.text_factory = lambda raw: raw.decode("utf-8", errors="replace")
         try:
             self._open(create)
         except BaseException:
@@ -322,7 +332,7 @@ class Workspace:
     def candidates(self, face_id: int | None = None, decision: str | None = None
                    ) -> list[Candidate]:
         sql = ("SELECT id, face_id, method, seed, labels, metrics, decision, note "
-               "FROM candidates WHERE 1=1")
+               f"FROM candidates WHERE {SOUND_CANDIDATE}")
         args: list = []
         if face_id is not None:
             sql += " AND face_id=?"
@@ -333,6 +343,12 @@ class Workspace:
         rows = self.db.execute(sql + " ORDER BY face_id, method, id", args).fetchall()
         return [Candidate(r[0], r[1], r[2], r[3], Attributes(**json.loads(r[4])),
                           json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def set_aside(self) -> int:
+        """Candidate rows ``candidates`` leaves out because they do not make sense (only
+        ever in a workspace salvaged from a damaged file)."""
+        return int(self.db.execute(
+            f"SELECT COUNT(*) FROM candidates WHERE NOT ({SOUND_CANDIDATE})").fetchone()[0])
 
     def face_of(self, candidate_id: int) -> int:
         row = self.db.execute("SELECT face_id FROM candidates WHERE id=?",
