@@ -186,8 +186,8 @@ def _trainer(args: argparse.Namespace, data):
     chosen = {k: getattr(args, k) for k in ("lr", "label_weight", "mode_seeking")
               if getattr(args, k) is not None}
     picked = {**OBJECTIVE_DEFAULTS[objective], **chosen}
-    channels = args.channels or picked.pop("base_channels")
-    picked.pop("base_channels", None)
+    default_channels = picked.pop("base_channels")
+    channels = args.channels or default_channels
     common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
               "label_standardize": not args.plain_label_loss, "objective": objective, **picked}
     if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained

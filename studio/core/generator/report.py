@@ -66,10 +66,11 @@ def real_vs_generated(gen: Sampler, analyzer, paths: list[Path], n: int = 8,
     size = gen.config.image_size
     reals, fakes = [], []
     for path in paths:
-        face = largest_face(analyzer.analyze(load_image(path)).faces)
+        image = load_image(path)
+        face = largest_face(analyzer.analyze(image).faces)
         if face is None:
             continue
-        reals.append(original_crop(load_image(path).rgb, face.landmarks, size))
+        reals.append(original_crop(image.rgb, face.landmarks, size))
         fakes.append(gen.sample(face.attributes, seed=seed + len(fakes))[0])
         if len(reals) == n:
             break

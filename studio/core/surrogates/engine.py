@@ -69,25 +69,25 @@ class SurrogateEngine:
 
     def load_generation(self) -> None:
         from studio.core.analysis.identity import IdentityEncoder
-        from studio.core.generator.sampler import Sampler
 
         if self.analyzer.identity is None:
             self.analyzer.identity = IdentityEncoder()
         if self.generator is None:
-            self.generator = Sampler(self._weights)
-            if self._staged:
-                self.generator.freeze_single()  # the window's live slider samples
+            self.generator = self._sampler(self._weights)
+
+    def _sampler(self, weights: str | Path | None):
+        from studio.core.generator.sampler import Sampler
+
+        sampler = Sampler(weights)
+        if self._staged:
+            sampler.freeze_single()  # the window's live slider samples
+        return sampler
 
     def switch_generator(self, weights: str | Path | None) -> str:
         """Load another generator (a choice's key or a file; the window's Generator menu)
         and draw with it from the next surrogate on; returns its name. The old one serves
         until the new one has loaded, and stays if loading fails."""
-        from studio.core.generator.sampler import Sampler
-
-        new = Sampler(weights)
-        if self._staged:
-            new.freeze_single()
-        self.generator, self._weights = new, weights
+        self.generator, self._weights = self._sampler(weights), weights
         return self.model_name
 
     @property
