@@ -126,15 +126,16 @@ class Fingerprints:
 def models_fingerprint() -> Fingerprints:
     """The fingerprints of the models as they are now on disk."""
     from studio.core.generator.choices import DEFAULT
+    from studio.core.surrogates.gan_draws import RULE
 
-    def digest(paths: list[Path]) -> str:
-        h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    def digest(paths: list[Path], rule: str = "") -> str:
+        h = hashlib.sha256(f"v{CACHE_VERSION}{rule}".encode())
         for path in [MODELS_DIR / "analysis_calibration.json", *sorted(paths)]:
             h.update(sha256_of(path).encode())
         return h.hexdigest()[:16]
 
     morphable = list((MODELS_DIR / "morphable").glob("*.safetensors"))
-    return Fingerprints({"analysis": digest([]), "gan": digest([DEFAULT.path]),
+    return Fingerprints({"analysis": digest([]), "gan": digest([DEFAULT.path], RULE),
                          "rendered": digest(morphable)})
 
 

@@ -21,7 +21,7 @@ from studio.core.surrogates.names import BATCH_METHODS, RENDERED_METHODS, SURROG
 
 __all__ = ["BATCH_METHODS", "EXPORT_SIZE", "RENDERED_METHODS", "SURROGATE_METHODS",
            "CandidateMaker", "batch_engine", "candidate_metrics", "candidate_seed", "check_methods",
-           "in_context_photos", "png_bytes", "save_png", "surrogate_images"]
+           "gan_draws", "in_context_photos", "png_bytes", "save_png", "surrogate_images"]
 
 #: The size every exported surrogate has: GAN faces are upscaled to it, 3D renders drawn at it.
 EXPORT_SIZE = 256
@@ -95,6 +95,14 @@ def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
             for s in seeds]
 
 
+def gan_draws(engine, face: FaceAnalysis, seeds: list[int]) -> list:
+    """A GAN surrogate per seed, each read back and drawn again until it is another person
+    with the original's smile and gender (``gan_draws.draw_verified``)."""
+    from studio.core.surrogates.gan_draws import draw_verified
+
+    return [draw_verified(engine.generator, engine.analyzer, face, s) for s in seeds]
+
+
 def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int],
                      others: list[FaceAnalysis] | None = None) -> list[np.ndarray]:
     """A face's surrogates, one per identity seed, from its own estimate: GAN and 3D faces
@@ -107,10 +115,7 @@ def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list
         return [original_crop(rgb, face.landmarks, EXPORT_SIZE)
                 for rgb in in_context_photos(engine, image, face, seeds, others)]
     if method == "gan":
-        from studio.core.generator.latent import z_for_seed
-
-        z = np.stack([z_for_seed(s) for s in seeds])
-        return list(engine.generator.sample(face.attributes, z=z))
+        return [d.image for d in gan_draws(engine, face, seeds)]
     from studio.core.morphable.surrogate import Request3D
 
     return [engine.surrogate3d(image, face, Request3D(identity=s, size=EXPORT_SIZE)).image
@@ -132,7 +137,11 @@ class CandidateMaker:
         from studio.core.metrics.comparison import compare_many
 
         engine = self.engine
-        rgbs = surrogate_images(engine, method, image, face, seeds, others)
-        comparisons = compare_many(engine.analyzer, face, rgbs)
+        if method == "gan":  # each draw was read back already
+            draws = gan_draws(engine, face, seeds)
+            rgbs, comparisons = [d.image for d in draws], [d.comparison for d in draws]
+        else:
+            rgbs = surrogate_images(engine, method, image, face, seeds, others)
+            comparisons = compare_many(engine.analyzer, face, rgbs)
         return [(png_bytes(rgb, None), candidate_metrics(face, c))
                 for rgb, c in zip(rgbs, comparisons, strict=True)]
