@@ -9,7 +9,6 @@ Only the report's plots are kept: no face leaves the temporary folder.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from studio.core.crowd.formats import read_mapping, read_truth
-from studio.core.crowd.simulate import SimulatedCrowd
+from studio.core.crowd.simulate import SimulatedCrowd, fill_truth
 from studio.core.datasets import genki
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +43,7 @@ def main() -> None:
                "--originals-may-be-shown", "--base-url", "https://example.org/s1/",
                "--format", "mturk", "--seed", "7", "--quiet")
         sheet = tmp / "s1.private-truth.csv"  # filled in here from GENKI-4K's own labels
-        rows = list(csv.DictReader(sheet.open()))
-        with sheet.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["original_key", "label"])
-            for r in rows:
-                smile = labels[Path(r["original_path"]).stem]
-                w.writerow([r["original_key"], "smile" if smile else "no_smile"])
+        fill_truth(sheet, labels)
         mapping, _ = read_mapping(tmp / "s1.private-mapping.csv")
         truth, _ = read_truth(sheet)
         crowd = SimulatedCrowd(KNOWN, seed=11)

@@ -5,7 +5,6 @@ crowd of known accuracy in MTurk's and Label Studio's own result formats, and an
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import shutil
@@ -27,7 +26,7 @@ from studio.core.crowd.design import (
     plan_assignment,
 )
 from studio.core.crowd.formats import VERSIONS, item_from_url, read_mapping, read_truth
-from studio.core.crowd.simulate import MTURK_RESULT_COLUMNS, SimulatedCrowd, read_plan
+from studio.core.crowd.simulate import MTURK_RESULT_COLUMNS, SimulatedCrowd, fill_truth, read_plan
 from studio.core.crowd.statistics import load_and_analyze
 from studio.core.surrogates.making import EXPORT_SIZE
 from studio.core.surrogates.names import SURROGATE_METHODS
@@ -140,19 +139,6 @@ def _photos(genki_test, folder: Path, n: int) -> dict[str, int]:
     return {item.stem: item.smile for item in items}
 
 
-def _fill_truth(sheet: Path, labels: dict[str, int]) -> Path:
-    """The truth sheet the study left, filled in from GENKI-4K's labels."""
-    rows = list(csv.DictReader(io.StringIO(sheet.read_text())))
-    out = sheet.with_name("truth-filled.csv")
-    with out.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["original_key", "label"])
-        for r in rows:
-            smile = labels[Path(r["original_path"]).stem]
-            w.writerow([r["original_key"], "smile" if smile else "no_smile"])
-    return out
-
-
 @pytest.fixture(scope="module")
 def shown_study(tmp_path_factory, genki_test, engine):
     from studio.core.workspace.study import build_study
@@ -220,7 +206,7 @@ def test_the_study_folder_holds_only_what_workers_may_see(shown_study):
 def test_a_crowd_of_known_accuracy_is_recovered_from_mturk_results(shown_study):
     base, labels, r = shown_study
     mapping, _ = read_mapping(r.mapping)
-    truth_file = _fill_truth(r.truth, labels)
+    truth_file = fill_truth(r.truth, labels, r.truth.with_name("truth-filled.csv"))
     truth, _ = read_truth(truth_file)
     crowd = SimulatedCrowd(KNOWN, seed=11)
     answers = crowd.answer(r.out_dir, mapping, truth)
@@ -273,7 +259,7 @@ def test_the_intervals_hold_the_known_accuracies_across_crowds(shown_study):
     original must come out ahead of the GAN surrogate every time."""
     base, labels, r = shown_study
     mapping, _ = read_mapping(r.mapping)
-    truth_file = _fill_truth(r.truth, labels)
+    truth_file = fill_truth(r.truth, labels, r.truth.with_name("truth-filled.csv"))
     truth, _ = read_truth(truth_file)
     held, ahead = 0, 0
     for seed in range(100, 110):
@@ -293,7 +279,7 @@ def test_the_intervals_hold_the_known_accuracies_across_crowds(shown_study):
 def test_seven_class_answers_from_label_studio_are_reported(shown_study):
     base, labels, r = shown_study
     mapping, _ = read_mapping(r.mapping)
-    truth_file = _fill_truth(r.truth, labels)
+    truth_file = fill_truth(r.truth, labels, r.truth.with_name("truth-filled.csv"))
     truth, _ = read_truth(truth_file)
     crowd = SimulatedCrowd(KNOWN, seed=5)
     crowd.answer(r.out_dir, mapping, truth)
@@ -325,7 +311,8 @@ def test_the_command_never_shows_originals_unless_told(tmp_path, genki_test):
     assert not problems and len(mapping) == 12
     assert {row.version for row in mapping.values()} == set(SURROGATE_METHODS)
     assert not (out / "labelstudio_tasks.json").exists()
-    truth_file = _fill_truth(tmp_path / "s2.private-truth.csv", labels)
+    sheet = tmp_path / "s2.private-truth.csv"
+    truth_file = fill_truth(sheet, labels, sheet.with_name("truth-filled.csv"))
     truth, _ = read_truth(truth_file)
     crowd = SimulatedCrowd(KNOWN, seed=2)
     crowd.answer(out, mapping, truth)

@@ -158,7 +158,8 @@ def test_damaged_workspace_is_refused_at_open_with_the_recovery(workspace_copy, 
         pytest.fail(f"neither recovery worked: {commands}")
 
 
-def test_rows_salvaged_from_damaged_pages_are_set_aside_not_fatal(workspace_copy):
+def test_rows_salvaged_from_damaged_pages_are_set_aside_not_fatal(workspace_copy, analyzer,
+                                                                  tmp_path):
     """`sqlite3 .recover` can bring back rows whose text is not UTF-8 or not JSON: the
     workspace still opens and lists its sound candidates, and says how many it left out."""
     with Workspace(workspace_copy) as ws:
@@ -173,6 +174,14 @@ def test_rows_salvaged_from_damaged_pages_are_set_aside_not_fatal(workspace_copy
         assert [c.id for c in left] == [c.id for c in rest] and ws.set_aside() == 2
         assert ws.faces() and ws.candidates(decision="pending") == [
             c for c in left if c.decision == "pending"]
+        summary = ws.summary()  # what `studio batch` prints
+        assert summary["candidates_set_aside"] == 2
+        assert sum(n for k, n in summary.items() if k.startswith("candidates_")
+                   and k != "candidates_set_aside") == len(left)
+        ws.decide(left[0].id, "accepted")
+        accepted = len(ws.candidates(decision="accepted"))
+        report = export_batch(ws, tmp_path / "out", analyzer, formats=("labelstudio",))
+        assert report.set_aside == 2 and report.items + len(report.refused) == accepted
 
 
 def test_a_damaged_stored_image_is_refused_by_name(workspace_copy, tmp_path, analyzer):

@@ -220,6 +220,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             local_root=args.local_files_root)
     for line in report.refused:
         print(f"REFUSED by the identity gate: {line}", file=sys.stderr)
+    if report.set_aside:
+        print(f"{report.set_aside} damaged candidate row(s) of this salvaged workspace were "
+              "set aside and not exported", file=sys.stderr)
     print(f"exported {report.items} items, {report.gold} gold, {report.repeats} repeats "
           f"-> {report.out_dir}")
     print(f"private mapping (keep it away from workers) -> {report.mapping}")

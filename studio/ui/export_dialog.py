@@ -118,6 +118,9 @@ class ExportDialog(QDialog):
             self.report = report
             self.export_button.setEnabled(True)
             refused = "".join(f"<br>REFUSED: {html.escape(r)}" for r in report.refused)
+            if report.set_aside:
+                refused += (f"<br>{report.set_aside} damaged candidate row(s) of this salvaged "
+                            "workspace were set aside and not exported.")
             self.result.setText(f"Exported {report.items} items ({report.gold} gold, "
                                 f"{report.repeats} repeats) to {html.escape(str(report.out_dir))}"
                                 f".<br>Private mapping: {html.escape(str(report.mapping))}"

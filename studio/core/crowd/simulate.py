@@ -19,7 +19,7 @@ import numpy as np
 
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, MappingRow
 
-__all__ = ["MTURK_RESULT_COLUMNS", "SimulatedCrowd", "read_plan"]
+__all__ = ["MTURK_RESULT_COLUMNS", "SimulatedCrowd", "fill_truth", "read_plan"]
 
 #: The assignment columns of MTurk's batch results, in MTurk's order; the input and answer
 #: columns follow them, then Approve and Reject.
@@ -31,6 +31,21 @@ MTURK_RESULT_COLUMNS = (
     "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback",
     "WorkTimeInSeconds", "LifetimeApprovalRate", "Last30DaysApprovalRate",
     "Last7DaysApprovalRate")
+
+
+def fill_truth(sheet: Path, smiles: dict[str, bool], out: Path | None = None) -> Path:
+    """The truth sheet a study leaves, filled in from known labels (by the original's file
+    stem) as a researcher fills it in, for a simulated study; written to ``out`` (default:
+    over the sheet)."""
+    rows = list(csv.DictReader(sheet.open(newline="", encoding="utf-8")))
+    out = out or sheet
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["original_key", "label"])
+        for r in rows:
+            smile = smiles[Path(r["original_path"]).stem]
+            w.writerow([r["original_key"], "smile" if smile else "no_smile"])
+    return out
 
 
 def read_plan(study: Path) -> list[list[str]]:

@@ -58,6 +58,7 @@ class ExportReport:
     gold: int = 0
     repeats: int = 0
     refused: list[str] = field(default_factory=list)
+    set_aside: int = 0  # candidate rows of a salvaged workspace that made no sense: not read
 
 
 def label_studio_config(expressions: bool = False) -> str:
@@ -219,7 +220,7 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
     faces = {f.id: f for f in workspace.faces()}
     gate = IdentityGate(analyzer)
     rng = np.random.default_rng(seed)
-    report = ExportReport(out_dir, mapping)
+    report = ExportReport(out_dir, mapping, set_aside=workspace.set_aside())
     rows: list[tuple[dict, bytes]] = []
     taken: set[str] = set()
     ok: list[tuple[Candidate, FaceRecord, bytes]] = []

@@ -389,7 +389,10 @@ class Workspace:
                q("SELECT status, COUNT(*) FROM originals GROUP BY status")}
         out["faces"] = q("SELECT COUNT(*) FROM faces").fetchone()[0]
         out.update({f"candidates_{d}": n for d, n in
-                    q("SELECT decision, COUNT(*) FROM candidates GROUP BY decision")})
+                    q(f"SELECT decision, COUNT(*) FROM candidates WHERE {SOUND_CANDIDATE} "
+                      "GROUP BY decision")})
+        if aside := self.set_aside():
+            out["candidates_set_aside"] = aside
         return out
 
 
