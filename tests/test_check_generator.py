@@ -204,6 +204,9 @@ def test_evaluate_generator_has_the_issue_rows_with_their_bars(analyzer, generat
         want = True if op == "reported" else (m.value <= float(limit) if op == "<=" else
                                                m.value >= float(limit))
         assert m.passed == want, m
+    own = metrics["privacy: surrogate >= 0.6 from its original"]
+    redrawn = float(own.detail.split("hands them out: ")[1].split(";")[0])
+    assert redrawn >= own.value  # the studio's redraws only ever move a face further off
     hog = metrics["realism: dlib HOG face-found rate"]
     assert hog.bar.startswith(">= ") and 0 <= hog.value <= 1
     near = metrics["privacy: median nearest-training distance"]
