@@ -80,10 +80,12 @@ def held_out(weights: Path) -> HeldOut:
 @dataclass(frozen=True)
 class _GanBench:
     """What ``observations.observe`` reads of an engine for the GAN: the analyzer (with
-    its identity encoder) and the generator being measured."""
+    its identity encoder) and the generator being measured, one draw per face (the
+    studio's redraws pick by the same analysis these rows measure with)."""
 
     analyzer: FaceAnalyzer
     generator: object  # generator.sampler.Sampler
+    gan_draws: int = 1
 
 
 def measure_held_out(analyzer: FaceAnalyzer, generator, sources: list[Source],

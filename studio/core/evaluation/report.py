@@ -152,7 +152,12 @@ READING = (
     "by an attacker who knows the method and anonymises the gallery with it (the parrot "
     "attack), and by classifiers trained on outputs of known people (attack II). "
     "Realism: does it look like a photograph of a face? Every realism figure stands beside "
-    "the same measure between two halves of the real faces. Which models saw which photos "
+    "the same measure between two halves of the real faces. The GAN and in-context "
+    "surrogates are measured as the studio hands them out: each is read back by the "
+    "studio's analysis and drawn again until it is another person with the original's "
+    "smile and gender decisions, so their smile and gender agreement and their "
+    "de-identified share are helped by that choice; the 7-class judge, the realism "
+    "measures and the attacks choose nothing. Which models saw which photos "
     "is read from their training manifests and said for each data set below: a figure "
     "measured on faces a model trained on flatters that model.")
 

@@ -13,6 +13,7 @@ from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer, ImageAnaly
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.metrics.comparison import Comparison, compare
+from studio.core.surrogates.gan_draws import GAN_DRAWS
 
 if TYPE_CHECKING:  # imports torch / OpenGL
     from studio.core.generator.sampler import Sampler
@@ -59,6 +60,8 @@ class SurrogateEngine:
         self._staged = staged
         self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers)
         self.generator: Sampler | None = None
+        #: Draws per GAN surrogate at most (``gan_draws``); 1 measures the bare generator.
+        self.gan_draws = GAN_DRAWS
         self._maker3d: Surrogate3DMaker | None = None
         self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face
         self._incontext: InContextMaker | None = None

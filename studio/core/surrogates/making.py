@@ -97,10 +97,12 @@ def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
 
 def gan_draws(engine, face: FaceAnalysis, seeds: list[int]) -> list:
     """A GAN surrogate per seed, each read back and drawn again until it is another person
-    with the original's smile and gender (``gan_draws.draw_verified``)."""
+    with the original's smile and gender (``gan_draws.draw_verified``), in at most
+    ``engine.gan_draws`` draws."""
     from studio.core.surrogates.gan_draws import draw_verified
 
-    return [draw_verified(engine.generator, engine.analyzer, face, s) for s in seeds]
+    return [draw_verified(engine.generator, engine.analyzer, face, s, draws=engine.gan_draws)
+            for s in seeds]
 
 
 def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int],
