@@ -5,6 +5,7 @@ reals against reals and fail heavily blurred reals; smile agreement is given per
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -211,6 +212,11 @@ def test_evaluate_generator_has_the_issue_rows_with_their_bars(analyzer, generat
     assert hog.bar.startswith(">= ") and 0 <= hog.value <= 1
     near = metrics["privacy: median nearest-training distance"]
     assert near.bar == f">= {float(near.detail.split(': ')[1].split(';')[0]):.3f}"
+    by_set = re.findall(r"(GENKI-4K test|UTKFace hold-out) labels ([\d.]+) vs its reals "
+                        r"([\d.]+)", near.detail)
+    assert [name for name, *_ in by_set] == ["GENKI-4K test", "UTKFace hold-out"]
+    genki_reals = float(by_set[0][2])
+    assert near.bar == f">= {genki_reals:.3f}"  # the bar's reals: GENKI-4K test
     assert f"{held.excluded()} in the generator's training manifest set aside" in \
         metrics["realism: C2ST on descriptors vs held-out reals"].detail
 

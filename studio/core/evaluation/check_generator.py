@@ -44,19 +44,37 @@ def measure(analyzer: FaceAnalyzer, images: np.ndarray, requested: list[Attribut
     return out
 
 
-def heldout_labels(cache_records: dict[str, dict]) -> list[Attributes]:
-    """Attributes of the held-out faces, from the label cache keyed by file path."""
+#: The held-out sets whose faces' labels the samples are drawn with, by ``HeldOut`` kind.
+LABEL_SETS = {"genki4k-test": "GENKI-4K test", "utkface-holdout": "UTKFace hold-out"}
+
+
+def heldout_labels(cache_records: dict[str, dict]) -> list[tuple[str, Attributes]]:
+    """The held-out faces' attributes, each with its set's kind (``LABEL_SETS``), from the
+    label cache keyed by file path."""
     from studio.core.datasets import genki, utk_split, utkface
 
-    paths = [str(it.path) for it in genki("test")]
-    paths += [str(it.path) for it in utk_split(utkface(), "test")]
+    paths = [("genki4k-test", str(it.path)) for it in genki("test")]
+    paths += [("utkface-holdout", str(it.path)) for it in utk_split(utkface(), "test")]
     out = []
-    for p in paths:
+    for kind, p in paths:
         rec = cache_records.get(p)
         if rec and rec.get("faces"):
-            out.append(Attributes(rec["joy"], rec["p_male"], rec["yaw"], rec["pitch"],
-                                  rec["roll"]))
+            out.append((kind, Attributes(rec["joy"], rec["p_male"], rec["yaw"], rec["pitch"],
+                                         rec["roll"])))
     return out
+
+
+def _descriptors(analyzer: FaceAnalyzer, paths: list, progress: Progress | None,
+                 what: str) -> np.ndarray:
+    """The largest face's identity descriptor of each image that has a face."""
+    from studio.core.analysis.images import load_image
+
+    out = []
+    for p in track(paths, progress, what):
+        found = analyzer.analyze(load_image(p)).faces
+        if found:
+            out.append(largest_face(found).descriptor)
+    return np.array(out)
 
 
 def control_metrics(samples: list[SampleMeasure]) -> list[Metric]:
@@ -142,12 +160,13 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
 
     rng = random.Random(seed)
     pool = heldout_labels(cache_records)
-    requested = [rng.choice(pool) for _ in range(n)]
+    picks = [rng.choice(pool) for _ in range(n)]
+    requested = [a for _, a in picks]
     images = generator.sample(requested, seed=seed)
     samples = measure(analyzer, images, requested, progress, "generated samples")
     metrics = control_metrics(samples)
 
-    div_labels = [rng.choice(pool) for _ in range(diversity_sets)]
+    div_labels = [rng.choice(pool)[1] for _ in range(diversity_sets)]
     div_req = [a for a in div_labels for _ in range(50)]
     div_imgs = generator.sample(div_req, seed=seed + 1)
     metrics += diversity_metrics(measure(analyzer, div_imgs, div_req, progress, "diversity"),
@@ -185,18 +204,30 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
                           f"{held.note(('genki4k-test',))}"))
 
     # Privacy 2: samples are no closer to training faces than held-out real faces are.
+    # The bar's reals are the GENKI-4K test faces; the detail adds each label set's
+    # samples against that set's own reals.
     train_paths = [p for _, p in training_sources()]
     rng.shuffle(train_paths)
-    ref = []
-    for p in track(train_paths[:training_reference], progress, "training-face descriptors"):
-        found = analyzer.analyze(load_image(p)).faces
-        if found:
-            ref.append(largest_face(found).descriptor)
-    ref_arr = np.array(ref)
-    gen_desc = np.array([s.descriptor for s in samples if s.descriptor is not None])
-    med_gen = float(np.median(nearest_distances(gen_desc, ref_arr)))
-    med_real = float(np.median(nearest_distances(np.array(real_desc), ref_arr)))
+    ref_arr = _descriptors(analyzer, train_paths[:training_reference], progress,
+                           "training-face descriptors")
+    utk = _descriptors(analyzer, [s.path for s in held.unseen(("utkface-holdout",))]
+                       [:privacy_faces], progress, "UTKFace hold-out descriptors")
+
+    def median_near(desc) -> float:
+        return float(np.median(nearest_distances(np.asarray(desc), ref_arr))) \
+            if len(desc) else float("nan")
+
+    med_gen = median_near([s.descriptor for s in samples if s.descriptor is not None])
+    med_real = median_near(real_desc)
+    reals = {"genki4k-test": med_real, "utkface-holdout": median_near(utk)}
+    drawn: dict[str, list] = {kind: [] for kind in LABEL_SETS}
+    for (kind, _), s in zip(picks, samples, strict=True):
+        if s.descriptor is not None:
+            drawn[kind].append(s.descriptor)
+    by_set = "; ".join(f"{name} labels {median_near(drawn[kind]):.3f} vs its reals "
+                       f"{reals[kind]:.3f}" for kind, name in LABEL_SETS.items())
     metrics.append(Metric("privacy: median nearest-training distance", med_gen,
                           f">= {med_real:.3f}", med_gen >= med_real,
-                          f"held-out real faces: {med_real:.3f}; {len(ref_arr)} training faces"))
+                          f"held-out real faces: {med_real:.3f}; {len(ref_arr)} training faces;"
+                          f" set by set, samples vs reals: {by_set}"))
     return metrics
