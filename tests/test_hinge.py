@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,11 @@ def test_hinge_trains_on_real_faces_and_resumes(tmp_path):
     faces = Sampler(tmp_path / "generator.safetensors", device="cpu").sample(
         np.full(5, 0.5, np.float32), n=2, seed=0)
     assert faces.shape == (2, 64, 64, 3) and faces.std() > 0
+    # A resumed run learns at its own --lr (a late run at a lower rate), moments kept.
+    t3 = Trainer(t.data, tmp_path, replace(settings, lr=settings.lr / 2), torch.device("cpu"))
+    t3.load_state()
+    assert {g["lr"] for o in (t3.opt_g, t3.opt_d) for g in o.param_groups} == {settings.lr / 2}
+    assert t3.opt_g.state_dict()["state"][0]["step"] == 4
 
 
 def test_warm_start_refuses_another_objective(tmp_path):

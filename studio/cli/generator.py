@@ -82,7 +82,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "began: the thesis's autoencoder discriminator (pass it when "
                         "resuming a BEGAN run); the same generator network either way")
     p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (default 2e-4 for hinge, 1e-4 for began)")
+                   help="Adam learning rate (default 2e-4 for hinge, 1e-4 for began); with "
+                        "--resume it replaces the saved run's rate")
     p.add_argument("--mode-seeking", type=float, default=None, metavar="WEIGHT",
                    help="hinge: push faces that differ only in z apart (MSGAN; default 1, "
                         "0 is off)")

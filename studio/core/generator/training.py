@@ -203,6 +203,18 @@ class Trainer:
         self.k, self.step, self.seconds = state["k"], state["step"], state["seconds"]
         self.rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
+        self.set_lr(self.lr_at(self.step))  # this run's --lr, not the saved optimiser's
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate at ``step``: the settings' rate, halved every
+        ``lr_decay_every`` steps when that is set (BEGAN)."""
+        every = self.s.lr_decay_every
+        return max(self.s.lr * 0.5 ** (step // every), 1e-6) if every else self.s.lr
+
+    def set_lr(self, lr: float) -> None:
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def export_weights(self, path: Path) -> None:
         """G, its EMA and D as one small fp16 safetensors, with the step and k: what a
@@ -343,9 +355,7 @@ class Trainer:
         self.k = update_k(self.k, s.lambda_k, s.gamma, lr_, lf_, s.k_min)
         self.step += 1
         if s.lr_decay_every and self.step % s.lr_decay_every == 0:
-            for opt in (self.opt_g, self.opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = max(group["lr"] * 0.5, 1e-6)
+            self.set_lr(self.lr_at(self.step))
         return {"L_real": lr_, "L_fake": lf_, "L_C": l_c.item(), "label_real":
                 l_label_real.item(), "label_G": l_label_g.item(), "k": self.k,
                 "M": convergence(s.gamma, lr_, lf_)}
