@@ -6,6 +6,7 @@ Run: ``make screenshot`` (starts Xvfb) or, on a desktop,
 
 from __future__ import annotations
 
+import random
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from studio.ui.main_window import MainWindow
 
 
 def main(out: str = "docs/screenshot.png") -> None:
+    random.seed(0)  # the window draws its first identity seed at random: the same one each time
     app = QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp:
         win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))

@@ -129,8 +129,9 @@ def test_the_parrot_finds_what_gan_surrogates_keep(people, analyzer, engine):
     assert result.n_no_face < n / 4 and result.n_gallery_no_face < len(g) / 4
     assert result.n_probes + result.n_left_out == n
     against_originals = identify(outputs, people.ids, people.originals[g], people.ids[g])
-    # Seen: 0.13 against 0.07 (rank 5: 0.47 against 0.25), chance 0.03, for the default
-    # generator; the thesis model's were 0.18 against 0.03.
-    assert result.rates[1] > max(against_originals.rates[1], 2 * result.chance[1]), (
-        result.rates, against_originals.rates)
-    assert result.rates[5] > against_originals.rates[5]
+    # Seen for the default generator, its surrogates redrawn >= 0.7 from the original:
+    # rank 1 0.067 against 0.017, rank 5 0.45 against 0.20 (chance 0.033 and 0.167). With
+    # 60 probes rank 1 is a handful of hits, so the margin over chance is held at rank 5.
+    assert result.rates[1] > against_originals.rates[1], (result.rates,
+                                                           against_originals.rates)
+    assert result.rates[5] > max(against_originals.rates[5], 2 * result.chance[5])

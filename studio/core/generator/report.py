@@ -109,9 +109,11 @@ def plot_convergence(log_csv: Path, out: Path) -> None:
         for line in runs.read_text().splitlines():
             rec = json.loads(line)
             ax.axvline(rec["start_step"], color="#888", ls=":", lw=1)
-            if began:
-                ax.text(rec["start_step"], ax.get_ylim()[1], f" gamma {rec['settings']['gamma']}",
-                        fontsize=7, va="top", color="#555")
+            settings = rec["settings"]
+            what = (f" gamma {settings['gamma']}" if began else
+                    f" lr {settings['lr']:g}, ms {settings.get('mode_seeking', 0):g}")
+            ax.text(rec["start_step"], ax.get_ylim()[1], what, fontsize=7, va="top",
+                    color="#555", rotation=90 if not began else 0)
     ax.set_xlabel("step")
     ax.set_ylabel("convergence M" if began else "loss")
     if began:
