@@ -31,7 +31,7 @@ GAN_MARGIN = 0.7
 #: Draws per surrogate at most (one is enough for ~84% of faces; a draw costs ~30 ms).
 GAN_DRAWS = 6
 #: Written into the evaluation cache's key, so that a new rule re-measures the GAN rows.
-RULE = f"gan draws: margin {GAN_MARGIN}, at most {GAN_DRAWS}"
+RULE = f"gan draws: margin {GAN_MARGIN}, at most {GAN_DRAWS}, seeds by SeedSequence"
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,13 @@ class GanDraw:
 
 
 def draw_seed(seed: int, draw: int) -> int:
-    """The z seed of a surrogate's ``draw``-th draw (draw 0 is the seed itself)."""
-    return seed + 104729 * draw
+    """The z seed of a surrogate's ``draw``-th draw: draw 0 is the seed itself, later ones
+    come from numpy's SeedSequence. An arithmetic step would land on the seeds of the face's
+    other candidates (``making.candidate_seed`` steps by 104,729), and a redrawn candidate
+    would then be the very face another candidate, or the parrot attacker's gallery, drew."""
+    if draw == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
 
 
 def _score(c: Comparison, margin: float) -> tuple[bool, bool, bool, bool, float]:
