@@ -188,11 +188,11 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
         f = largest_face(found)
         real_desc.append(f.descriptor)
         seed = rng.randrange(1 << 30)
-        one = draw_verified(generator, analyzer, f, seed, draws=1).comparison
+        drawn = draw_verified(generator, analyzer, f, seed)
+        one, kept = drawn.first, drawn.comparison
         if one.distance is not None:
             total += 1
             far += one.distance >= SAME_PERSON_THRESHOLD
-        kept = draw_verified(generator, analyzer, f, seed).comparison
         if kept.distance is not None:
             redrawn += 1
             redrawn_far += kept.distance >= SAME_PERSON_THRESHOLD

@@ -43,6 +43,7 @@ class GanDraw:
     draws: int  # how many were drawn
     comparison: Comparison
     passed: bool  # another person past the margin, with the original's smile and gender
+    first: Comparison  # how the first draw read (the bare generator's one draw)
 
 
 def draw_seed(seed: int, draw: int) -> int:
@@ -76,15 +77,16 @@ def draw_verified(generator, analyzer: FaceAnalyzer, face: FaceAnalysis, seed: i
     checked, and every draw is made."""
     from studio.core.generator.latent import z_for_seed
 
-    best, best_score, made = None, None, 0
+    best, best_score, made, first = None, None, 0, None
     for k in range(max(1, draws)):
         s = draw_seed(seed, k)
         image = generator.sample(face.attributes, z=z_for_seed(s, generator.config.z_dim)[None])[0]
         c = compare(analyzer, face, image)
         score, made = _score(c, margin), k + 1
+        first = c if first is None else first
         if best_score is None or score > best_score:
             best, best_score = (image, s, c), score
         if all(score[:4]):
             break
     image, s, c = best
-    return GanDraw(image, s, made, c, all(best_score[:4]))
+    return GanDraw(image, s, made, c, all(best_score[:4]), first)
