@@ -85,3 +85,24 @@ def test_redraws_never_repeat_another_candidates_face():
             later = [draw_seed(seed, k) for k in range(1, GAN_DRAWS)]
             assert draw_seed(seed, 0) == seed and len(set(later)) == GAN_DRAWS - 1
             assert not firsts & set(later), (f, i)
+
+
+def test_one_gender_rule_for_redraws_and_in_context_checks(engine, faces):
+    """``gan_draws`` and ``verified.FaceCheck`` read the gender decision by one rule
+    (``attributes.same_gender``); a P(male) that could not be read passes."""
+    from dataclasses import replace
+
+    from studio.core.metrics.comparison import Comparison
+    from studio.core.surrogates.verified import FaceCheck
+
+    males = [f for f in faces if f.attributes.p_male >= 0.5]
+    females = [f for f in faces if f.attributes.p_male < 0.5]
+    assert males and females, "celeba-id's first faces should hold both decisions"
+    a, b, c = males[0], females[0], males[-1]
+    assert Comparison(a, c, 0.8).gender_kept and not Comparison(a, b, 0.8).gender_kept
+    assert FaceCheck(0.8, 0.5, c.attributes.p_male).gender_ok(a.attributes.p_male)
+    assert not FaceCheck(0.8, 0.5, b.attributes.p_male).gender_ok(a.attributes.p_male)
+    unread = replace(b, attributes=replace(b.attributes, p_male=float("nan")))
+    assert Comparison(a, unread, 0.8).gender_kept
+    assert FaceCheck(0.8, 0.5, None).gender_ok(a.attributes.p_male)
+    assert Comparison(a, None, None).gender_kept is None

@@ -7,6 +7,7 @@ interpolation and the generator's label normalisation all read it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,14 @@ SPECS: tuple[AttributeSpec, ...] = (
 SPEC = {s.name: s for s in SPECS}
 NAMES = tuple(s.name for s in SPECS)
 ANGLES = tuple(s.name for s in SPECS if s.is_angle)
+
+
+def same_gender(p_male: float | None, other: float | None) -> bool:
+    """Whether two P(male) readings make the same gender decision (>= 0.5). A reading
+    that could not be made (None or NaN) passes: an unreadable face is not a changed one."""
+    if p_male is None or other is None or not (math.isfinite(p_male) and math.isfinite(other)):
+        return True
+    return (p_male >= 0.5) == (other >= 0.5)
 
 
 @dataclass(frozen=True)

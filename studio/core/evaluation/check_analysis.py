@@ -28,6 +28,18 @@ class Metric:
     detail: str = ""
 
 
+def face_descriptors(analyzer: FaceAnalyzer, paths: list, progress: Progress | None = None,
+                     what: str = "descriptors") -> np.ndarray:
+    """(n, 128) the largest face's identity descriptor of each image that has one: the
+    reference sets of the nearest-training rows."""
+    out = []
+    for p in track(paths, progress, what):
+        found = largest_face(analyzer.analyze(load_image(p)).faces)
+        if found is not None and found.descriptor is not None:
+            out.append(found.descriptor)
+    return np.array(out)
+
+
 def check_expression(analyzer: FaceAnalyzer, limit: int | None = None,
                    progress: Progress | None = None) -> list[Metric]:
     items = genki("test")[:limit]

@@ -19,7 +19,7 @@ from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import largest_face
 from studio.core.errors import StudioError
-from studio.core.evaluation.check_analysis import Metric
+from studio.core.evaluation.check_analysis import Metric, face_descriptors
 from studio.core.generator.sampler import Sampler
 from studio.core.progress import Progress, track
 
@@ -62,19 +62,6 @@ def heldout_labels(cache_records: dict[str, dict]) -> list[tuple[str, Attributes
             out.append((kind, Attributes(rec["joy"], rec["p_male"], rec["yaw"], rec["pitch"],
                                          rec["roll"])))
     return out
-
-
-def _descriptors(analyzer: FaceAnalyzer, paths: list, progress: Progress | None,
-                 what: str) -> np.ndarray:
-    """The largest face's identity descriptor of each image that has a face."""
-    from studio.core.analysis.images import load_image
-
-    out = []
-    for p in track(paths, progress, what):
-        found = analyzer.analyze(load_image(p)).faces
-        if found:
-            out.append(largest_face(found).descriptor)
-    return np.array(out)
 
 
 def control_metrics(samples: list[SampleMeasure]) -> list[Metric]:
@@ -208,9 +195,9 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     # samples against that set's own reals.
     train_paths = [p for _, p in training_sources()]
     rng.shuffle(train_paths)
-    ref_arr = _descriptors(analyzer, train_paths[:training_reference], progress,
+    ref_arr = face_descriptors(analyzer, train_paths[:training_reference], progress,
                            "training-face descriptors")
-    utk = _descriptors(analyzer, [s.path for s in held.unseen(("utkface-holdout",))]
+    utk = face_descriptors(analyzer, [s.path for s in held.unseen(("utkface-holdout",))]
                        [:privacy_faces], progress, "UTKFace hold-out descriptors")
 
     def median_near(desc) -> float:

@@ -19,7 +19,7 @@ from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
-from studio.core.evaluation.check_analysis import Metric
+from studio.core.evaluation.check_analysis import Metric, face_descriptors
 from studio.core.evaluation.check_generator import nearest_distances
 from studio.core.progress import Progress, track
 from studio.core.surrogates.incontext import ContextRequest, InContextMaker
@@ -62,12 +62,7 @@ def training_descriptors(analyzer: FaceAnalyzer, limit: int | None = None,
     from studio.core.morphable.build import training_images
 
     paths = [p for _, p in training_images(2000, 1500, 0)][:limit]
-    out = []
-    for p in track(paths, progress, "training-face descriptors"):
-        found = largest_face(analyzer.analyze(load_image(p)).faces)
-        if found is not None and found.descriptor is not None:
-            out.append(found.descriptor)
-    return np.array(out)
+    return face_descriptors(analyzer, paths, progress, "training-face descriptors")
 
 
 def metrics(rows: list[Row], no_face: int, training: np.ndarray) -> list[Metric]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer
+from studio.core.analysis.attributes import same_gender
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.landmarks import largest_face
 
@@ -32,6 +33,13 @@ class Comparison:
         if self.surrogate is None:
             return None
         return self.original.attributes.smiling == self.surrogate.attributes.smiling
+
+    @property
+    def gender_kept(self) -> bool | None:
+        """The gender decision kept (``same_gender``: an unreadable P(male) passes)."""
+        if self.surrogate is None:
+            return None
+        return same_gender(self.original.attributes.p_male, self.surrogate.attributes.p_male)
 
     def differences(self) -> dict[str, float]:
         """Surrogate minus original for joy and the three angles (degrees)."""

@@ -62,11 +62,8 @@ def _score(c: Comparison, margin: float) -> tuple[bool, bool, bool, bool, float]
     seen = c.surrogate
     if seen is None:
         return (False, False, False, False, -1.0)
-    a, b = c.original.attributes, seen.attributes
-    gender = (not np.isfinite(b.p_male) or not np.isfinite(a.p_male)
-              or (b.p_male >= 0.5) == (a.p_male >= 0.5))
     distance = -1.0 if c.distance is None else float(c.distance)
-    return (distance >= SAME_PERSON_THRESHOLD, bool(c.smile_kept), bool(gender),
+    return (distance >= SAME_PERSON_THRESHOLD, bool(c.smile_kept), bool(c.gender_kept),
             distance >= margin, distance)
 
 

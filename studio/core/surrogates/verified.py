@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer
+from studio.core.analysis.attributes import same_gender
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.surrogates import compositing
 from studio.core.surrogates.incontext import (
@@ -54,9 +55,7 @@ class FaceCheck:
 
     def gender_ok(self, p_male: float) -> bool:
         """The gender decision kept (a photo the classifier could not read passes)."""
-        if self.p_male is None or not np.isfinite(self.p_male) or not np.isfinite(p_male):
-            return True
-        return (self.p_male >= 0.5) == (p_male >= 0.5)
+        return same_gender(self.p_male, p_male)
 
     def identity_ok(self, threshold: float) -> bool:
         return self.distance is not None and self.distance >= threshold
