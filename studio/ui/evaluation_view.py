@@ -262,7 +262,8 @@ class EvaluationWindow(QMainWindow):
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
         plot.addItem(pg.InfiniteLine(BARS["smile_agreement"], angle=0,
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
-        for r, (x, y, line) in zip(group, label_places(group), strict=True):
+        points = [(r.deidentified, r.smile_agreement) for r in group]
+        for r, (x, label_y) in zip(group, label_places(points), strict=True):
             pen = _pen(r.method)
             light = METHODS[r.method].light
             plot.addItem(pg.ScatterPlotItem(
@@ -270,7 +271,7 @@ class EvaluationWindow(QMainWindow):
                 brush=pg.mkBrush("w" if light else pen.color())))
             left = x > 0.6  # labels of points on the right go to their left
             label = pg.TextItem(r.label, color=pen.color(), anchor=(1 if left else 0, 1))
-            label.setPos(x + (-0.015 if left else 0.015), y + 0.01 - 0.04 * line)
+            label.setPos(x + (-0.015 if left else 0.015), label_y)
             plot.addItem(label)
 
     def _plot_histogram(self, group: list[MethodResult]) -> None:

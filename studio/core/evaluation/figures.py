@@ -64,38 +64,52 @@ def roc_figure(results: list[MethodResult]) -> Figure:
     return fig
 
 
-def label_places(results: list[MethodResult], near: float = 0.05
-                 ) -> list[tuple[float, float, int]]:
-    """Where each point's label goes on the trade-off plot: (x, y, line). Points that sit
-    together share the first one's place, their labels stacked line by line below it (and
-    coloured like their points, so they stay told apart)."""
-    places: list[tuple[float, float, int]] = []
-    for i, r in enumerate(results):
-        first = next((j for j, o in enumerate(results[:i])
-                      if abs(o.deidentified - r.deidentified) < near
-                      and abs(o.smile_agreement - r.smile_agreement) < near), None)
-        if first is None:
-            places.append((r.deidentified, r.smile_agreement, 0))
-        else:
-            x, y, _ = places[first]
-            places.append((x, y, 1 + sum(p[:2] == (x, y) for p in places[first + 1:])))
-    return places
+#: Height of one label line on the trade-off plot, in its y units (7-point text on an
+#: axis that spans 1.08 over about 3.6 inches)
+LABEL_LINE = 0.045
+
+
+def label_places(points: list[tuple[float, float]], line: float = LABEL_LINE
+                 ) -> list[tuple[float, float]]:
+    """Where each point's label goes on the trade-off plot: (x, y) of the label's baseline.
+    A label sits just above its point, on the point's left when the point is right of 0.6;
+    one that would overlap a label already placed on the same side (points taken from the
+    top) moves down below it, so crowded corners stay readable."""
+    order = sorted(range(len(points)), key=lambda i: -points[i][1])
+    placed: dict[int, tuple[float, float]] = {}
+    for i in order:
+        x, y = points[i]
+        side = x > 0.6
+        label_y = y + 0.01
+        while True:
+            clash = [ly for j, (lx, ly) in placed.items()
+                     if (points[j][0] > 0.6) == side and abs(lx - x) < 0.35
+                     and abs(ly - label_y) < line]
+            if not clash:
+                break
+            label_y = min(clash) - line
+        placed[i] = (x, label_y)
+    return [placed[i] for i in range(len(points))]
 
 
 def tradeoff_figure(results: list[MethodResult]) -> Figure:
     """One point per method and strength: privacy across, utility up."""
     fig = figure(6.5, 4.6)
     ax = fig.add_subplot()
-    for r, (x, y, line) in zip(results, label_places(results), strict=True):
+    points = [(r.deidentified, r.smile_agreement) for r in results]
+    for r, (x, y), (_, label_y) in zip(results, points, label_places(points), strict=True):
         style = _style(r.method)
         hollow = METHODS[r.method].light
-        ax.scatter([r.deidentified], [r.smile_agreement], s=70, zorder=3,
+        ax.scatter([x], [y], s=70, zorder=3,
                    facecolors="white" if hollow else style["color"], edgecolors=style["color"],
                    linewidths=1.6)
         left = x > 0.6  # labels of points on the right go to their left
-        ax.annotate(r.label, (x, y), fontsize=7, color=style["color"],
-                    xytext=(-8 if left else 8, 4 - 10 * line), textcoords="offset points",
-                    ha="right" if left else "left")
+        moved = label_y < y - 0.01  # pushed down by a neighbour: a thin line to its point
+        ax.annotate(r.label, (x, y), xytext=(x + (-0.025 if left else 0.025), label_y),
+                    textcoords="data", fontsize=7, color=style["color"],
+                    ha="right" if left else "left", va="bottom",
+                    arrowprops={"arrowstyle": "-", "color": style["color"], "lw": 0.5,
+                                "shrinkA": 0, "shrinkB": 4} if moved else None)
     ax.axvline(BARS["deidentified"], color="#bbb", lw=0.8, ls=":")
     ax.axhline(BARS["smile_agreement"], color="#bbb", lw=0.8, ls=":")
     ax.set_xlim(-0.03, 1.1)
