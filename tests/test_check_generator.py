@@ -144,6 +144,23 @@ def test_kid_reference_is_the_chance_size_of_real_against_real(rows, blurred):
     assert kid(blurred.descriptor, reals) > KID_RATIO_BAR * ref
 
 
+def test_median_interval_covers_chance_and_not_a_real_shift(rows):
+    """Two quarters of held-out reals, each against the same other half, differ by chance:
+    the interval holds 0. Copies of reference faces against reals do not."""
+    from studio.core.evaluation.check_generator import median_difference_ci, nearest_distances
+
+    reals = RealismFeatures.from_rows([r.original.realism for r in rows]).descriptor
+    half = len(reals) // 2
+    ref, a, b = reals[:half], reals[half:half + half // 2], reals[half + half // 2:]
+    low, high = median_difference_ci(nearest_distances(a, ref), nearest_distances(b, ref))
+    assert low <= 0 <= high and high - low < 0.2
+    # copies of training faces (a memorising generator): nearer by far, past chance
+    copies = nearest_distances(ref[: len(a)] + 1e-3, ref)
+    low, high = median_difference_ci(copies, nearest_distances(a, ref))
+    assert high < 0
+    assert all(math.isnan(v) for v in median_difference_ci(copies[:1], copies))
+
+
 def test_smile_agreement_is_given_per_joy_bin(analyzer, rows):
     from dataclasses import replace
 
@@ -217,6 +234,11 @@ def test_evaluate_generator_has_the_issue_rows_with_their_bars(analyzer, generat
     assert [name for name, *_ in by_set] == ["GENKI-4K test", "UTKFace hold-out"]
     genki_reals = float(by_set[0][2])
     assert near.bar == f">= {genki_reals:.3f}"  # the bar's reals: GENKI-4K test
+    diff, low, high = map(float, re.search(
+        r"samples minus reals ([-+][\d.]+) \(95% bootstrap interval ([-+][\d.]+) to "
+        r"([-+][\d.]+)\)", near.detail).groups())
+    assert diff == pytest.approx(near.value - genki_reals, abs=2e-3)
+    assert low < high and low - 0.02 <= diff <= high + 0.02
     assert f"{held.excluded()} in the generator's training manifest set aside" in \
         metrics["realism: C2ST on descriptors vs held-out reals"].detail
 

@@ -127,6 +127,23 @@ def nearest_distances(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+def median_difference_ci(a: np.ndarray, b: np.ndarray, seed: int = 0,
+                         resamples: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of median(a) - median(b) (independent samples):
+    how far apart two medians could be by the draw of faces alone. NaN when either set
+    has fewer than two values."""
+    from scipy.stats import bootstrap
+
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    res = bootstrap((np.asarray(a), np.asarray(b)),
+                    lambda x, y, axis: np.median(x, axis=axis) - np.median(y, axis=axis),
+                    n_resamples=resamples, method="percentile", vectorized=True,
+                    random_state=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return float(ci.low), float(ci.high)
+
+
 def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[str, dict],
              n: int = 1000, diversity_sets: int = 4, privacy_faces: int | None = None,
              training_reference: int = 3000, realism_faces: int = 400, seed: int = 0,
@@ -196,25 +213,31 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     train_paths = [p for _, p in training_sources()]
     rng.shuffle(train_paths)
     ref_arr = face_descriptors(analyzer, train_paths[:training_reference], progress,
-                           "training-face descriptors")
+                               "training-face descriptors")
     utk = face_descriptors(analyzer, [s.path for s in held.unseen(("utkface-holdout",))]
-                       [:privacy_faces], progress, "UTKFace hold-out descriptors")
+                           [:privacy_faces], progress, "UTKFace hold-out descriptors")
 
-    def median_near(desc) -> float:
-        return float(np.median(nearest_distances(np.asarray(desc), ref_arr))) \
-            if len(desc) else float("nan")
+    def near(desc) -> np.ndarray:
+        return nearest_distances(np.asarray(desc), ref_arr) if len(desc) else np.array([])
 
-    med_gen = median_near([s.descriptor for s in samples if s.descriptor is not None])
-    med_real = median_near(real_desc)
-    reals = {"genki4k-test": med_real, "utkface-holdout": median_near(utk)}
+    def median(d: np.ndarray) -> float:
+        return float(np.median(d)) if len(d) else float("nan")
+
+    near_gen = near([s.descriptor for s in samples if s.descriptor is not None])
+    near_real = near(real_desc)
+    med_gen, med_real = median(near_gen), median(near_real)
+    reals = {"genki4k-test": med_real, "utkface-holdout": median(near(utk))}
     drawn: dict[str, list] = {kind: [] for kind in LABEL_SETS}
     for (kind, _), s in zip(picks, samples, strict=True):
         if s.descriptor is not None:
             drawn[kind].append(s.descriptor)
-    by_set = "; ".join(f"{name} labels {median_near(drawn[kind]):.3f} vs its reals "
+    by_set = "; ".join(f"{name} labels {median(near(drawn[kind])):.3f} vs its reals "
                        f"{reals[kind]:.3f}" for kind, name in LABEL_SETS.items())
+    low, high = median_difference_ci(near_gen, near_real, seed)
     metrics.append(Metric("privacy: median nearest-training distance", med_gen,
                           f">= {med_real:.3f}", med_gen >= med_real,
-                          f"held-out real faces: {med_real:.3f}; {len(ref_arr)} training faces;"
-                          f" set by set, samples vs reals: {by_set}"))
+                          f"held-out real faces: {med_real:.3f}; samples minus reals "
+                          f"{med_gen - med_real:+.3f} (95% bootstrap interval {low:+.3f} to "
+                          f"{high:+.3f}); {len(ref_arr)} training faces; set by set, samples "
+                          f"vs reals: {by_set}"))
     return metrics
