@@ -239,6 +239,9 @@ def test_evaluate_generator_has_the_issue_rows_with_their_bars(analyzer, generat
         r"([-+][\d.]+)\)", near.detail).groups())
     assert diff == pytest.approx(near.value - genki_reals, abs=2e-3)
     assert low < high and low - 0.02 <= diff <= high + 0.02
+    under = re.search(r"under 0.6 from a training face: samples ([\d.]+), reals ([\d.]+)",
+                      near.detail)
+    assert under and all(0 <= float(v) <= 1 for v in under.groups())
     assert f"{held.excluded()} in the generator's training manifest set aside" in \
         metrics["realism: C2ST on descriptors vs held-out reals"].detail
 

@@ -238,6 +238,8 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
                           f">= {med_real:.3f}", med_gen >= med_real,
                           f"held-out real faces: {med_real:.3f}; samples minus reals "
                           f"{med_gen - med_real:+.3f} (95% bootstrap interval {low:+.3f} to "
-                          f"{high:+.3f}); {len(ref_arr)} training faces; set by set, samples "
-                          f"vs reals: {by_set}"))
+                          f"{high:+.3f}); under {SAME_PERSON_THRESHOLD} from a training face: "
+                          f"samples {np.mean(near_gen < SAME_PERSON_THRESHOLD):.3f}, reals "
+                          f"{np.mean(near_real < SAME_PERSON_THRESHOLD):.3f}; {len(ref_arr)} "
+                          f"training faces; set by set, samples vs reals: {by_set}"))
     return metrics
