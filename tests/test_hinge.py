@@ -97,8 +97,11 @@ def test_cli_trains_hinge_and_logs_its_own_losses(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--out", str(out), *common]) == 0  # hinge is the default
     run = json.loads((out / "runs.jsonl").read_text().splitlines()[0])["settings"]
-    assert (run["objective"], run["lr"], run["label_weight"], run["mode_seeking"]) == (
-        "hinge", 2e-4, 0.5, 1.0)
+    assert (run["objective"], run["lr"], run["label_weight"], run["mode_seeking"],
+            run["r1"]) == ("hinge", 2e-4, 0.5, 1.0, 0.0)
+    assert main(["train", "--out", str(tmp_path / "r1"), "--r1", "5", *common]) == 0
+    r1 = json.loads((tmp_path / "r1" / "runs.jsonl").read_text().splitlines()[0])["settings"]
+    assert (r1["r1"], r1["r1_every"]) == (5.0, 16)
     assert "cutout" not in run["diffaugment"] and run["config"]["base_channels"] == 4
     with (out / "log.csv").open() as fh:
         rows = list(csv.reader(fh))
@@ -141,3 +144,34 @@ def test_mode_seeking_pairs_share_labels_and_pushes_faces_apart():
     m = t.train_step()
     y = seen[0]
     assert torch.equal(y[:3], y[3:]) and np.isfinite(m["mode_spread"]) and m["mode_spread"] > 0
+
+
+def test_r1_flattens_the_discriminator_at_real_faces(monkeypatch):
+    """Descending the R1 penalty (through spectral norm, a gradient of a gradient) makes D
+    flatter at real faces; a hinge run applies it every ``r1_every`` steps, not more."""
+    from studio.core.generator import projection
+
+    data = _genki_faces(24)
+    t = Trainer(data, Path("unused"), _hinge(batch=6, r1=10.0, r1_every=2),
+                torch.device("cpu"))
+    torch.manual_seed(1)
+    x, y = t.batch()
+    d = ProjectionDiscriminator(new_run_config(base_channels=4))
+    opt = torch.optim.Adam(d.parameters(), 1e-2)
+    before = float(projection.r1_penalty(d, x, y).detach())
+    for _ in range(20):
+        opt.zero_grad()
+        projection.r1_penalty(d, x, y).backward()
+        opt.step()
+    after = float(projection.r1_penalty(d, x, y).detach())
+    assert 0 < after < 0.5 * before, (before, after)
+
+    calls = []
+    real = projection.r1_penalty
+    monkeypatch.setattr(projection, "r1_penalty",
+                        lambda *a: calls.append(1) or real(*a))
+    for _ in range(4):
+        m = t.train_step()
+    assert len(calls) == 2 and all(np.isfinite(v) for v in m.values())
+    with pytest.raises(ValueError, match="r1"):
+        TrainSettings(objective="began", r1=1.0)

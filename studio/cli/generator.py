@@ -87,6 +87,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode-seeking", type=float, default=None, metavar="WEIGHT",
                    help="hinge: push faces that differ only in z apart (MSGAN; default 1, "
                         "0 is off)")
+    p.add_argument("--r1", type=float, default=None, metavar="GAMMA",
+                   help="hinge: R1 penalty on D's gradient at real faces, applied every 16 "
+                        "steps (default 0, off)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--channels", type=int, default=None,
                    help="base channel count (default 32 for hinge, 16 for began)")
@@ -184,7 +187,7 @@ def _trainer(args: argparse.Namespace, data):
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     objective = "began" if args.legacy else args.objective
-    chosen = {k: getattr(args, k) for k in ("lr", "label_weight", "mode_seeking")
+    chosen = {k: getattr(args, k) for k in ("lr", "label_weight", "mode_seeking", "r1")
               if getattr(args, k) is not None}
     picked = {**OBJECTIVE_DEFAULTS[objective], **chosen}
     default_channels = picked.pop("base_channels")

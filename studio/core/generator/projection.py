@@ -8,7 +8,8 @@ steps. A hinge loss on a spectrally normalised classifier (Miyato et al. 2018) r
 detail directly. The labels enter D twice: as a projection term <embed(y), phi(x)>
 (Miyato & Koyama 2018), so that D judges whether a face fits its labels, and through the
 same auxiliary label predictor as BEGAN-CS, trained on real faces, that G must satisfy.
-An optional mode-seeking term keeps faces apart when only z differs.
+An optional mode-seeking term keeps faces apart when only z differs, and an optional R1
+penalty keeps D smooth around the real faces.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def hinge_step(t: Trainer) -> dict[str, float]:
     t.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     t.opt_d.step()
+    if s.r1 and t.step % s.r1_every == 0:  # lazy R1: every r1_every steps, scaled up
+        penalty = r1_penalty(D, diff_augment(x, s.diffaugment), y)
+        t.opt_d.zero_grad(set_to_none=True)
+        (s.r1 / 2 * s.r1_every * penalty).backward()
+        t.opt_d.step()
 
     with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp):
         logit_g, pred_g = D(diff_augment(fake, s.diffaugment), y_fake)
@@ -109,6 +115,17 @@ def hinge_step(t: Trainer) -> dict[str, float]:
             "label_real": label_real.item(), "label_G": label_g.item(),
             "real_minus_fake": (logits[:n].mean() - logits[n:].mean()).item(),
             "mode_spread": spread.item()}
+
+
+def r1_penalty(D: ProjectionDiscriminator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared norm of D's gradient with respect to real faces (R1, Mescheder et al.
+    2018). Why: a D that is flat around the reals cannot reward detail that is not in
+    them, such as thin streaks, nor overfit single training faces. In float32, outside
+    autocast, because it differentiates a gradient."""
+    x = x.detach().float().requires_grad_(True)
+    logit, _ = D(x, y)
+    (grad,) = torch.autograd.grad(logit.sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
 
 
 def mode_spread(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -59,12 +59,16 @@ class TrainSettings:
     # "began": the thesis's autoencoder D and k_t; "hinge": a projection D (projection.py)
     objective: str = "began"
     mode_seeking: float = 0.0  # hinge only: weight of the mode-seeking term (projection.py)
+    r1: float = 0.0  # hinge only: R1 penalty weight (gamma) on D at reals (projection.py)
+    r1_every: int = 16  # steps between R1 updates (lazy regularisation, scaled to match)
     config: BeganConfig = field(default_factory=new_run_config)
 
     def __post_init__(self) -> None:
         check_policy(self.diffaugment)
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+        if self.r1 < 0 or self.r1_every < 1 or (self.r1 and self.objective != "hinge"):
+            raise ValueError("r1 must be >= 0 (hinge only) and r1_every >= 1.")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.k_min < 1:
             raise ValueError("ema_decay and k_min must lie in [0, 1).")
 
