@@ -29,7 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
-from studio.core.evaluation.figures import FAMILY_COLORS, by_dataset, label_places
+from studio.core.evaluation.figures import (
+    FAMILY_COLORS,
+    by_dataset,
+    label_on_left,
+    label_places,
+)
 from studio.core.evaluation.methods import FAMILIES, METHODS
 from studio.core.evaluation.summary import BARS, MethodResult
 from studio.core.evaluation.tables import checks, tables
@@ -269,7 +274,7 @@ class EvaluationWindow(QMainWindow):
             plot.addItem(pg.ScatterPlotItem(
                 [r.deidentified], [r.smile_agreement], size=14, pen=pg.mkPen(pen.color(), width=2),
                 brush=pg.mkBrush("w" if light else pen.color())))
-            left = x > 0.6  # labels of points on the right go to their left
+            left = label_on_left(x)
             label = pg.TextItem(r.label, color=pen.color(), anchor=(1 if left else 0, 1))
             label.setPos(x + (-0.015 if left else 0.015), label_y)
             plot.addItem(label)

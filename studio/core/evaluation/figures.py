@@ -67,6 +67,13 @@ def roc_figure(results: list[MethodResult]) -> Figure:
 #: Height of one label line on the trade-off plot, in its y units (7-point text on an
 #: axis that spans 1.08 over about 3.6 inches)
 LABEL_LINE = 0.045
+#: Points right of this de-identified share take their labels on their left
+LABEL_LEFT_OF = 0.6
+
+
+def label_on_left(x: float) -> bool:
+    """Whether the label of a point at ``x`` goes on the point's left (near the right edge)."""
+    return x > LABEL_LEFT_OF
 
 
 def label_places(points: list[tuple[float, float]], line: float = LABEL_LINE
@@ -79,11 +86,11 @@ def label_places(points: list[tuple[float, float]], line: float = LABEL_LINE
     placed: dict[int, tuple[float, float]] = {}
     for i in order:
         x, y = points[i]
-        side = x > 0.6
+        side = label_on_left(x)
         label_y = y + 0.01
         while True:
             clash = [ly for j, (lx, ly) in placed.items()
-                     if (points[j][0] > 0.6) == side and abs(lx - x) < 0.35
+                     if label_on_left(points[j][0]) == side and abs(lx - x) < 0.35
                      and abs(ly - label_y) < line]
             if not clash:
                 break
@@ -103,7 +110,7 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
         ax.scatter([x], [y], s=70, zorder=3,
                    facecolors="white" if hollow else style["color"], edgecolors=style["color"],
                    linewidths=1.6)
-        left = x > 0.6  # labels of points on the right go to their left
+        left = label_on_left(x)
         moved = label_y < y - 0.01  # pushed down by a neighbour: a thin line to its point
         ax.annotate(r.label, (x, y), xytext=(x + (-0.025 if left else 0.025), label_y),
                     textcoords="data", fontsize=7, color=style["color"],
