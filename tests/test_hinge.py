@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from studio.cli.options import stop_on_term
 from studio.core.errors import StudioError
@@ -99,9 +101,11 @@ def test_cli_trains_hinge_and_logs_its_own_losses(tmp_path):
     run = json.loads((out / "runs.jsonl").read_text().splitlines()[0])["settings"]
     assert (run["objective"], run["lr"], run["label_weight"], run["mode_seeking"],
             run["r1"]) == ("hinge", 2e-4, 0.5, 1.0, 0.0)
-    assert main(["train", "--out", str(tmp_path / "r1"), "--r1", "5", *common]) == 0
+    assert main(["train", "--out", str(tmp_path / "r1"), "--r1", "5", "--d-full-res",
+                 *common]) == 0
     r1 = json.loads((tmp_path / "r1" / "runs.jsonl").read_text().splitlines()[0])["settings"]
-    assert (r1["r1"], r1["r1_every"]) == (5.0, 16)
+    assert (r1["r1"], r1["r1_every"], r1["d_full_res"], run["d_full_res"]) == (5.0, 16, True,
+                                                                              False)
     assert "cutout" not in run["diffaugment"] and run["config"]["base_channels"] == 4
     with (out / "log.csv").open() as fh:
         rows = list(csv.reader(fh))
@@ -175,3 +179,40 @@ def test_r1_flattens_the_discriminator_at_real_faces(monkeypatch):
     assert len(calls) == 2 and all(np.isfinite(v) for v in m.values())
     with pytest.raises(ValueError, match="r1"):
         TrainSettings(objective="began", r1=1.0)
+
+
+def test_full_resolution_stage_warm_starts_as_the_saved_discriminator(tmp_path):
+    """A D without the 64 px stage carries over into a run with it: the stage starts at gain
+    0, so D scores real faces exactly as before; training then moves the gain. Any other
+    missing tensor is refused."""
+    data = _genki_faces(24)
+    plain = Trainer(data, tmp_path / "a", _hinge(), torch.device("cpu"))
+    for _ in range(2):
+        plain.train_step()
+    plain.export_weights(tmp_path / "carry.safetensors")
+    full = Trainer(data, tmp_path / "b", _hinge(d_full_res=True), torch.device("cpu"))
+    full.warm_start(tmp_path / "carry.safetensors")
+    assert full.step == 2 and float(full.D.gain64.detach()) == 0.0
+    x, y = plain.batch()
+    plain.D.eval(), full.D.eval()
+    with torch.no_grad():  # eval: spectral norm reuses its saved power-iteration vectors
+        before, _ = plain.D(x, y)
+        after, _ = full.D(x, y)
+    # The carry is fp16, so the two Ds agree to its precision.
+    assert torch.allclose(before, after, atol=2e-2), (before - after).abs().max()
+    full.D.train()
+    for _ in range(3):
+        m = full.train_step()
+    assert all(np.isfinite(v) for v in m.values()) and float(full.D.gain64.detach()) != 0.0
+    assert full.D.stage64.weight_orig.grad is not None
+
+    tensors = load_file(str(tmp_path / "carry.safetensors"))
+    with safe_open(str(tmp_path / "carry.safetensors"), framework="pt") as fh:
+        meta = fh.metadata()
+    save_file({k: v for k, v in tensors.items() if not k.startswith("D.fc.")},
+              str(tmp_path / "broken.safetensors"), metadata=meta)
+    with pytest.raises(StudioError, match="missing"):
+        Trainer(data, tmp_path / "c", _hinge(d_full_res=True),
+                torch.device("cpu")).warm_start(tmp_path / "broken.safetensors")
+    with pytest.raises(ValueError, match="d_full_res"):
+        TrainSettings(objective="began", d_full_res=True)

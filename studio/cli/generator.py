@@ -90,6 +90,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--r1", type=float, default=None, metavar="GAMMA",
                    help="hinge: R1 penalty on D's gradient at real faces, applied every 16 "
                         "steps (default 0, off)")
+    p.add_argument("--d-full-res", action="store_true",
+                   help="hinge: add a residual discriminator stage at 64 px (starts at gain "
+                        "0, so --init-from a run without it continues that D)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--channels", type=int, default=None,
                    help="base channel count (default 32 for hinge, 16 for began)")
@@ -193,7 +196,8 @@ def _trainer(args: argparse.Namespace, data):
     default_channels = picked.pop("base_channels")
     channels = args.channels or default_channels
     common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
-              "label_standardize": not args.plain_label_loss, "objective": objective, **picked}
+              "label_standardize": not args.plain_label_loss, "objective": objective, **picked,
+              **({"d_full_res": True} if args.d_full_res else {})}
     if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained
         common.pop("diffaugment")
         settings = TrainSettings.legacy(config=BeganConfig(base_channels=channels), **common)

@@ -8,8 +8,9 @@ steps. A hinge loss on a spectrally normalised classifier (Miyato et al. 2018) r
 detail directly. The labels enter D twice: as a projection term <embed(y), phi(x)>
 (Miyato & Koyama 2018), so that D judges whether a face fits its labels, and through the
 same auxiliary label predictor as BEGAN-CS, trained on real faces, that G must satisfy.
-An optional mode-seeking term keeps faces apart when only z differs, and an optional R1
-penalty keeps D smooth around the real faces.
+An optional mode-seeking term keeps faces apart when only z differs, an optional R1
+penalty keeps D smooth around the real faces, and an optional full-resolution stage lets D
+look at 64 px detail (thin streaks) before it first pools.
 """
 
 from __future__ import annotations
@@ -37,12 +38,24 @@ class ProjectionDiscriminator(nn.Module):
 
     The encoder mirrors the BEGAN encoder's pyramid (``cfg.widths`` reversed, 2x2 pooling
     before each 3x3 convolution, so no period-2 gradient reaches G), every layer spectrally
-    normalised, with leaky ReLUs as in SN-GAN."""
+    normalised, with leaky ReLUs as in SN-GAN.
 
-    def __init__(self, cfg: BeganConfig) -> None:
+    ``full_res`` adds a residual 3x3 convolution at 64 px, scaled by a gain that starts at
+    0: a D carried over from a run without it starts out as that D, and grows the stage as
+    training finds a use for it (SAGAN's zero-initialised gain, Zhang et al. 2019)."""
+
+    #: State-dict prefixes of the full-resolution stage: what a D carried over from a run
+    #: without it may lack (``Trainer.warm_start``).
+    FULL_RES_KEYS = ("stage64.", "gain64")
+
+    def __init__(self, cfg: BeganConfig, full_res: bool = False) -> None:
         super().__init__()
         w = cfg.widths()[::-1]  # 64 px first
         self.conv0 = spectral_norm(nn.Conv2d(3, w[0], 3, padding=1))
+        self.full_res = full_res
+        if full_res:
+            self.stage64 = spectral_norm(nn.Conv2d(w[0], w[0], 3, padding=1))
+            self.gain64 = nn.Parameter(torch.zeros(()))
         self.downs = nn.ModuleList()
         for i in range(4):
             layers: list[nn.Module] = []
@@ -59,6 +72,8 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.leaky_relu(self.conv0(x), 0.2)
+        if self.full_res:
+            h = h + self.gain64 * F.leaky_relu(self.stage64(h), 0.2)
         for down in self.downs:
             h = down(h)
         phi = F.leaky_relu(self.fc(h.flatten(1)), 0.2)

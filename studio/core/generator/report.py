@@ -112,7 +112,8 @@ def plot_convergence(log_csv: Path, out: Path) -> None:
             settings = rec["settings"]
             what = (f" gamma {settings['gamma']}" if began else
                     f" lr {settings['lr']:g}, ms {settings.get('mode_seeking', 0):g}"
-                    + (f", r1 {settings['r1']:g}" if settings.get("r1") else ""))
+                    + (f", r1 {settings['r1']:g}" if settings.get("r1") else "")
+                    + (", full-res D" if settings.get("d_full_res") else ""))
             ax.text(rec["start_step"], ax.get_ylim()[1], what, fontsize=7, va="top",
                     color="#555", rotation=90 if not began else 0)
     ax.set_xlabel("step")

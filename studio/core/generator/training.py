@@ -61,6 +61,7 @@ class TrainSettings:
     mode_seeking: float = 0.0  # hinge only: weight of the mode-seeking term (projection.py)
     r1: float = 0.0  # hinge only: R1 penalty weight (gamma) on D at reals (projection.py)
     r1_every: int = 16  # steps between R1 updates (lazy regularisation, scaled to match)
+    d_full_res: bool = False  # hinge only: a residual D stage at 64 px (projection.py)
     config: BeganConfig = field(default_factory=new_run_config)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class TrainSettings:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.r1 < 0 or self.r1_every < 1 or (self.r1 and self.objective != "hinge"):
             raise ValueError("r1 must be >= 0 (hinge only) and r1_every >= 1.")
+        if self.d_full_res and self.objective != "hinge":
+            raise ValueError("d_full_res is a stage of the hinge objective's discriminator.")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.k_min < 1:
             raise ValueError("ema_decay and k_min must lie in [0, 1).")
 
@@ -157,8 +160,8 @@ class Trainer:
         fmt = torch.channels_last
         self.G = Generator(cfg).to(device, memory_format=fmt)
         hinge = settings.objective == "hinge"
-        self.D = (ProjectionDiscriminator(cfg) if hinge else Discriminator(cfg)).to(
-            device, memory_format=fmt)
+        self.D = (ProjectionDiscriminator(cfg, settings.d_full_res) if hinge
+                  else Discriminator(cfg)).to(device, memory_format=fmt)
         betas = HINGE_BETAS if hinge else (0.5, 0.999)
         self.opt_g = torch.optim.Adam(self.G.parameters(), settings.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), settings.lr, betas=betas)
@@ -256,10 +259,21 @@ class Trainer:
             if not part and name == "G_ema":
                 part = {k.split(".", 1)[1]: v.float() for k, v in tensors.items()
                         if k.startswith("G.")}
-            net.load_state_dict(part)
+            self._load_part(net, part, path)
         self.step = int(meta.get("step", 0))
         self.k = float(meta.get("k", self.k))
         self.seconds = float(meta.get("train_seconds", 0))
+
+    @staticmethod
+    def _load_part(net: torch.nn.Module, part: dict, path: Path) -> None:
+        """Load one network's tensors; only a projection D's full-resolution stage, new in
+        this run, may be missing (it starts at gain 0, so D starts as it was saved)."""
+        missing, unexpected = net.load_state_dict(part, strict=False)
+        new = getattr(net, "FULL_RES_KEYS", ()) if getattr(net, "full_res", False) else ()
+        missing = [k for k in missing if not k.startswith(new)] if new else missing
+        if missing or unexpected:
+            raise StudioError(f"{path.name} does not fit this run's networks: missing "
+                              f"{missing[:3]}, unexpected {unexpected[:3]}")
 
     def export_generator(self, path: Path) -> None:
         """fp16 safetensors of G (its EMA when kept) plus its config: what the app ships
