@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from studio.cli.options import stop_on_term
 from studio.core.errors import StudioError
-from studio.core.generator.projection import ProjectionDiscriminator
+from studio.core.generator.projection import FULL_RES_GAIN, ProjectionDiscriminator
 from studio.core.generator.sampler import Sampler
 from studio.core.generator.training import Trainer, TrainSettings, new_run_config
 from studio.core.generator.training_data import TrainingSet
@@ -182,9 +182,10 @@ def test_r1_flattens_the_discriminator_at_real_faces(monkeypatch):
 
 
 def test_full_resolution_stage_warm_starts_as_the_saved_discriminator(tmp_path):
-    """A D without the 64 px stage carries over into a run with it: the stage starts at gain
-    0, so D scores real faces exactly as before; training then moves the gain. Any other
-    missing tensor is refused."""
+    """A D without the 64 px stage carries over into a run with it. The stage starts as the
+    identity: with its gain at 0 D scores real faces exactly as saved, and at its starting
+    gain it ranks them almost as saved. Every weight of the stage then trains from the
+    first step. Any other missing tensor is refused."""
     data = _genki_faces(24)
     plain = Trainer(data, tmp_path / "a", _hinge(), torch.device("cpu"))
     for _ in range(2):
@@ -192,19 +193,25 @@ def test_full_resolution_stage_warm_starts_as_the_saved_discriminator(tmp_path):
     plain.export_weights(tmp_path / "carry.safetensors")
     full = Trainer(data, tmp_path / "b", _hinge(d_full_res=True), torch.device("cpu"))
     full.warm_start(tmp_path / "carry.safetensors")
-    assert full.step == 2 and float(full.D.gain64.detach()) == 0.0
+    assert full.step == 2 and float(full.D.gain64.detach()) == pytest.approx(FULL_RES_GAIN)
     x, y = plain.batch()
     plain.D.eval(), full.D.eval()
     with torch.no_grad():  # eval: spectral norm reuses its saved power-iteration vectors
         before, _ = plain.D(x, y)
-        after, _ = full.D(x, y)
+        started, _ = full.D(x, y)
+        full.D.gain64.zero_()
+        off, _ = full.D(x, y)
+        full.D.gain64.fill_(FULL_RES_GAIN)
     # The carry is fp16, so the two Ds agree to its precision.
-    assert torch.allclose(before, after, atol=2e-2), (before - after).abs().max()
+    assert torch.allclose(before, off, atol=2e-2), (before - off).abs().max()
+    assert np.corrcoef(before.numpy(), started.numpy())[0, 1] > 0.9
     full.D.train()
+    dirac = full.D.stage64.weight_orig.detach().clone()
     for _ in range(3):
         m = full.train_step()
-    assert all(np.isfinite(v) for v in m.values()) and float(full.D.gain64.detach()) != 0.0
-    assert full.D.stage64.weight_orig.grad is not None
+    assert all(np.isfinite(v) for v in m.values())
+    assert float(full.D.gain64.detach()) != pytest.approx(FULL_RES_GAIN)
+    assert not torch.equal(full.D.stage64.weight_orig.detach(), dirac)
 
     tensors = load_file(str(tmp_path / "carry.safetensors"))
     with safe_open(str(tmp_path / "carry.safetensors"), framework="pt") as fh:

@@ -91,8 +91,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="hinge: R1 penalty on D's gradient at real faces, applied every 16 "
                         "steps (default 0, off)")
     p.add_argument("--d-full-res", action="store_true",
-                   help="hinge: add a residual discriminator stage at 64 px (starts at gain "
-                        "0, so --init-from a run without it continues that D)")
+                   help="hinge: add a residual discriminator stage at 64 px (it starts as "
+                        "the identity, so --init-from a run without it continues that D)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--channels", type=int, default=None,
                    help="base channel count (default 32 for hinge, 16 for began)")

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 HINGE_BETAS = (0.0, 0.99)
 #: Width of D's feature vector, on which the projection and the label predictor sit.
 FEATURES = 256
+#: Starting gain of the optional full-resolution stage (``ProjectionDiscriminator``).
+FULL_RES_GAIN = 0.1
 
 
 class ProjectionDiscriminator(nn.Module):
@@ -40,9 +42,11 @@ class ProjectionDiscriminator(nn.Module):
     before each 3x3 convolution, so no period-2 gradient reaches G), every layer spectrally
     normalised, with leaky ReLUs as in SN-GAN.
 
-    ``full_res`` adds a residual 3x3 convolution at 64 px, scaled by a gain that starts at
-    0: a D carried over from a run without it starts out as that D, and grows the stage as
-    training finds a use for it (SAGAN's zero-initialised gain, Zhang et al. 2019)."""
+    ``full_res`` adds a residual 3x3 convolution at 64 px, h + g * lrelu(conv(h)), whose
+    kernel starts as the identity (Dirac) and g at ``FULL_RES_GAIN``: a D carried over from
+    a run without it starts out as that D up to a scale of its features, and every weight
+    of the stage gets a gradient from the first step. (With g at 0, as SAGAN starts its
+    attention, the stage got no gradient and g stayed within 1e-4 of 0 for 1,500 steps.)"""
 
     #: State-dict prefixes of the full-resolution stage: what a D carried over from a run
     #: without it may lack (``Trainer.warm_start``).
@@ -54,8 +58,11 @@ class ProjectionDiscriminator(nn.Module):
         self.conv0 = spectral_norm(nn.Conv2d(3, w[0], 3, padding=1))
         self.full_res = full_res
         if full_res:
-            self.stage64 = spectral_norm(nn.Conv2d(w[0], w[0], 3, padding=1))
-            self.gain64 = nn.Parameter(torch.zeros(()))
+            conv = nn.Conv2d(w[0], w[0], 3, padding=1)
+            nn.init.dirac_(conv.weight)  # spectral norm 1: kept as it is
+            nn.init.zeros_(conv.bias)
+            self.stage64 = spectral_norm(conv)
+            self.gain64 = nn.Parameter(torch.tensor(FULL_RES_GAIN))
         self.downs = nn.ModuleList()
         for i in range(4):
             layers: list[nn.Module] = []

@@ -267,7 +267,8 @@ class Trainer:
     @staticmethod
     def _load_part(net: torch.nn.Module, part: dict, path: Path) -> None:
         """Load one network's tensors; only a projection D's full-resolution stage, new in
-        this run, may be missing (it starts at gain 0, so D starts as it was saved)."""
+        this run, may be missing (it starts as the identity, so D starts as it was saved
+        up to a scale)."""
         missing, unexpected = net.load_state_dict(part, strict=False)
         new = getattr(net, "FULL_RES_KEYS", ()) if getattr(net, "full_res", False) else ()
         missing = [k for k in missing if not k.startswith(new)] if new else missing
