@@ -196,8 +196,8 @@ def _trainer(args: argparse.Namespace, data):
     default_channels = picked.pop("base_channels")
     channels = args.channels or default_channels
     common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
-              "label_standardize": not args.plain_label_loss, "objective": objective, **picked,
-              **({"d_full_res": True} if args.d_full_res else {})}
+              "label_standardize": not args.plain_label_loss, "objective": objective,
+              "d_full_res": args.d_full_res, **picked}
     if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained
         common.pop("diffaugment")
         settings = TrainSettings.legacy(config=BeganConfig(base_channels=channels), **common)

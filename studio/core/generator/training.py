@@ -267,11 +267,11 @@ class Trainer:
     @staticmethod
     def _load_part(net: torch.nn.Module, part: dict, path: Path) -> None:
         """Load one network's tensors; only a projection D's full-resolution stage, new in
-        this run, may be missing (it starts as the identity, so D starts as it was saved
-        up to a scale)."""
+        this run, may be missing (it starts as the identity, so D goes on nearly as it was
+        saved)."""
         missing, unexpected = net.load_state_dict(part, strict=False)
-        new = getattr(net, "FULL_RES_KEYS", ()) if getattr(net, "full_res", False) else ()
-        missing = [k for k in missing if not k.startswith(new)] if new else missing
+        if isinstance(net, ProjectionDiscriminator) and net.full_res:
+            missing = [k for k in missing if not k.startswith(net.FULL_RES_KEYS)]
         if missing or unexpected:
             raise StudioError(f"{path.name} does not fit this run's networks: missing "
                               f"{missing[:3]}, unexpected {unexpected[:3]}")
