@@ -21,13 +21,14 @@ from studio.cli import (
     generator,
     morphable,
     provenance,
+    refiner,
     workspace,
 )
 from studio.core.errors import StudioError
 
 #: In the order ``studio --help`` lists them.
-GROUPS = (app, analysis, generator, morphable, workspace, anonymize, evaluation, crowd,
-          provenance)
+GROUPS = (app, analysis, generator, morphable, refiner, workspace, anonymize, evaluation,
+          crowd, provenance)
 
 __all__ = ["build_parser", "main"]
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from studio.cli.options import (
+    add_face_search,
     add_quiet,
     add_ray,
     add_seed,
@@ -20,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "anonymize", help="replace every face of photos or folders (one PNG per photo)",
         description="Writes one PNG per photo, at its resolution and with no metadata, with "
         "every face replaced. Originals are only read and no file is ever overwritten. "
-        "Exit 1 when some photo was skipped (its output exists), unreadable or face-less "
+        "Every face found leaves changed: replaced, or blurred (under 24 px) or masked "
+        "where no landmarks could be fitted. Exit 1 when some photo was skipped (its "
+        "output exists), unreadable or face-less, or had a face the method left unchanged "
         "(each is listed), 2 on bad usage.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="photos or folders (searched recursively)")
@@ -41,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mapping", default=None,
                    help="with --neutral-names: the private mapping (default: "
                         "OUT_DIR.private-mapping.csv beside OUT_DIR; never inside it)")
+    add_face_search(p)
     add_workers(p, help="photos in flight (default 2; with --ray, every CPU)", default=None)
     add_ray(p)
     add_quiet(p)
@@ -55,13 +59,15 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         report = anonymize(args.inputs, args.out_dir, method=args.method, seed=args.seed,
                            context=args.context, neutral_names=args.neutral_names,
                            mapping=args.mapping, progress=progress, workers=workers,
-                           ray=address)
+                           ray=address, unfitted=args.unfitted, min_face=args.min_face)
     for message in report.messages:
         print(f"  {message}", file=sys.stderr)
-    blurred = (f", {report.faces_blurred} too small and blurred instead"
-               if report.faces_blurred else "")
+    unhandled = (f"; {report.faces_unhandled} left unchanged by the method and masked"
+                 if report.faces_unhandled else "")
     print(f"{len(report.written)} photos written to {report.out_dir} "
-          f"({report.faces_replaced} faces replaced by {report.method}{blurred}); "
+          f"({report.faces_found} faces found: {report.faces_replaced} replaced by "
+          f"{report.method}, {report.faces_blurred} blurred, {report.faces_masked} masked"
+          f"{unhandled}); "
           f"{len(report.skipped_existing)} skipped (output exists, not overwritten), "
           f"{len(report.no_face)} without a face, "
           f"{len(report.unreadable) + len(report.failed)} unreadable; "

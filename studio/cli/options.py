@@ -49,6 +49,19 @@ def add_workers(p: argparse.ArgumentParser, help: str | None = None,
     p.add_argument("--workers", type=int, default=default, help=help)
 
 
+def add_face_search(p: argparse.ArgumentParser) -> None:
+    """``--min-face`` and ``--unfitted``: how hard faces are looked for, and what becomes
+    of one found where no landmarks could be fitted."""
+    from studio.core.analysis.search_settings import MIN_FACE_DEFAULT, UNFITTED_POLICIES
+
+    p.add_argument("--min-face", type=float, default=MIN_FACE_DEFAULT, metavar="PX",
+                   help=f"the smallest face to look for, in pixels (default "
+                        f"{MIN_FACE_DEFAULT}); faces under 24 px are blurred, not replaced")
+    p.add_argument("--unfitted", choices=UNFITTED_POLICIES, default=UNFITTED_POLICIES[0],
+                   help="a face of 24 px or more that was found but could not be fitted is "
+                        "covered with a solid mask (default, the safer) or blurred")
+
+
 def add_ray(p: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]``; with ``add_workers(p, default=None)``, so that the local Ray's
     size can default to every core while the plain run keeps ``WORKERS``."""

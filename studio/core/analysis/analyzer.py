@@ -11,14 +11,18 @@ import numpy as np
 
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.calibration import Calibration, load_calibration
+from studio.core.analysis.detector import FaceDetector
+from studio.core.analysis.face_search import UnfittedFace, find_faces
 from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.analysis.landmarks import (
     BLENDSHAPE_NAMES,
     MAX_FACES,
     DetectedFace,
+    Detection,
     FaceLandmarker,
     LandmarkerPool,
 )
+from studio.core.analysis.search_settings import MIN_FACE_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,26 @@ class ImageAnalysis:
     #: What the user should know about how the image was read and searched (only the
     #: first frame of an animation, the face limit reached...): shown, never silent.
     notes: tuple[str, ...] = ()
+    #: Faces the recall detector found where no landmarks could be fitted: they are
+    #: blurred or masked, never left as they were (``surrogates.unfitted``).
+    unfitted: tuple[UnfittedFace, ...] = ()
+
+    @property
+    def found(self) -> int:
+        """Every face found: fitted and not."""
+        return len(self.faces) + len(self.unfitted)
 
 
 class FaceAnalyzer:
     """Loads the models once; ``analyze`` is safe to call from worker threads."""
 
     def __init__(self, identity: bool = True, gender: bool = True, max_faces: int = MAX_FACES,
-                 landmarkers: int = 1) -> None:
+                 landmarkers: int = 1, recall: bool = False,
+                 min_face: float = MIN_FACE_DEFAULT) -> None:
+        """``recall``: also run the recall detector (``analysis.detector``) and fit
+        landmarks on every face it finds down to ``min_face`` pixels: what every command
+        that replaces faces uses. Without it, only the landmarker's own search (held-out
+        crops, training data)."""
         from studio.core.analysis.gender import GenderClassifier
         from studio.core.analysis.identity import IdentityEncoder
 
@@ -75,6 +92,8 @@ class FaceAnalyzer:
                            LandmarkerPool(landmarkers, max_faces=max_faces))
         self.gender = GenderClassifier() if gender else None
         self.identity = IdentityEncoder() if identity else None
+        self.min_face = min_face
+        self.detector = FaceDetector() if recall else None
 
     def close(self) -> None:
         self.landmarker.close()
@@ -102,7 +121,7 @@ class FaceAnalyzer:
             rgb = np.ascontiguousarray(image, dtype=np.uint8)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        detection = self.landmarker.find(rgb)
+        detection, unfitted = self._search(rgb)
         detected = detection.faces
         t1 = time.perf_counter()
         attrs = [self.attributes(rgb, f) for f in detected]
@@ -115,7 +134,12 @@ class FaceAnalyzer:
         faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, d)
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings,
-                             notes + detection.notes)
+                             notes + detection.notes, tuple(unfitted))
+
+    def _search(self, rgb: np.ndarray) -> tuple[Detection, list[UnfittedFace]]:
+        if self.detector is None:
+            return self.landmarker.find(rgb), []
+        return find_faces(self.landmarker, self.detector, rgb, self.min_face)
 
     def analyze_many(self, images: list[np.ndarray], gender: bool = True,
                      identity: bool = True) -> list[ImageAnalysis]:
@@ -127,20 +151,20 @@ class FaceAnalyzer:
         found = []
         for rgb in images:
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            detection = self.landmarker.find(rgb)
-            detected = detection.faces
-            found.append((rgb, detection, [self.attributes(rgb, f, gender) for f in detected]))
+            detection, unfitted = self._search(rgb)
+            found.append((rgb, (detection, unfitted),
+                          [self.attributes(rgb, f, gender) for f in detection.faces]))
         describe = identity and self.identity is not None
-        chips = ([identity_chip(rgb, f.landmarks) for rgb, det, _ in found for f in det.faces]
-                 if describe else [])
+        chips = ([identity_chip(rgb, f.landmarks) for rgb, (det, _), _ in found
+                  for f in det.faces] if describe else [])
         descs = iter(self.identity.descriptors_of_chips(np.stack(chips)) if chips else [])
         out = []
-        for rgb, detection, attrs in found:
+        for rgb, (detection, unfitted), attrs in found:
             faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a,
                                   next(descs, None))
                      for f, a in zip(detection.faces, attrs, strict=True)]
             out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {},
-                                     detection.notes))
+                                     detection.notes, tuple(unfitted)))
         return out
 
     def describe(self, rgb: np.ndarray, analysis: ImageAnalysis) -> ImageAnalysis:

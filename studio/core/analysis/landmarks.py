@@ -318,6 +318,11 @@ class FaceLandmarker:
         """All faces, left to right. Small or tightly cropped images are padded first."""
         return self.find(rgb).faces
 
+    def frame(self, rgb: np.ndarray) -> list[DetectedFace]:
+        """The faces of one frame in one search (padded when nothing is found): for a
+        crop around a face the recall detector found (``analysis.face_search``)."""
+        return self._frame(np.ascontiguousarray(rgb, dtype=np.uint8))[0]
+
 
 class LandmarkerPool:
     """Several landmarkers for several threads. MediaPipe's calls release the GIL, so two
@@ -340,6 +345,13 @@ class LandmarkerPool:
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         return self.find(rgb).faces
+
+    def frame(self, rgb: np.ndarray) -> list[DetectedFace]:
+        landmarker = self._free.get()
+        try:
+            return landmarker.frame(rgb)
+        finally:
+            self._free.put(landmarker)
 
     def close(self) -> None:
         for landmarker in self._all:

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.analysis.images import SUPPORTED_NAMES, load_image, scan_images
+from studio.core.analysis.search_settings import UNFITTED_POLICIES
 from studio.core.assets import check_writable_dir
 from studio.core.errors import ImageLoadError, StudioError
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates import compositing
 from studio.core.surrogates.making import png_bytes
+from studio.core.surrogates.unfitted import check_policy
 from studio.core.surrogates.whole_photo import (
     METHODS,
     anonymize_engine,
@@ -60,14 +62,21 @@ class AnonymizeReport:
     failed: list[Path] = field(default_factory=list)  # read, but could not be processed
     faces_replaced: int = 0  # by the method asked for
     faces_blurred: int = 0  # too small for it: blurred instead
+    faces_masked: int = 0  # found but not fitted: masked (--unfitted mask)
+    faces_unhandled: int = 0  # left unchanged by the method: masked by the last check
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
+    def faces_found(self) -> int:
+        return self.faces_replaced + self.faces_blurred + self.faces_masked
+
+    @property
     def inputs_failed(self) -> int:
-        """Inputs with no new output: ``studio anonymize`` then exits 1."""
+        """Inputs with no new output, or with a face the method left unchanged (masked
+        then): ``studio anonymize`` then exits 1."""
         return (len(self.skipped_existing) + len(self.no_face) + len(self.unreadable)
-                + len(self.failed))
+                + len(self.failed) + self.faces_unhandled)
 
     @property
     def photos_per_second(self) -> float:
@@ -81,6 +90,16 @@ class _Job:
     output: Path | None = None  # decided when the run is planned
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What every photo of a run is done with."""
+
+    method: str
+    seed: int
+    context: str
+    unfitted: str = UNFITTED_POLICIES[0]
+
+
 @dataclass
 class _Outcome:
     job: _Job
@@ -89,6 +108,8 @@ class _Outcome:
     png: bytes = b""
     replaced: int = 0
     blurred: int = 0
+    masked: int = 0
+    unhandled: int = 0
 
 
 def check_options(method: str, context: str | None) -> str:
@@ -104,7 +125,7 @@ def check_options(method: str, context: str | None) -> str:
     return context
 
 
-def _process(job: _Job, engine, method: str, seed: int, context: str) -> _Outcome:
+def _process(job: _Job, engine, run: _Settings) -> _Outcome:
     """One photo, short of writing it: safe to run in several threads. A failure of the
     photo's own is handed back; a StudioError (models, rendering) stops the run, since
     every photo would fail alike."""
@@ -115,14 +136,15 @@ def _process(job: _Job, engine, method: str, seed: int, context: str) -> _Outcom
         return _Outcome(job, "unreadable", f"{job.source}: {why} Nothing written.")
     try:
         analysis = engine.analyze(image)
-        if not analysis.faces:
+        if not analysis.found:
             return _Outcome(job, "no_face", f"{job.source}: no face found; nothing written")
-        done = replace_faces(engine, image, analysis.faces, method,
-                             photo_seed(seed, image.rgb), context)
+        done = replace_faces(engine, image, analysis.faces, run.method,
+                             photo_seed(run.seed, image.rgb), run.context, analysis.unfitted,
+                             run.unfitted)
         notes = [n for n in (*analysis.notes, *done.notes) if n]
         message = f"{job.source}: {'; '.join(notes)}" if notes else ""
         return _Outcome(job, "ok", message, png_bytes(done.image, None), done.replaced,
-                        done.blurred)
+                        done.blurred, done.masked, done.unhandled)
     except StudioError:
         raise
     except Exception as exc:  # recorded against the photo; the run goes on
@@ -248,18 +270,17 @@ def _write_new(path: Path, data: bytes) -> bool:
     return True
 
 
-def _outcomes(jobs: list[_Job], engine, method: str, seed: int, context: str,
-              workers: int) -> Iterator[_Outcome]:
+def _outcomes(jobs: list[_Job], engine, run: _Settings, workers: int) -> Iterator[_Outcome]:
     """Each job's outcome in order; up to ``workers`` photos in flight."""
     if workers <= 1:
         for job in jobs:
-            yield _process(job, engine, method, seed, context)
+            yield _process(job, engine, run)
         return
     with ThreadPoolExecutor(workers) as pool:
         queue: deque[Future[_Outcome]] = deque()
         todo = iter(jobs)
         for job in todo:
-            queue.append(pool.submit(_process, job, engine, method, seed, context))
+            queue.append(pool.submit(_process, job, engine, run))
             if len(queue) >= 2 * workers:
                 yield queue.popleft().result()
         while queue:
@@ -270,14 +291,17 @@ def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLi
               method: str = "context", seed: int | None = None, context: str | None = None,
               neutral_names: bool = False, mapping: str | os.PathLike[str] | None = None,
               progress: Progress | None = None, engine=None, workers: int = 1,
-              ray: str | None = None) -> AnonymizeReport:
+              ray: str | None = None, unfitted: str = UNFITTED_POLICIES[0],
+              min_face: float | None = None) -> AnonymizeReport:
     """Every face of every photo in ``inputs`` replaced by ``method``, one PNG each under
     ``out_dir``. ``seed`` None draws the run's identities at random. ``engine``: a loaded
     ``SurrogateEngine`` to reuse (else one is made for ``method`` and closed at the end).
     ``ray``: the photos are replaced by Ray workers (``scale``), on a Ray started here
     ("local", ``workers`` CPUs) or on the cluster at that address; this process still
-    writes every file."""
+    writes every file. Faces found but not fitted are masked or blurred (``unfitted``);
+    faces are looked for down to ``min_face`` pixels (``analysis.detector``)."""
     context = check_options(method, context)
+    check_policy(unfitted)
     inputs = list(inputs)
     out = Path(os.path.abspath(out_dir))
     if mapping is not None and not neutral_names:
@@ -297,19 +321,18 @@ def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLi
         if not todo:
             return report
         seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
+        run = _Settings(method, seed, context, unfitted)
         if ray is not None:
-            with closing(_ray_outcomes(todo, method, seed, context, ray, workers)) as done:
+            with closing(_ray_outcomes(todo, run, ray, workers, min_face)) as done:
                 _run(todo, done, book, report, progress)
             return report
         workers = max(1, workers)
         with small_blas():
             if engine is None:
-                with closing(anonymize_engine(method, workers)) as own:
-                    _run(todo, _outcomes(todo, own, method, seed, context, workers), book,
-                         report, progress)
+                with closing(anonymize_engine(method, workers, min_face)) as own:
+                    _run(todo, _outcomes(todo, own, run, workers), book, report, progress)
             else:
-                _run(todo, _outcomes(todo, engine, method, seed, context, workers), book,
-                     report, progress)
+                _run(todo, _outcomes(todo, engine, run, workers), book, report, progress)
     finally:
         if book is not None:
             book.close()
@@ -346,7 +369,7 @@ def _run(jobs: list[_Job], outcomes: Iterable[_Outcome], book: _Mapping | None,
     progress(0, total, "photos")
     for done, outcome in enumerate(outcomes, 1):
         _record(outcome, report, book, report.method)
-        faces += outcome.replaced + outcome.blurred
+        faces += outcome.replaced + outcome.blurred + outcome.masked
         report.seconds = time.perf_counter() - t0
         progress(done, total, f"photos: {faces} faces, {report.photos_per_second:.1f} photos/s")
 
@@ -354,22 +377,22 @@ def _run(jobs: list[_Job], outcomes: Iterable[_Outcome], book: _Mapping | None,
 class _RayWorker:
     """``studio anonymize --ray``'s worker on one Ray actor: the engine loaded once."""
 
-    def __init__(self, method: str, seed: int, context: str) -> None:
+    def __init__(self, run: _Settings, min_face: float | None) -> None:
         from threadpoolctl import threadpool_limits
 
         self.blas = threadpool_limits(1, user_api="blas")  # as small_blas, for the actor
-        self.method, self.seed, self.context = method, seed, context
-        self.engine = anonymize_engine(method)
+        self.run = run
+        self.engine = anonymize_engine(run.method, min_face=min_face)
 
     def __call__(self, item: dict) -> _Outcome:
-        return _process(item["job"], self.engine, self.method, self.seed, self.context)
+        return _process(item["job"], self.engine, self.run)
 
     def close(self) -> None:
         self.engine.close()
 
 
-def _ray_outcomes(jobs: list[_Job], method: str, seed: int, context: str, address: str,
-                  workers: int | None) -> Iterator[_Outcome]:
+def _ray_outcomes(jobs: list[_Job], run: _Settings, address: str, workers: int | None,
+                  min_face: float | None) -> Iterator[_Outcome]:
     """Each job's outcome from Ray workers, as they finish; a photo that killed its worker
     on every try comes back failed, with nothing written."""
     from functools import partial
@@ -378,7 +401,7 @@ def _ray_outcomes(jobs: list[_Job], method: str, seed: int, context: str, addres
 
     with ray_session(address, workers) as n:
         items = [{"path": str(job.source), "job": job} for job in jobs]
-        for item, outcome in ray_map(items, partial(_RayWorker, method, seed, context),
+        for item, outcome in ray_map(items, partial(_RayWorker, run, min_face),
                                      min(n, len(items))):
             yield outcome if outcome is not None else _Outcome(
                 item["job"], "failed", f"{item['path']}: its Ray worker died on it "
@@ -407,5 +430,7 @@ def _record(outcome: _Outcome, report: AnonymizeReport, book: _Mapping | None,
     report.written.append(target)
     report.faces_replaced += outcome.replaced
     report.faces_blurred += outcome.blurred
+    report.faces_masked += outcome.masked
+    report.faces_unhandled += outcome.unhandled
     if outcome.message:
         report.messages.append(outcome.message)

@@ -12,6 +12,7 @@ import numpy as np
 from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer, ImageAnalysis
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.images import LoadedImage, load_image
+from studio.core.analysis.search_settings import MIN_FACE_DEFAULT
 from studio.core.metrics.comparison import Comparison, compare
 from studio.core.surrogates.gan_draws import GAN_DRAWS
 
@@ -55,10 +56,13 @@ class SurrogateEngine:
     """
 
     def __init__(self, weights: str | Path | None = None, staged: bool = False,
-                 landmarkers: int = 1) -> None:
+                 landmarkers: int = 1, min_face: float | None = None) -> None:
         self._weights = weights
         self._staged = staged
-        self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers)
+        # Every face that the engine's callers replace is looked for with the recall
+        # detector, down to ``min_face`` pixels (analysis.detector).
+        self.analyzer = FaceAnalyzer(identity=False, landmarkers=landmarkers, recall=True,
+                                     min_face=min_face or MIN_FACE_DEFAULT)
         self.generator: Sampler | None = None
         #: Draws per GAN surrogate at most (``gan_draws``); 1 measures the bare generator.
         self.gan_draws = GAN_DRAWS

@@ -121,6 +121,9 @@ class ContextResult:
     faces: list[FaceOutcome] = field(default_factory=list)
     notes: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: (H, W) bool: where a new face was drawn (the faces' clone masks, before any blur
+    #: of the context); what the refiner may change.
+    rendered: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def replaced(self) -> int:
@@ -188,6 +191,7 @@ class InContextMaker:
         t1 = time.perf_counter()
         out = np.ascontiguousarray(rgb).copy()
         changed = np.zeros(rgb.shape[:2], bool)
+        rendered = np.zeros(rgb.shape[:2], bool)
         keep = np.zeros(rgb.shape[:2], np.float32)
         outcomes: list[FaceOutcome] = []
         notes: list[str] = []
@@ -215,6 +219,7 @@ class InContextMaker:
             hard, soft = compositing.face_masks(coverage, width)
             out = compositing.blend(out, face_rgb, hard, soft, POISSON)
             changed |= hard > 0
+            rendered |= hard > 0
             keep = np.maximum(keep, soft)
             outcomes.append(FaceOutcome(i, True, "replaced", seed))
         if request.context == "blur" and prepared:
@@ -224,7 +229,16 @@ class InContextMaker:
             notes.append("grayscale photo: the new faces are grey too")
         t2 = time.perf_counter()
         return ContextResult(out, changed, outcomes, tuple(notes),
-                             {"prepare": (t1 - t0) * 1e3, "replace": (t2 - t1) * 1e3})
+                             {"prepare": (t1 - t0) * 1e3, "replace": (t2 - t1) * 1e3},
+                             rendered)
+
+    def new_identity(self, fit: Fit, seed: int, p_male: float, redraw: Redraw
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Shape and texture coefficients of the face drawn in place of ``fit``: away from
+        it, then set along the gender axis (the refiner's training pairs override this)."""
+        identity, tex_coef = self.model.sample_identity(seed, spread=SPREAD, away_from=fit,
+                                                        margin=redraw.margin)
+        return self.extras.gender.apply(identity, tex_coef, p_male, redraw.gender_emphasis)
 
     def _render_face(self, photo: np.ndarray, p: PreparedFace, seed: int,
                      targets: Attributes | None, skin: str, grey: bool, redraw: Redraw
@@ -247,10 +261,7 @@ class InContextMaker:
             p_male = targets.p_male
         if redraw.joy is not None:
             expression = joy_edit(expression, redraw.joy)
-        identity, tex_coef = model.sample_identity(seed, spread=SPREAD, away_from=fit,
-                                                     margin=redraw.margin)
-        identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male,
-                                                      redraw.gender_emphasis)
+        identity, tex_coef = self.new_identity(fit, seed, p_male, redraw)
         if skin == "match" and fit.texture is not None:
             tex_coef = self.layout.with_tone(tex_coef, fit.texture, TONE_STRENGTH)
         new = model.posed(fit, identity, expression, rotation)

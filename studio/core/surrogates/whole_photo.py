@@ -19,9 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalysis
+from studio.core.analysis.face_search import UnfittedFace
 from studio.core.analysis.images import LoadedImage
+from studio.core.analysis.search_settings import UNFITTED_POLICIES
 from studio.core.surrogates import compositing
 from studio.core.surrogates.making import RENDERED_METHODS
+from studio.core.surrogates.unfitted import cover_unfitted, guard
 
 #: The ways a face can be replaced: the surrogate methods, then the naive baselines.
 METHODS = ("context", "3d", "gan", "blur", "pixelate", "mask")
@@ -36,15 +39,23 @@ MAX_CROP = 1024
 
 @dataclass(frozen=True)
 class Replaced:
-    """A photo with its faces replaced, and how each face went."""
+    """A photo with its faces replaced, and how each face went. ``masked`` counts faces
+    found but not fitted that were masked (``unfitted``); ``unhandled`` the faces the
+    method left unchanged, which the last check masked (a fault, reported as one)."""
 
     image: np.ndarray  # (H, W, 3) uint8, the photo's size
     replaced: int
     blurred: int
     notes: tuple[str, ...] = ()
+    masked: int = 0
+    unhandled: int = 0
+
+    @property
+    def found(self) -> int:
+        return self.replaced + self.blurred + self.masked
 
 
-def anonymize_engine(method: str, workers: int = 1):
+def anonymize_engine(method: str, workers: int = 1, min_face: float | None = None):
     """A ``SurrogateEngine`` like ``batch_engine``'s, with only what ``method`` needs: the
     generator for ``gan``, the renderer for the rendered methods, neither for the naive
     ones (which then start in about a second)."""
@@ -53,7 +64,7 @@ def anonymize_engine(method: str, workers: int = 1):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     workers = max(1, workers)
-    engine = SurrogateEngine(staged=True, landmarkers=workers)
+    engine = SurrogateEngine(staged=True, landmarkers=workers, min_face=min_face)
     try:
         if method == "gan":
             import torch
@@ -93,9 +104,25 @@ def photo_seed(seed: int, rgb: np.ndarray) -> int:
 
 
 def replace_faces(engine, image: LoadedImage, faces: list[FaceAnalysis], method: str,
-                  seed: int, context: str = "keep") -> Replaced:
+                  seed: int, context: str = "keep", unfitted: tuple[UnfittedFace, ...] = (),
+                  policy: str = UNFITTED_POLICIES[0]) -> Replaced:
     """``image`` with every one of ``faces`` replaced by ``method``; face i gets identity
-    seed ``seed + 7919 i``. The image itself is not modified."""
+    seed ``seed + 7919 i``. Faces found but not fitted (``unfitted``) are blurred or
+    masked (``policy``), and any face the method left unchanged is masked: no face found
+    leaves as it came. The image itself is not modified."""
+    done = _replace_fitted(engine, image, faces, method, seed, context)
+    out, fates = cover_unfitted(done.image, [u.box for u in unfitted], policy)
+    boxes = [f.box for f in faces] + [u.box for u in unfitted]
+    out, left = guard(image.rgb, out, boxes)
+    notes = [f"face {len(faces) + i + 1}: {f.reason}" for i, f in enumerate(fates)]
+    notes += [f"face {i + 1}: left unchanged by {method}: masked" for i in left]
+    masked = sum(f.kind == "masked" for f in fates)
+    return Replaced(out, done.replaced, done.blurred + len(fates) - masked,
+                    done.notes + tuple(notes), masked, len(left))
+
+
+def _replace_fitted(engine, image: LoadedImage, faces: list[FaceAnalysis], method: str,
+                    seed: int, context: str) -> Replaced:
     rgb = image.rgb
     if method == "context":
         from studio.core.surrogates.incontext import ContextRequest

@@ -1,0 +1,105 @@
+"""``studio refiner-pairs`` and ``train-refiner``: the learned last step of the in-context
+surrogate (issue 27), made from the studio's own fits of the training split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from studio.cli.options import add_quiet, data_present, progress_for, stop_on_term
+
+PAIRS = Path(".cache/refiner/pairs")
+PREVIEW = Path(".cache/refiner/preview")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("refiner-pairs",
+                       help="make the refiner's training pairs (own-fit composite, photo) "
+                            "from UTKFace's training split")
+    p.add_argument("--out", default=str(PAIRS), help=f"shard folder (default {PAIRS})")
+    p.add_argument("--limit", type=int, default=None, help="photos to use (default: all)")
+    p.add_argument("--preview", default=str(PREVIEW),
+                   help="also a shard of 16 held-out pairs here, for the preview grid only")
+    add_quiet(p)
+    p.set_defaults(func=cmd_refiner_pairs)
+
+    p = sub.add_parser("train-refiner", help="train the refiner on pairs from refiner-pairs")
+    p.add_argument("--pairs", default=str(PAIRS))
+    p.add_argument("--preview", default=str(PREVIEW))
+    p.add_argument("--out", default="runs/refiner", help="run folder (state, log, preview)")
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
+    p.add_argument("--init-from", default=None, metavar="STATE",
+                   help="start from a carried-over state (networks and optimisers)")
+    p.add_argument("--carry-to", default=None, metavar="STATE",
+                   help="also write both networks here (no optimiser: small enough to "
+                        "commit), to --init-from in a later session")
+    p.add_argument("--export", default=None, metavar="WEIGHTS",
+                   help="write the refiner alone (float16) here, with its training manifest")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads (one while anything else runs: two under load were "
+                        "3x slower here)")
+    add_quiet(p)
+    p.set_defaults(func=cmd_train_refiner)
+
+
+def cmd_refiner_pairs(args: argparse.Namespace) -> int:
+    import torch
+
+    from studio.core.datasets import utk_split, utkface
+    from studio.core.surrogates.refine_pairs import training_photos, write_shards
+
+    if not data_present():
+        return 2
+    torch.set_num_threads(1)
+    paths = training_photos()[:args.limit]
+    with progress_for(args) as progress, stop_on_term() as stop:
+        if args.preview:
+            held_out = [it.path for it in utk_split(utkface(), "test")][:16]
+            write_shards(Path(args.preview), held_out, progress=progress)
+        n = write_shards(Path(args.out), paths, progress=progress, stop=stop)
+    print(f"{n} new pairs -> {args.out}")
+    return 0
+
+
+def cmd_train_refiner(args: argparse.Namespace) -> int:
+    import torch
+
+    from studio.core.datasets import ManifestEntry, TrainingManifest, manifest_path
+    from studio.core.errors import StudioError
+    from studio.core.refiner.training import PairSet, RefinerSettings, RefinerTrainer
+
+    torch.set_num_threads(max(1, args.threads))
+    pairs = PairSet(Path(args.pairs))
+    if not len(pairs):
+        raise StudioError(f"no pairs in {args.pairs}: run studio refiner-pairs first")
+    preview = PairSet(Path(args.preview)) if Path(args.preview).is_dir() else None
+    trainer = RefinerTrainer(Path(args.out),
+                             settings=RefinerSettings(batch=args.batch, lr=args.lr))
+    if args.resume and trainer.state_path.is_file():
+        trainer.load_state()
+        print(f"resumed at step {trainer.step} ({trainer.seconds / 3600:.2f} h trained)")
+    elif trainer.state_path.is_file():
+        raise StudioError(f"{trainer.state_path} exists; pass --resume or choose another --out")
+    elif args.init_from:
+        trainer.load_state(Path(args.init_from))
+        print(f"started from {args.init_from} at step {trainer.step}")
+    with progress_for(args) as progress, stop_on_term() as stop:
+        trainer.run(pairs, args.minutes, preview, progress=progress, stop=stop)
+    print(f"step {trainer.step}, {trainer.seconds / 3600:.2f} h trained, {len(pairs)} pairs")
+    # The photos the pairs were made from, by their hashes (the shards hold them).
+    manifest = TrainingManifest("refiner", [ManifestEntry(s, "utkface", None)
+                                            for s in sorted(set(pairs.sha256))])
+    for target in filter(None, (args.carry_to, args.export)):
+        path = Path(target)
+        if target == args.carry_to:
+            trainer.save_state(path, optimisers=False)
+        else:
+            trainer.export_weights(path, len(pairs))
+        old = manifest_path(path)
+        merged = TrainingManifest.load(old).merged(manifest) if old.is_file() else manifest
+        merged.save(old)
+        print(f"-> {path} ({path.stat().st_size / 1e6:.1f} MB) and its training manifest")
+    return 0

@@ -1,0 +1,233 @@
+"""Training the refiner: hinge-loss patch GAN plus L1 on pairs of (own-fit composite, real
+photo). No loss on dlib or FER features: those are the instruments realism, identity and
+expression are measured with, and a loss on them would flatter the measures.
+
+Masks are dilated by a random amount on half the samples, the ring filled with a blur of
+the crop, so the same network learns to paint a new outline (the strict privacy preset).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from studio.core.progress import Progress, Stop, never_stop, no_progress
+from studio.core.refiner import checkpoint
+from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
+
+
+@dataclass(frozen=True)
+class RefinerSettings:
+    batch: int = 16
+    lr: float = 2e-4
+    l1: float = 10.0
+    #: Share of samples whose mask is dilated, and the largest dilation (share of the side).
+    dilate_share: float = 0.5
+    max_dilate: float = 0.12
+    #: The ring a dilation opens is filled with the crop blurred by this (share of side).
+    ring_blur: float = 0.05
+    seed: int = 0
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 -> (N, 3, S, S) in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def to_images(t: torch.Tensor) -> np.ndarray:
+    return ((t.clamp(-1, 1) + 1) * 127.5 + 0.5).byte().permute(0, 2, 3, 1).numpy()
+
+
+def open_ring(composite: np.ndarray, mask: np.ndarray, radius: int, blur: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The mask grown by ``radius`` pixels and the composite with the new ring blurred:
+    what the network sees when it is to paint a new outline."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    grown = cv2.dilate(mask, k)
+    ring = (grown > 127) & (mask <= 127)
+    soft = cv2.GaussianBlur(composite, (0, 0), blur)
+    out = composite.copy()
+    out[ring] = soft[ring]
+    return out, grown
+
+
+class PairSet:
+    """Every pair of a folder of shards in memory; ``refresh`` takes shards written since
+    (the pairs are still being made while training starts)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.seen: set[Path] = set()
+        self.parts: dict[str, list[np.ndarray]] = {"composite": [], "real": [], "mask": [],
+                                                   "sha256": []}
+        self.refresh()
+
+    def refresh(self) -> int:
+        new = 0
+        for path in sorted(self.folder.glob("pairs_*.npz")):
+            if path in self.seen or ".tmp" in path.name:
+                continue
+            with np.load(path) as data:
+                for k in self.parts:
+                    self.parts[k].append(data[k])
+                new += len(data["mask"])
+            self.seen.add(path)
+        self._cat = {k: np.concatenate(v) for k, v in self.parts.items() if v}
+        return new
+
+    def __len__(self) -> int:
+        return len(self._cat.get("mask", ()))
+
+    @property
+    def sha256(self) -> list[str]:
+        return [str(s) for s in self._cat.get("sha256", ())]
+
+    def batch(self, rng: np.random.Generator, n: int, settings: RefinerSettings
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs (n, 4, S, S), targets (n, 3, S, S)), flipped and dilated at random."""
+        idx = rng.integers(0, len(self), n)
+        comp, real, mask = (self._cat[k][idx].copy() for k in ("composite", "real", "mask"))
+        side = comp.shape[1]
+        for i in range(n):
+            if rng.random() < 0.5:
+                comp[i], real[i], mask[i] = comp[i, :, ::-1], real[i, :, ::-1], mask[i, :, ::-1]
+            if rng.random() < settings.dilate_share:
+                r = int(rng.integers(1, max(2, int(settings.max_dilate * side) + 1)))
+                comp[i], mask[i] = open_ring(np.ascontiguousarray(comp[i]),
+                                             np.ascontiguousarray(mask[i]), r,
+                                             settings.ring_blur * side)
+        x = torch.cat([to_tensor(comp), torch.from_numpy(mask[:, None] > 127).float()], 1)
+        return x, to_tensor(real)
+
+
+class RefinerTrainer:
+    def __init__(self, out: Path, config: RefinerConfig | None = None,
+                 settings: RefinerSettings | None = None) -> None:
+        self.out = out
+        self.config, self.settings = config or RefinerConfig(), settings or RefinerSettings()
+        config, settings = self.config, self.settings
+        torch.manual_seed(settings.seed)
+        self.g = RefinerUNet(config)
+        self.d = PatchDiscriminator()
+        self.opt_g = torch.optim.Adam(self.g.parameters(), settings.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), settings.lr, betas=(0.5, 0.999))
+        self.step, self.seconds = 0, 0.0
+        self.rng = np.random.default_rng(settings.seed)
+
+    @property
+    def state_path(self) -> Path:
+        return self.out / "state.safetensors"
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**checkpoint.module_tensors(self.g, "g"), **checkpoint.module_tensors(self.d, "d"),
+                **checkpoint.optimizer_tensors(self.opt_g, "opt_g"),
+                **checkpoint.optimizer_tensors(self.opt_d, "opt_d")}
+
+    def meta(self) -> dict[str, object]:
+        return {"step": self.step, "seconds": self.seconds, "config": asdict(self.config),
+                "settings": asdict(self.settings)}
+
+    def save_state(self, path: Path | None = None, optimisers: bool = True) -> None:
+        """The whole run; without ``optimisers`` (a carry-over small enough to commit)
+        Adam restarts from it."""
+        tensors = self.tensors() if optimisers else {
+            **checkpoint.module_tensors(self.g, "g"), **checkpoint.module_tensors(self.d, "d")}
+        checkpoint.save(path or self.state_path, tensors, self.meta())
+
+    def load_state(self, path: Path | None = None, optimisers: bool = True) -> None:
+        path = path or self.state_path
+        tensors, meta = checkpoint.load(path)
+        checkpoint.load_module(self.g, tensors, "g", path)
+        checkpoint.load_module(self.d, tensors, "d", path)
+        if optimisers and any(k.startswith("opt_g.") for k in tensors):
+            checkpoint.load_optimizer(self.opt_g, tensors, "opt_g")
+            checkpoint.load_optimizer(self.opt_d, tensors, "opt_d")
+        self.step, self.seconds = int(meta.get("step", 0)), float(meta.get("seconds", 0.0))
+        self.rng = np.random.default_rng([self.settings.seed, self.step])
+
+    def export_weights(self, path: Path, pairs: int) -> None:
+        """The refiner alone (what the studio loads), float16, with what it is."""
+        tensors = {k: v.half() if v.is_floating_point() else v
+                   for k, v in checkpoint.module_tensors(self.g, "g").items()}
+        checkpoint.save(path, tensors, {**self.meta(), "pairs": pairs,
+                                        "licence": "research only (UTKFace)"})
+
+    def train_step(self, pairs: PairSet) -> dict[str, float]:
+        s = self.settings
+        x, real = pairs.batch(self.rng, s.batch, s)
+        mask = x[:, 3:4]
+        fake = self.g(x)
+        d_real = self.d(torch.cat([real, mask], 1))
+        d_fake = self.d(torch.cat([fake.detach(), mask], 1))
+        loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        adv = -self.d(torch.cat([fake, mask], 1)).mean()
+        l1 = (fake - real).abs().mean()
+        loss_g = adv + s.l1 * l1
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        return {"d": loss_d.item(), "adv": adv.item(), "l1": l1.item()}
+
+    def sample_grid(self, pairs: PairSet, path: Path, n: int = 8) -> None:
+        """Rows: composite, refined, real, for ``n`` fixed pairs (held-out ones)."""
+        x = torch.cat([to_tensor(pairs._cat["composite"][:n]),
+                       torch.from_numpy(pairs._cat["mask"][:n, None] > 127).float()], 1)
+        with torch.no_grad():
+            fake = self.g.eval()(x)
+        self.g.train()
+        rows = [pairs._cat["composite"][:n], to_images(fake), pairs._cat["real"][:n]]
+        grid = np.concatenate([np.concatenate(list(r), 1) for r in rows], 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+    def run(self, pairs: PairSet, minutes: float, preview: PairSet | None = None,
+            save_every_s: float = 600, progress: Progress | None = None,
+            stop: Stop | None = None) -> None:
+        report, stop = progress or no_progress, stop or never_stop
+        if minutes <= 0:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = self.out / "log.csv"
+        new_log = not log.exists()
+        start = time.perf_counter()
+        last_save = last_refresh = start
+        base = self.seconds
+        total = max(1, int(minutes * 60))
+        with open(log, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new_log:
+                writer.writerow(["step", "hours", "pairs", "d", "adv", "l1"])
+            while not stop():
+                now = time.perf_counter()
+                if now - start >= minutes * 60:
+                    break
+                if now - last_refresh > 300:
+                    pairs.refresh()
+                    last_refresh = now
+                losses = self.train_step(pairs)
+                self.seconds = base + time.perf_counter() - start
+                if self.step % 25 == 0:
+                    writer.writerow([self.step, f"{self.seconds / 3600:.4f}", len(pairs),
+                                     *(f"{losses[k]:.4f}" for k in ("d", "adv", "l1"))])
+                    fh.flush()
+                    report(int(now - start), total, f"refiner: step {self.step}, l1 "
+                           f"{losses['l1']:.3f}, {len(pairs)} pairs")
+                if time.perf_counter() - last_save > save_every_s:
+                    self.save_state()
+                    if preview is not None and len(preview):
+                        self.sample_grid(preview, self.out / "preview.png")
+                    last_save = time.perf_counter()
+        self.save_state()
+        if preview is not None and len(preview):
+            self.sample_grid(preview, self.out / "preview.png")
