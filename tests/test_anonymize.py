@@ -284,7 +284,8 @@ def test_command_line_exit_codes_and_messages(photos, tmp_path, capsys):
     args = [str(folder), "-o", str(out), "--method", "blur", "--quiet"]
     assert main(["anonymize", *args]) == 0
     said = capsys.readouterr()
-    assert f"2 photos written to {out} (2 faces replaced by blur)" in said.out
+    assert (f"2 photos written to {out} (2 faces found: 2 replaced by blur, 0 blurred, "
+            "0 masked)") in said.out
     written = hashes(out)
     assert sorted(written) == ["alice.png", "bob.png"]
     assert main(["anonymize", *args]) == 1

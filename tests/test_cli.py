@@ -73,7 +73,7 @@ PROGRESS_COMMANDS = {
     "train": [], "evaluate-generator": [], "batch": ["photos", "--workspace", "w.studio"],
     "evaluate": ["--data", "photos", "--out", "report"], "manifests": [], "generate": [],
     "evaluate-realism": [], "anonymize": ["photos", "-o", "out"], "evaluate-incontext": [],
-    "study": ["photos", "out"],
+    "study": ["photos", "out"], "refiner-pairs": [], "train-refiner": [],
 }
 
 
@@ -89,8 +89,8 @@ def subparsers() -> dict:
 
 def test_every_command_has_help_and_the_help_stays_light():
     names = subparsers()
-    assert len(names) == 24  # relink joined the seventeen, then manifests, evaluate-realism,
-    # anonymize, evaluate-incontext, accept, study
+    assert len(names) == 26  # relink joined the seventeen, then manifests, evaluate-realism,
+    # anonymize, evaluate-incontext, accept, study, refiner-pairs, train-refiner
     code = ("import sys\nfrom studio.cli import build_parser\nbuild_parser()\n"
             "print(sorted(m for m in ('torch', 'PySide6', 'mediapipe', 'matplotlib', 'tqdm',"
             " 'skimage', 'scipy') if m in sys.modules))")

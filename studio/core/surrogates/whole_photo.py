@@ -181,3 +181,13 @@ def _replace_drawn(engine, image: LoadedImage, faces: list[FaceAnalysis], method
         out = compositing.paste_crop(out, face.landmarks, face_rgb)
     blurred = sum(not ok for ok in fits)
     return Replaced(out, len(faces) - blurred, blurred, tuple(notes))
+
+
+def anonymize_rgb(engine, rgb: np.ndarray, method: str, seed: int, context: str = "keep",
+                  policy: str = UNFITTED_POLICIES[0]) -> Replaced:
+    """One photo's pixels, searched and replaced as ``studio anonymize`` does it, apart
+    from files (the recall benchmark and its test)."""
+    image = LoadedImage(np.ascontiguousarray(rgb), "<array>", "RGB", False)
+    analysis = engine.analyze(image)
+    return replace_faces(engine, image, analysis.faces, method, photo_seed(seed, image.rgb),
+                         context, analysis.unfitted, policy)
