@@ -402,9 +402,11 @@ class Controller(QObject):
                                      if i != state.face_index))
         faces = [state.analysis.faces[i] for i in order]
 
+        unfitted = state.analysis.unfitted
+
         def job() -> ContextPhoto:
             t0 = time.perf_counter()
-            result = engine.in_context(image, faces, request, verify=False)
+            result = engine.in_context(image, faces, request, verify=False, unfitted=unfitted)
             return ContextPhoto(result, display_copy(result.image), image, face, request,
                                 (time.perf_counter() - t0) * 1e3, order)
 

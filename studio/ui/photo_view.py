@@ -17,12 +17,15 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.analysis.landmarks import connections
+from studio.core.analysis.search_settings import UNFITTED_POLICIES
+from studio.core.surrogates.compositing import MIN_FACE_PX, face_width
 from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 
 OVERLAYS = ("points", "contours", "mesh", "none")
 CHOSEN = QColor("#35c46a")
 OTHER = QColor("#f2b233")
+UNREPLACED = QColor("#e0433a")  # found faces that will be blurred or masked instead
 
 
 class PhotoView(QGraphicsView):
@@ -114,7 +117,27 @@ class PhotoView(QGraphicsView):
                 label.setScale(width)
             if (chosen or len(faces) == 1) and not in_context:
                 self._draw_landmarks(face.landmarks, color, width)
+            if face_width(face.landmarks) < MIN_FACE_PX:
+                self._mark(face.box, f"face {i + 1}: too small to fit: it will be blurred, "
+                                     "not replaced", "blur", width)
+        unfitted = self.state.analysis.unfitted if self.state.analysis else ()
+        for j, u in enumerate(unfitted):
+            kind = "blur" if u.width < MIN_FACE_PX else UNFITTED_POLICIES[0]
+            self._mark(u.box, f"face {len(faces) + j + 1}: found, but no landmarks could be "
+                              f"fitted: it will be {kind}ed, not replaced", kind, width)
         self.fitInView(scene.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def _mark(self, box: tuple[float, ...], tip: str, kind: str, width: float) -> None:
+        """A face that will be blurred or masked rather than replaced: a dashed box and
+        what will be done to it."""
+        x0, y0, x1, y1 = box
+        rect = self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0),
+                                    QPen(UNREPLACED, 2 * width, Qt.PenStyle.DashLine))
+        rect.setToolTip(tip)
+        label = self.scene().addText(kind)
+        label.setDefaultTextColor(UNREPLACED)
+        label.setPos(x0, y1)
+        label.setScale(width)
 
     def _draw_landmarks(self, pts: np.ndarray, color: QColor, width: float) -> None:
         scene = self.scene()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,8 +12,9 @@ import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer, ImageAnalysis
 from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.face_search import UnfittedFace
 from studio.core.analysis.images import LoadedImage, load_image
-from studio.core.analysis.search_settings import MIN_FACE_DEFAULT
+from studio.core.analysis.search_settings import MIN_FACE_DEFAULT, UNFITTED_POLICIES
 from studio.core.metrics.comparison import Comparison, compare
 from studio.core.surrogates.gan_draws import GAN_DRAWS
 
@@ -155,12 +157,27 @@ class SurrogateEngine:
         return self._incontext
 
     def in_context(self, image: LoadedImage, faces: list[FaceAnalysis],
-                   request: ContextRequest, verify: bool = True) -> ContextResult:
+                   request: ContextRequest, verify: bool = True,
+                   unfitted: Sequence[UnfittedFace] = ()) -> ContextResult:
         """The photo with ``faces`` replaced; what each face needs from the photo is measured
         once per photo and face list, so a slider only re-renders. With ``verify`` every new
         face is read back and drawn again until it is a different person with the
         original's smile decision (studio.core.surrogates.verified); the window's live
-        slider path skips that and shows the measures instead."""
+        slider path skips that and shows the measures instead. Faces found but not fitted
+        (``unfitted``) are masked or blurred (``surrogates.unfitted``)."""
+        result = self._in_context(image, faces, request, verify)
+        if not unfitted:
+            return result
+        from dataclasses import replace
+
+        from studio.core.surrogates.unfitted import cover_unfitted
+
+        covered, _ = cover_unfitted(result.image, [u.box for u in unfitted],
+                                    UNFITTED_POLICIES[0])
+        return replace(result, image=covered)
+
+    def _in_context(self, image: LoadedImage, faces: list[FaceAnalysis],
+                    request: ContextRequest, verify: bool) -> ContextResult:
         maker = self.incontext
         key = hash((id(image.rgb), *(id(f) for f in faces)))
         cached = self._prepared

@@ -84,15 +84,18 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> None:
 
 
 def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
-                      others: list[FaceAnalysis] | None = None, context: str = "keep"
+                      others: list | None = None, context: str = "keep"
                       ) -> list[np.ndarray]:
     """The whole photo with ``face`` replaced by each seed's identity (and ``others``, the
-    photo's other faces, replaced too, so that no original face is left beside it)."""
+    photo's other faces, replaced too, so that no original face is left beside it; those
+    found but not fitted, ``UnfittedFace``, are masked or blurred)."""
+    from studio.core.analysis.face_search import UnfittedFace
     from studio.core.surrogates.incontext import ContextRequest
 
-    faces = [face, *(others or [])]
-    return [engine.in_context(image, faces, ContextRequest(seed=s, context=context)).image
-            for s in seeds]
+    unfitted = [o for o in others or [] if isinstance(o, UnfittedFace)]
+    faces = [face, *(o for o in others or [] if not isinstance(o, UnfittedFace))]
+    return [engine.in_context(image, faces, ContextRequest(seed=s, context=context),
+                              unfitted=unfitted).image for s in seeds]
 
 
 def gan_draws(engine, face: FaceAnalysis, seeds: list[int]) -> list:

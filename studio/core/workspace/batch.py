@@ -101,11 +101,16 @@ def process_photo(path: Path, sha: str, engine, maker: CandidateMaker, candidate
         size = (image.rgb.shape[1], image.rgb.shape[0])
         note = f" ({image.note})" if image.note else ""  # e.g. only the first frame read
         if not analysis.faces:
-            return PhotoResult(path, sha, "no_face", f"no face found{note}", size)
-        result = PhotoResult(path, sha, "ok", image.note, size)
+            why = (f"{len(analysis.unfitted)} face(s) found, none could be fitted"
+                   if analysis.unfitted else "no face found")
+            return PhotoResult(path, sha, "no_face", f"{why}{note}", size)
+        unfitted = (f"{len(analysis.unfitted)} face(s) found but not fitted: masked in "
+                    "every in-context candidate" if analysis.unfitted else "")
+        result = PhotoResult(path, sha, "ok", "; ".join(filter(None, (image.note, unfitted))),
+                             size)
         for fi, face in enumerate(analysis.faces):
             seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
-            others = [f for f in analysis.faces if f is not face]
+            others = [f for f in analysis.faces if f is not face] + list(analysis.unfitted)
             made = {m: [(seed, png, metrics) for seed, (png, metrics) in
                         zip(seeds, maker.make_many(m, image, face, seeds, others),
                             strict=True)]

@@ -115,13 +115,16 @@ def _pool(photos: list[Path], engine, progress: Progress, report: StudyReport) -
         except ImageLoadError as exc:
             report.unusable.append(f"{path}: {exc}")
             continue
-        faces = engine.analyze(image).faces
+        analysis = engine.analyze(image)
+        faces = analysis.faces
         face = largest_face(faces)
         if face is None or face.descriptor is None:
-            report.unusable.append(f"{path}: no face found")
+            report.unusable.append(f"{path}: no face found" if not analysis.unfitted else
+                                   f"{path}: {len(analysis.unfitted)} face(s) found, none "
+                                   "could be fitted")
             continue
         pool.append((path, sha256_of(path), image, face, faces.index(face),
-                     [f for f in faces if f is not face]))
+                     [f for f in faces if f is not face] + list(analysis.unfitted)))
     progress(len(photos), len(photos), "photos read")
     return pool
 
