@@ -45,7 +45,8 @@ def _register_realism(sub: argparse._SubParsersAction) -> None:
                    help="face set (default: GENKI-4K test split and UTKFace hold-out of the "
                         "research data); repeat for several")
     r.add_argument("--methods", default="gan,3d",
-                   help="comma-separated: gan, 3d, context, context-blur, or naive methods "
+                   help="comma-separated: gan, 3d, context, context-blur, context-raw (the "
+                        "composite before the refiner), or naive methods "
                         "such as blur-strong, "
                         "pixelate-light, mask-eyes (or all)")
     r.add_argument("--limit", type=int, default=None, help="faces per data set")
@@ -145,4 +146,6 @@ def _realism_lines(r) -> list[str]:
         lines.append(f"{name:26}{value:10.{digits}f}{base:11.{digits}f}{ratio}")
     lines.append(f"{'sharpness / reals':26}{r.sharpness_ratio:10.3f}"
                  f"{ref.sharpness_ratio:11.3f}")
+    lines.append(f"{'C2ST, pixel-space CNN':26}{r.pixel_c2st:10.3f}{ref.pixel_c2st:11.3f}"
+                 f"{'-':>8}")
     return lines

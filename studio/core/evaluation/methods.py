@@ -37,6 +37,9 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("context", "context", "in-context surrogate", True, seeded=True),
     Method("context-blur", "context-blur", "in-context surrogate, context blurred", True,
            seeded=True),
+    # The composite before the refiner (issue 27), so that realism measures both.
+    Method("context-raw", "context-raw", "in-context composite, unrefined", True,
+           seeded=True),
     Method("blur-light", "blur", "blur, σ 5% of face width", True, light=True),
     Method("blur-strong", "blur", "blur, σ 12% of face width", True),
     Method("pixelate-light", "pixelate", "pixelation, 16 blocks across", True, light=True),

@@ -211,6 +211,9 @@ class RealismResult:
     c2st: float
     c2st_pooled: float
     sharpness_ratio: float
+    #: The pixel-space CNN two-sample test (``pixel_c2st``); NaN where the chips were not
+    #: kept (figures rebuilt from a cache).
+    pixel_c2st: float = float("nan")
     reference: RealismResult | None = field(default=None)
 
     def to_dict(self) -> dict:
@@ -299,7 +302,8 @@ def method_crop(engine, key: str, image, face, seed: int) -> np.ndarray:
         return to_realism_size(surrogate_images(engine, key, image, face, [seed])[0])
     if key.startswith("context"):
         rgb = in_context_photos(engine, image, face, [seed],
-                                context="blur" if key == "context-blur" else "keep")[0]
+                                context="blur" if key == "context-blur" else "keep",
+                                refine=key != "context-raw")[0]
     elif key == "original":
         rgb = image.rgb
     else:
@@ -323,9 +327,10 @@ class RealismStudy:
 
 
 def study_realism(engine, dataset, methods: list[str], workers: int = 1, seed: int = 0,
-                  progress=None) -> RealismStudy:
+                  progress=None, pixel: bool = True) -> RealismStudy:
     """Every face of ``dataset`` (an evaluation ``Dataset``) and each method's output for
-    it (the surrogate seed as ``studio evaluate`` draws it), measured for realism."""
+    it (the surrogate seed as ``studio evaluate`` draws it), measured for realism; with
+    ``pixel``, also by a CNN trained on the chips themselves (``pixel_c2st``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from studio.core.analysis.images import load_image
@@ -365,7 +370,28 @@ def study_realism(engine, dataset, methods: list[str], workers: int = 1, seed: i
     reals = features.pop("original")
     sources = {k: np.arange(len(reals)) for k in features}  # one output per real face
     results = {k: realism(f, reals, seed, sources[k]) for k, f in features.items()}
+    if pixel and len(crops["original"]) >= 20:
+        results = _with_pixel_c2st(results, crops, seed, progress, dataset.name)
     return RealismStudy(dataset.name, reals, features, sources, results, skipped)
+
+
+def _with_pixel_c2st(results: dict[str, RealismResult], crops: dict[str, list[np.ndarray]],
+                     seed: int, progress, name: str) -> dict[str, RealismResult]:
+    """Each result with the pixel-space CNN test beside its real-vs-real reference."""
+    from dataclasses import replace
+
+    from studio.core.evaluation.pixel_c2st import pixel_c2st, real_halves
+
+    reals = np.stack(crops["original"])
+    reference = real_halves(reals, seed)
+    out = {}
+    for i, (k, r) in enumerate(results.items(), 1):
+        value = pixel_c2st(np.stack(crops[k]), reals, seed) if crops[k] else float("nan")
+        ref = replace(r.reference, pixel_c2st=reference) if r.reference else None
+        out[k] = replace(r, pixel_c2st=value, reference=ref)
+        if progress:
+            progress(i, len(results), f"realism, {name}: pixel-space test")
+    return out
 
 
 __all__ = ["REALISM_SIZE", "RealismFeatures", "RealismResult", "RealismStudy", "c2st",

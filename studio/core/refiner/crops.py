@@ -57,14 +57,15 @@ def cut(image: np.ndarray, box: CropBox, size: int = CROP_SIZE,
 
 def paste_change(photo: np.ndarray, change: np.ndarray, weight: np.ndarray,
                  box: CropBox) -> np.ndarray:
-    """``photo`` plus ``change`` (size², 3 float, grey levels) brought to the box's size,
-    where ``weight`` (photo-sized, 0..1) allows; a copy, and untouched where weight is 0."""
+    """``photo`` plus ``change`` ((size, size, 3) float, grey levels) brought to the box's
+    size, times ``weight`` (0..1, the shape of the box's part inside the photo); a copy,
+    the same as ``photo`` wherever the weight is 0."""
     up = cv2.resize(change.astype(np.float32), (box.side, box.side),
                     interpolation=cv2.INTER_LINEAR)
     x0, y0, x1, y1 = box.clipped(photo.shape)
     part = up[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0]
     out = photo.copy()
     region = out[y0:y1, x0:x1].astype(np.float32)
-    wgt = weight[y0:y1, x0:x1, None].astype(np.float32)
+    wgt = weight.astype(np.float32)[..., None]
     out[y0:y1, x0:x1] = np.clip(region + wgt * part + 0.5, 0, 255).astype(np.uint8)
     return out

@@ -36,6 +36,7 @@ from studio.core.morphable.relight import (
 from studio.core.morphable.render import MeshRenderer
 from studio.core.morphable.surrogate import joy_edit
 from studio.core.morphable.texture_map import fill_outside, unwrap
+from studio.core.refiner.model import FaceToRefine, load_refiner
 from studio.core.surrogates import compositing
 from studio.core.surrogates.face_paint import paint_eyes, paint_mouth
 
@@ -73,6 +74,8 @@ class ContextRequest:
     targets: Attributes | None = None
     context: str = "keep"
     skin: str = "match"
+    #: The learned last step (``refiner``): False gives the unrefined composite.
+    refine: bool = True
 
     def __post_init__(self) -> None:
         if self.context not in compositing.CONTEXTS:
@@ -149,11 +152,15 @@ class InContextMaker:
     """Replaces faces in photos; safe from any thread (the renderer serialises GL work)."""
 
     def __init__(self, model: MorphableModel | None = None, extras: ModelExtras | None = None,
-                 renderer: MeshRenderer | None = None) -> None:
+                 renderer: MeshRenderer | None = None, refine: bool = True) -> None:
+        """``refine``: load the refiner (``studio.core.refiner``); where its file is missing
+        or unreadable the faces go unrefined and every result says so."""
         self.model = model or MorphableModel.load()
         self.extras = extras or ModelExtras.load()
         self.renderer = renderer or MeshRenderer()
         self.layout = UvLayout(self.model)
+        self.refiner, self.refiner_note = (load_refiner() if refine
+                                           else (None, "the refiner is off"))
 
     def close(self) -> None:
         self.renderer.close()
@@ -196,6 +203,7 @@ class InContextMaker:
         outcomes: list[FaceOutcome] = []
         notes: list[str] = []
         grey = compositing.is_grayscale(rgb)
+        drawn: list[FaceToRefine] = []
         widest = 0.0
         for i, p in enumerate(prepared):
             width = compositing.face_width(p.face.landmarks)
@@ -222,6 +230,15 @@ class InContextMaker:
             rendered |= hard > 0
             keep = np.maximum(keep, soft)
             outcomes.append(FaceOutcome(i, True, "replaced", seed))
+            if request.refine and self.refiner is not None:
+                drawn.append(FaceToRefine.of(p.face.landmarks, hard))
+        if request.refine and self.refiner is None and any(o.replaced for o in outcomes):
+            notes.append(self.refiner_note)
+        for face in drawn:  # the learned last step, inside each drawn face only
+            out = self.refiner.refine(out, face)
+        if drawn and grey:
+            g = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+            out[rendered] = g[rendered][:, None]
         if request.context == "blur" and prepared:
             out = compositing.blur_context(out, keep, widest)
             changed[:] = True

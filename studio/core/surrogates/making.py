@@ -84,7 +84,7 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> None:
 
 
 def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
-                      others: list | None = None, context: str = "keep"
+                      others: list | None = None, context: str = "keep", refine: bool = True
                       ) -> list[np.ndarray]:
     """The whole photo with ``face`` replaced by each seed's identity (and ``others``, the
     photo's other faces, replaced too, so that no original face is left beside it; those
@@ -94,7 +94,8 @@ def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
 
     unfitted = [o for o in others or [] if isinstance(o, UnfittedFace)]
     faces = [face, *(o for o in others or [] if not isinstance(o, UnfittedFace))]
-    return [engine.in_context(image, faces, ContextRequest(seed=s, context=context),
+    return [engine.in_context(image, faces,
+                              ContextRequest(seed=s, context=context, refine=refine),
                               unfitted=unfitted).image for s in seeds]
 
 

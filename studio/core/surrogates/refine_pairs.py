@@ -32,6 +32,9 @@ class OwnFitMaker(InContextMaker):
     """The in-context method with the face's own identity and texture put back: the
     composite the refiner learns to turn into the real photo. Never used for output."""
 
+    def __init__(self) -> None:
+        super().__init__(refine=False)
+
     def new_identity(self, fit: Fit, seed: int, p_male: float, redraw: Redraw
                      ) -> tuple[np.ndarray, np.ndarray]:
         assert fit.texture is not None

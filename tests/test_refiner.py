@@ -1,0 +1,160 @@
+"""Issue 27: the refiner wing (framing, network, checkpoints, training) and its use inside
+the in-context surrogate (mask only, fallback, determinism)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from studio.core.refiner import checkpoint
+from studio.core.refiner.crops import CropBox, cut, paste_change
+from studio.core.refiner.model import REFINER_FILE, Refiner, load_refiner
+from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
+from studio.core.refiner.training import PairSet, RefinerTrainer, open_ring
+
+
+@pytest.fixture()
+def pair_folder(tmp_path) -> Path:
+    """A shard of 12 synthetic pairs: noise composites, a disc mask, real = composite
+    brightened inside the mask (what a refiner can learn in a few steps)."""
+    rng = np.random.default_rng(0)
+    comp = rng.integers(60, 120, (12, 32, 32, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:32, :32]
+    mask = np.repeat((((yy - 16) ** 2 + (xx - 16) ** 2) < 100)[None].astype(np.uint8) * 255,
+                     12, 0)
+    real = comp.copy()
+    real[mask > 0] = np.clip(real[mask > 0].astype(int) + 60, 0, 255).astype(np.uint8)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    np.savez(folder / "pairs_0000.npz", composite=comp, real=real, mask=mask,
+             sha256=np.array([f"{i:064x}" for i in range(12)]))
+    return folder
+
+
+def test_crop_box_and_cut_past_the_border() -> None:
+    marks = np.array([[10.0, 20.0, 0], [50.0, 60.0, 0]])
+    box = CropBox.around(marks)
+    assert box.side == 50 and (box.x0, box.y0) == (5, 15)
+    photo = np.arange(40 * 40 * 3, dtype=np.uint8).reshape(40, 40, 3)
+    out = cut(photo, CropBox(-10, -10, 20), 20)
+    assert (out[:10, :10] == photo[0, 0]).all()  # the border repeated
+    mask = cut(np.full((40, 40), 255, np.uint8), CropBox(-10, -10, 20), 20, 0, 0)
+    assert mask[:10, :10].max() == 0 and mask[15, 15] == 255  # nothing past the edge
+
+
+def test_paste_change_only_where_weighted() -> None:
+    photo = np.full((40, 40, 3), 100, np.uint8)
+    box = CropBox(10, 10, 20)
+    weight = np.zeros((20, 20), np.float32)
+    weight[5:15, 5:15] = 1
+    out = paste_change(photo, np.full((8, 8, 3), 30.0), weight, box)
+    assert (out[15:25, 15:25] == 130).all()
+    out[15:25, 15:25] = 100
+    assert (out == photo).all()
+
+
+def test_refiner_starts_as_identity_and_never_changes_outside_the_mask() -> None:
+    net = RefinerUNet(RefinerConfig(base=8, depth=2, size=32))
+    x = torch.rand(2, 4, 32, 32) * 2 - 1
+    x[:, 3] = (torch.rand(2, 32, 32) > 0.5).float()
+    assert torch.equal(net(x), x[:, :3])
+    torch.nn.init.normal_(net.head.weight)
+    y = net(x)
+    outside = x[:, 3:4].expand(-1, 3, -1, -1) == 0
+    assert torch.equal(y[outside], x[:, :3][outside])
+    assert not torch.equal(y, x[:, :3])
+    assert PatchDiscriminator()(torch.cat([y, x[:, 3:]], 1)).shape[1] == 1
+
+
+def test_open_ring_grows_the_mask_and_blurs_only_the_ring() -> None:
+    rng = np.random.default_rng(1)
+    comp = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[12:20, 12:20] = 255
+    out, grown = open_ring(comp, mask, 3, 2.0)
+    ring = (grown > 127) & (mask <= 127)
+    assert ring.sum() > 0 and (grown >= mask).all()
+    assert (out[~ring] == comp[~ring]).all() and (out[ring] != comp[ring]).any()
+
+
+def test_training_learns_saves_resumes_and_exports(pair_folder, tmp_path) -> None:
+    torch.set_num_threads(1)
+    pairs = PairSet(pair_folder)
+    assert len(pairs) == 12 and len(set(pairs.sha256)) == 12
+    config = RefinerConfig(base=8, depth=2, size=32)
+    trainer = RefinerTrainer(tmp_path / "run", config)
+    first = np.mean([trainer.train_step(pairs)["l1"] for _ in range(3)])
+    for _ in range(40):
+        trainer.train_step(pairs)
+    last = np.mean([trainer.train_step(pairs)["l1"] for _ in range(3)])
+    assert last < first  # the brightening inside the mask is being learned
+    trainer.save_state()
+    again = RefinerTrainer(tmp_path / "run", config)
+    again.load_state()
+    assert again.step == trainer.step == 46
+    for a, b in zip(trainer.g.parameters(), again.g.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert again.opt_g.state_dict()["state"].keys() == trainer.opt_g.state_dict()["state"].keys()
+    again.train_step(pairs)  # the restored optimiser steps
+    weights = tmp_path / "refiner.safetensors"
+    trainer.export_weights(weights, len(pairs))
+    refiner = Refiner.load(weights)
+    assert refiner.step == 46 and refiner.net.config == config
+
+
+def test_missing_or_corrupt_weights_say_which_file(tmp_path) -> None:
+    refiner, why = load_refiner(tmp_path / "nope.safetensors")
+    assert refiner is None and "nope.safetensors" in why and "missing" in why
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 40)
+    refiner, why = load_refiner(bad)
+    assert refiner is None and "bad.safetensors" in why and "cannot be read" in why
+    with pytest.raises(Exception, match="bad.safetensors"):
+        checkpoint.load(bad)
+
+
+@pytest.fixture(scope="module")
+def context_maker():
+    from studio.core.surrogates.incontext import InContextMaker
+
+    maker = InContextMaker()
+    yield maker
+    maker.close()
+
+
+@pytest.mark.skipif(not REFINER_FILE.is_file(), reason="no refiner weights in models/")
+def test_refined_face_stays_inside_its_mask_and_is_repeatable(analyzer, utk_face,
+                                                               context_maker) -> None:
+    from studio.core.surrogates.incontext import ContextRequest
+
+    faces = analyzer.analyze(utk_face).faces
+    assert context_maker.refiner is not None
+    refined = context_maker.make(utk_face, faces, ContextRequest(seed=4))
+    raw = context_maker.make(utk_face, faces, ContextRequest(seed=4, refine=False))
+    again = context_maker.make(utk_face, faces, ContextRequest(seed=4))
+    assert refined.image.tobytes() == again.image.tobytes()
+    drawn = refined.rendered
+    assert drawn is not None and drawn.any()
+    assert (refined.image[~drawn] == raw.image[~drawn]).all()
+    assert (refined.image[~refined.changed] == utk_face[~refined.changed]).all()
+    change = np.abs(refined.image.astype(int) - raw.image.astype(int))[drawn].mean()
+    assert change > 1.0  # the refiner did something to the face
+
+
+def test_in_context_falls_back_unrefined_and_says_so(analyzer, utk_face, context_maker,
+                                                     tmp_path) -> None:
+    from studio.core.surrogates.incontext import ContextRequest
+
+    faces = analyzer.analyze(utk_face).faces
+    kept = context_maker.refiner, context_maker.refiner_note
+    try:
+        context_maker.refiner, context_maker.refiner_note = load_refiner(tmp_path / "x.st")
+        result = context_maker.make(utk_face, faces, ContextRequest(seed=4))
+    finally:
+        context_maker.refiner, context_maker.refiner_note = kept
+    raw = context_maker.make(utk_face, faces, ContextRequest(seed=4, refine=False))
+    assert result.image.tobytes() == raw.image.tobytes()
+    assert any("x.st" in n and "not refined" in n for n in result.notes)
