@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -55,10 +56,10 @@ def _paste(canvas: np.ndarray, face: np.ndarray, x: int, y: int, side: int) -> t
 def test_tiles_cover_with_overlap_and_levels_shrink() -> None:
     spans = tiles(5000)
     assert spans[0][0] == 0 and spans[-1][1] == 5000
-    assert all(b[0] < a[1] - 90 for a, b in zip(spans, spans[1:], strict=False))
+    assert all(b[0] < a[1] - 90 for a, b in itertools.pairwise(spans))
     scales = levels(6000, 8000, 12)
     assert scales[0] > 1 and scales[-1] * 8000 <= 1024
-    assert all(b < a for a, b in zip(scales, scales[1:], strict=False))
+    assert all(b < a for a, b in itertools.pairwise(scales))
 
 
 def test_merge_keeps_one_box_per_face() -> None:

@@ -112,7 +112,7 @@ def test_missing_or_corrupt_weights_say_which_file(tmp_path) -> None:
     bad.write_bytes(b"\x00" * 40)
     refiner, why = load_refiner(bad)
     assert refiner is None and "bad.safetensors" in why and "cannot be read" in why
-    with pytest.raises(Exception, match="bad.safetensors"):
+    with pytest.raises(Exception, match=r"bad\.safetensors"):
         checkpoint.load(bad)
 
 
