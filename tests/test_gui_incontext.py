@@ -194,3 +194,28 @@ def test_state_announces_the_view_and_drops_a_stale_photo(qtbot):
            0)
     _emits(qtbot, state.context_changed, lambda: state.set_context(None))
     assert replace(photo, order=(2, 0, 1)).notes() == ["face 3: limited"]
+
+
+def test_window_marks_faces_it_will_blur_or_mask_and_covers_them(qtbot, window,  # noqa: F811
+                                                                  utk_face, tmp_path):
+    """Issue 25: every face found is drawn; one that cannot be replaced is marked with what
+    will be done to it, and the in-context photo changes it too."""
+    from studio.core.datasets import utk_split, utkface
+    from studio.core.surrogates.unfitted import untouched
+
+    small = np.asarray(Image.open(utk_split(utkface(), "test")[101].path).resize((28, 28)))
+    canvas = np.full((300, 460, 3), 150, np.uint8)
+    canvas[50:250, 20:220] = utk_face
+    canvas[120:148, 350:378] = small
+    path = tmp_path / "two.png"
+    Image.fromarray(canvas).save(path)
+    open_and_wait(qtbot, window, path)
+    state = window.state
+    found = [f.box for f in state.analysis.faces] + [u.box for u in state.analysis.unfitted]
+    assert len(found) == 2
+    tips = [item.toolTip() for item in window.photo.scene().items()]
+    assert any("will be blurred" in t or "will be masked" in t for t in tips), tips
+    _show_context(qtbot, window)
+    qtbot.waitUntil(lambda: not window.controller.context_jobs.busy, timeout=60000)
+    out = state.context.result.image
+    assert not untouched(canvas, out, (350 + 5, 120 + 5, 378 - 5, 148 - 3))

@@ -121,7 +121,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_analysis(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
-    from studio.core.evaluation.check_analysis import format_table, run_check
+    from studio.core.evaluation.acceptance import format_table
+    from studio.core.evaluation.check_analysis import run_check
 
     if not data_present():
         return 2

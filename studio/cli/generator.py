@@ -325,7 +325,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_generator(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
-    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.evaluation.acceptance import format_table
     from studio.core.evaluation.check_generator import run_check
     from studio.core.evaluation.check_generator_realism import MIN_FACES
     from studio.core.generator.sampler import Sampler

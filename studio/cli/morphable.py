@@ -81,8 +81,8 @@ def _build_extras(args: argparse.Namespace, model_file: Path) -> int:
 
 def cmd_evaluate_3d(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
+    from studio.core.evaluation.acceptance import format_table
     from studio.core.evaluation.check_3d import run_check
-    from studio.core.evaluation.check_analysis import format_table
     from studio.core.morphable.surrogate import Surrogate3DMaker
 
     if not data_present():
@@ -97,7 +97,7 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_incontext(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
-    from studio.core.evaluation.check_analysis import format_table
+    from studio.core.evaluation.acceptance import format_table
     from studio.core.evaluation.check_incontext import run_check
     from studio.core.surrogates.incontext import InContextMaker
 

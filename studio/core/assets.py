@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TextIO
 
 from studio.core.errors import ModelFileError, StudioError
 
@@ -107,6 +108,16 @@ def check_writable_dir(path: str | os.PathLike[str], what: str = "files") -> Non
     except OSError as exc:
         raise StudioError(f"cannot write {what} to {path}: nothing can be created there "
                           f"({exc.strerror or exc}).") from exc
+
+
+def open_private(path: Path, append: bool = False) -> TextIO:
+    """A text file only its owner may read or write (mappings, truth sheets: they tie
+    outputs to originals and people): made new, never over an existing file, or appended
+    to; 0600 either way, whatever the umask or the file's old mode."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a" if append else "w", newline="", encoding="utf-8")
 
 
 def write_tensors(path: Path, tensors: dict, info: dict) -> None:

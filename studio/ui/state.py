@@ -85,7 +85,8 @@ class StudioState(QObject):
         self.mode = "slerp"
         self.locked = False
         self.surrogate: SurrogateResult | None = None
-        # The chosen face and the measures of both surrogates: what the metric panels show.
+        # The chosen face and the measures of every surrogate (GAN, 3D, in context): what
+        # the metric panels show.
         self.compared = ComparisonState()
         # The 3D panel: "seed" (the GAN's identity seed), "mean" or "reconstruction".
         self.identity3d = "seed"

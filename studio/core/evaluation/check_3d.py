@@ -16,7 +16,7 @@ from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
-from studio.core.evaluation.check_analysis import Metric
+from studio.core.evaluation.acceptance import Metric
 from studio.core.morphable.surrogate import Request3D, Surrogate3DMaker
 from studio.core.progress import Progress, track
 

@@ -1,13 +1,9 @@
-"""The face analysis's acceptance check: measured on held-out data against its bars.
-
-``Metric`` and ``format_table`` serve every component check (analysis, generator, 3D).
-"""
+"""The face analysis's acceptance check: measured on held-out data against its bars."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,28 +12,8 @@ from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distan
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.datasets import celeba_id, genki, utkface
+from studio.core.evaluation.acceptance import Metric
 from studio.core.progress import Progress, track
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    value: float
-    bar: str
-    passed: bool
-    detail: str = ""
-
-
-def face_descriptors(analyzer: FaceAnalyzer, paths: list, progress: Progress | None = None,
-                     what: str = "descriptors") -> np.ndarray:
-    """(n, 128) the largest face's identity descriptor of each image that has one: the
-    reference sets of the nearest-training rows."""
-    out = []
-    for p in track(paths, progress, what):
-        found = largest_face(analyzer.analyze(load_image(p)).faces)
-        if found is not None and found.descriptor is not None:
-            out.append(found.descriptor)
-    return np.array(out)
 
 
 def check_expression(analyzer: FaceAnalyzer, limit: int | None = None,
@@ -134,12 +110,3 @@ def run_check(analyzer: FaceAnalyzer, limit: int | None = None, gender_images: i
     return (check_expression(analyzer, limit=limit, progress=progress)
             + check_gender(analyzer, n=gender_images, progress=progress)
             + check_identity(analyzer, n_identities=identities, progress=progress))
-
-
-def format_table(metrics: list[Metric]) -> str:
-    width = max(len(m.name) for m in metrics)
-    lines = [f"{'metric':<{width}}  {'value':>8}  {'bar':<8}  result  detail"]
-    for m in metrics:
-        lines.append(f"{m.name:<{width}}  {m.value:>8.3f}  {m.bar:<8}  "
-                     f"{'PASS' if m.passed else 'FAIL':<6}  {m.detail}")
-    return "\n".join(lines)

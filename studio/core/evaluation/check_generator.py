@@ -19,7 +19,7 @@ from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import largest_face
 from studio.core.errors import StudioError
-from studio.core.evaluation.check_analysis import Metric, face_descriptors
+from studio.core.evaluation.acceptance import Metric, face_descriptors
 from studio.core.generator.sampler import Sampler
 from studio.core.progress import Progress, track
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.errors import StudioError
-from studio.core.evaluation.check_analysis import Metric
+from studio.core.evaluation.acceptance import Metric
 from studio.core.evaluation.realism import RealismFeatures, kid, realism
 from studio.core.evaluation.sources import Dataset, Source, spread
 from studio.core.evaluation.study import Measurement

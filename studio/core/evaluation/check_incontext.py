@@ -19,7 +19,7 @@ from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
-from studio.core.evaluation.check_analysis import Metric, face_descriptors
+from studio.core.evaluation.acceptance import Metric, face_descriptors
 from studio.core.evaluation.check_generator import nearest_distances
 from studio.core.progress import Progress, track
 from studio.core.surrogates.incontext import ContextRequest, InContextMaker

@@ -1,4 +1,6 @@
-"""Training loop for the conditional BEGAN-CS: resumable, time-boxed, logged."""
+"""Training loop for the conditional generator under either objective (BEGAN-CS's
+autoencoder discriminator or the hinge-loss projection discriminator): resumable,
+time-boxed, logged."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from studio.core.analysis.images import SUPPORTED_NAMES, load_image, scan_images
 from studio.core.analysis.search_settings import UNFITTED_POLICIES
-from studio.core.assets import check_writable_dir
+from studio.core.assets import check_writable_dir, open_private
 from studio.core.errors import ImageLoadError, StudioError
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates import compositing
@@ -235,9 +235,7 @@ class _Mapping:
                                          f"columns should be {', '.join(MAPPING_FIELDS)})")
                 self.done = {row["original_path"]: row["output"] for row in reader}
         new = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # owner only
-        os.fchmod(fd, 0o600)
-        self.fh = os.fdopen(fd, "a", newline="", encoding="utf-8")
+        self.fh = open_private(path, append=True)
         self.writer = csv.writer(self.fh)
         if new:
             self.writer.writerow(MAPPING_FIELDS)

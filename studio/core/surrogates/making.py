@@ -1,4 +1,4 @@
-"""Making a face's surrogates of either method, the same way for every caller.
+"""Making a face's surrogates of every method, the same way for every caller.
 
 ``studio batch``, ``studio evaluate``, the curation window and the export all draw their
 surrogates through here, so a seed means the same face everywhere and every surrogate
@@ -129,7 +129,7 @@ def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list
 
 
 class CandidateMaker:
-    """Makes and measures candidates of either method for a face; the engine's models are
+    """Makes and measures candidates of every method for a face; the engine's models are
     loaded once, and a face's candidates are generated and measured as one batch."""
 
     def __init__(self, engine) -> None:

@@ -31,7 +31,7 @@ from PIL import Image
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.landmarks import largest_face
-from studio.core.assets import check_writable_dir
+from studio.core.assets import check_writable_dir, open_private
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, MAPPING_COLUMNS
 from studio.core.errors import StudioError
 from studio.core.surrogates.making import png_bytes
@@ -316,8 +316,7 @@ def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
         for path, text in (private or {}).items():
             _owner_only(path, text)
             written.append(path)
-        fd = os.open(tmp_map, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner only
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        with open_private(tmp_map) as fh:
             w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(row for row, _ in rows)
@@ -337,6 +336,5 @@ def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
 
 
 def _owner_only(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with open_private(path) as fh:
         fh.write(text)

@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS faces (
 CREATE TABLE IF NOT EXISTS candidates (
     id INTEGER PRIMARY KEY,
     face_id INTEGER NOT NULL REFERENCES faces(id),
-    method TEXT NOT NULL,          -- gan | 3d
+    method TEXT NOT NULL,          -- gan | 3d | context (surrogates.names)
     seed INTEGER NOT NULL,
     labels TEXT NOT NULL,          -- the attributes it was made with
     metrics TEXT NOT NULL,         -- expression and identity measures
