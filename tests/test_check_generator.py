@@ -13,8 +13,6 @@ import pytest
 from studio.core.assets import sha256_of
 from studio.core.datasets import (
     TrainingManifest,
-    data_available,
-    data_root,
     genki,
     manifest_path,
     utk_split,
@@ -35,8 +33,7 @@ from studio.core.evaluation.sources import spread
 from studio.core.evaluation.summary import JOY_BINS
 from studio.core.generator.sampler import DEFAULT_WEIGHTS
 
-pytestmark = pytest.mark.skipif(not data_available(),
-                                reason=f"research face data not at {data_root()}")
+pytestmark = pytest.mark.data
 FACES = 64
 
 

@@ -19,15 +19,13 @@ from studio.core.analysis.expression7 import (
 )
 from studio.core.analysis.images import load_image
 from studio.core.assets import third_party_dir
-from studio.core.datasets import data_available, data_root, genki
+from studio.core.datasets import data_root, genki
 from studio.core.errors import ModelFileError
 
 MODEL = third_party_dir() / MODEL_FILE
 REFERENCE = Path(__file__).parent / "data" / "expression7_reference.json"
 #: The port agrees with Keras to ~1e-6 (float32 rounding); 1e-4 still catches any slip.
 TOLERANCE = 1e-4
-needs_data = pytest.mark.skipif(not data_available(),
-                                reason=f"research face data not found at {data_root()}")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +36,6 @@ def judge() -> ExpressionJudge:
 
 
 @pytest.mark.data
-@needs_data
 def test_port_matches_stored_keras_outputs_on_real_faces(judge):
     ref = json.loads(REFERENCE.read_text(encoding="utf-8"))
     assert tuple(ref["classes"]) == CLASSES
@@ -54,7 +51,7 @@ def test_port_matches_stored_keras_outputs_on_real_faces(judge):
 
 @pytest.mark.data
 @pytest.mark.slow
-@needs_data
+@pytest.mark.data
 def test_smiling_genki_faces_are_judged_happy_and_others_not(judge, analyzer):
     """GENKI's human smile labels, not the studio's analyzer, decide what is a smile; the
     analyzer only gives the face box the crop is framed on."""
@@ -78,7 +75,7 @@ def test_smiling_genki_faces_are_judged_happy_and_others_not(judge, analyzer):
     assert smile_rate - other_rate >= 0.6
 
 
-@needs_data
+@pytest.mark.data
 def test_crop_frames_the_box_and_pads_outside_with_the_bottom_grey(utk_face):
     rgb = utk_face
     whole = gray_crop(rgb)

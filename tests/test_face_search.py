@@ -16,9 +16,6 @@ from studio.core.datasets import data_available, data_root, utk_split, utkface
 from studio.core.errors import ModelFileError
 from studio.core.surrogates.unfitted import cover_unfitted, guard, untouched
 
-needs_data = pytest.mark.skipif(not data_available(),
-                                reason=f"research face data not found at {data_root()}")
-
 
 @pytest.fixture(scope="module")
 def held_out() -> list[np.ndarray]:
@@ -95,7 +92,7 @@ def test_cover_and_guard_leave_no_face_untouched(held_out) -> None:
     assert left == [0] and not untouched(photo, fixed, large)
 
 
-@needs_data
+@pytest.mark.data
 def test_five_face_picture_every_face_changed(held_out, tmp_path) -> None:
     """The issue's case: one 500 px face and four of 120-170 px; all five leave changed."""
     canvas = _texture(600, 1000)
@@ -113,7 +110,7 @@ def test_five_face_picture_every_face_changed(held_out, tmp_path) -> None:
     assert not [b for b in boxes if untouched(canvas, out, b)]
 
 
-@needs_data
+@pytest.mark.data
 def test_same_face_found_at_every_offset(held_out, search_analyzer) -> None:
     """A portrait inside a larger frame is found wherever it sits (the issue's offsets)."""
     face = cv2.resize(held_out[1], (450, 450))
@@ -125,7 +122,7 @@ def test_same_face_found_at_every_offset(held_out, search_analyzer) -> None:
         assert any(f[0] < (box[0] + box[2]) / 2 < f[2] for f in found), offset
 
 
-@needs_data
+@pytest.mark.data
 def test_small_and_cut_faces_are_found(held_out, search_analyzer) -> None:
     """A 30 px face, an 18 px face and one cut in half by the left border."""
     canvas = _texture(400, 600)
@@ -139,7 +136,7 @@ def test_small_and_cut_faces_are_found(held_out, search_analyzer) -> None:
         assert any(f[0] - 4 <= cx <= f[2] + 4 and f[1] - 4 <= cy <= f[3] + 4 for f in found), box
 
 
-@needs_data
+@pytest.mark.data
 @pytest.mark.slow
 def test_recall_benchmark_small_seeded_run() -> None:
     """benchmarks/bench_recall.py in small: no face of 20 px or more left untouched."""

@@ -18,7 +18,6 @@ from studio.core.datasets import (
     TrainingManifest,
     celeba_id,
     celeba_split,
-    data_available,
     data_root,
     genki,
     manifest_path,
@@ -31,8 +30,7 @@ from studio.core.evaluation.sources import discover, mark_seen
 from studio.core.generator.choices import BY_KEY
 from studio.core.generator.training_data import TrainingSet, training_items
 
-pytestmark = pytest.mark.skipif(not data_available(),
-                                reason=f"research face data not found at {data_root()}")
+pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
