@@ -53,8 +53,17 @@ def deface_fn():
 
 
 def report(name: str, pics: list, run) -> None:
+    import sys
+
+    def timed(rgb: np.ndarray) -> np.ndarray:
+        t = time.perf_counter()
+        out = run(rgb)
+        print(f"  {name}: {rgb.shape[1]}x{rgb.shape[0]} in {time.perf_counter() - t:.1f} s",
+              file=sys.stderr, flush=True)
+        return out
+
     t0 = time.perf_counter()
-    t = tally(pics, run)
+    t = tally(pics, timed)
     seconds = time.perf_counter() - t0
     cells = [f"{lo}-{hi if hi < 10_000 else ''} px: {t.recall((lo, hi)):.3f} "
              f"({t.changed[(lo, hi)]}/{t.total[(lo, hi)]})" for lo, hi in SIZE_BINS]

@@ -112,7 +112,11 @@ class FaceAnalyzer:
         yaw, pitch, roll = self.calibration.pose(face.transform)
         return Attributes(joy, p_male, float(yaw), float(pitch), float(roll))
 
-    def analyze(self, image: np.ndarray | LoadedImage, source: str = "<array>") -> ImageAnalysis:
+    def analyze(self, image: np.ndarray | LoadedImage, source: str = "<array>",
+                recall: bool = True) -> ImageAnalysis:
+        """Every face of an image. ``recall=False`` skips the recall detector even where it
+        is loaded: for reading back a surrogate the studio made, where the faces' places
+        are known and a full search of a large photo would only cost time."""
         notes: tuple[str, ...] = ()
         if isinstance(image, LoadedImage):
             rgb, source = image.rgb, image.source
@@ -121,7 +125,7 @@ class FaceAnalyzer:
             rgb = np.ascontiguousarray(image, dtype=np.uint8)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        detection, unfitted = self._search(rgb)
+        detection, unfitted = self._search(rgb, recall)
         detected = detection.faces
         t1 = time.perf_counter()
         attrs = [self.attributes(rgb, f) for f in detected]
@@ -136,8 +140,9 @@ class FaceAnalyzer:
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings,
                              notes + detection.notes, tuple(unfitted))
 
-    def _search(self, rgb: np.ndarray) -> tuple[Detection, list[UnfittedFace]]:
-        if self.detector is None:
+    def _search(self, rgb: np.ndarray, recall: bool = True
+                ) -> tuple[Detection, list[UnfittedFace]]:
+        if self.detector is None or not recall:
             return self.landmarker.find(rgb), []
         return find_faces(self.landmarker, self.detector, rgb, self.min_face)
 
@@ -151,7 +156,7 @@ class FaceAnalyzer:
         found = []
         for rgb in images:
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            detection, unfitted = self._search(rgb)
+            detection, unfitted = self._search(rgb, recall=False)  # made faces, read back
             found.append((rgb, (detection, unfitted),
                           [self.attributes(rgb, f, gender) for f in detection.faces]))
         describe = identity and self.identity is not None

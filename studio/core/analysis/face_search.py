@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from studio.core.analysis.detector import FaceBox, FaceDetector, box_overlap
+from studio.core.analysis.detector import THRESHOLD, FaceBox, FaceDetector, box_overlap
 from studio.core.analysis.landmarks import DetectedFace, Detection, merge_faces
 
 #: A landmark box and a detector box sharing this much of the smaller are one face.
@@ -69,7 +69,8 @@ def fit_in_crop(landmarker, rgb: np.ndarray, box: FaceBox) -> DetectedFace | Non
 def find_faces(landmarker, detector: FaceDetector, rgb: np.ndarray, min_face: float
                ) -> tuple[Detection, list[UnfittedFace]]:
     """The landmarker's faces, plus those only the detector saw (fitted in their crops
-    where possible); faces found by either source are merged."""
+    where possible; a low-scored box only when fitted); faces found by either source are
+    merged."""
     detection = landmarker.find(rgb)
     faces = list(detection.faces)
     unfitted: list[UnfittedFace] = []
@@ -79,7 +80,7 @@ def find_faces(landmarker, detector: FaceDetector, rgb: np.ndarray, min_face: fl
         fitted = fit_in_crop(landmarker, rgb, box)
         if fitted is not None:
             faces.append(fitted)
-        else:
+        elif box.score >= THRESHOLD:  # a candidate below it counts only once fitted
             unfitted.append(UnfittedFace(box.box, box.score))
     faces = merge_faces([(f, 0.0) for f in faces])
     return Detection(faces, detection.notes), unfitted

@@ -59,7 +59,7 @@ def _comparison(original: FaceAnalysis, face: FaceAnalysis | None) -> Comparison
 
 def compare(analyzer: FaceAnalyzer, original: FaceAnalysis, surrogate_rgb: np.ndarray
             ) -> Comparison:
-    return _comparison(original, largest_face(analyzer.analyze(surrogate_rgb).faces))
+    return _comparison(original, largest_face(analyzer.analyze(surrogate_rgb, recall=False).faces))
 
 
 def compare_many(analyzer: FaceAnalyzer, original: FaceAnalysis,

@@ -74,7 +74,7 @@ class Verified:
 def read_back(analyzer: FaceAnalyzer, rgb: np.ndarray, faces: list[FaceAnalysis]
               ) -> list[FaceCheck]:
     """Each original face's counterpart in ``rgb`` (the found face nearest its place)."""
-    found = analyzer.analyze(rgb).faces
+    found = analyzer.analyze(rgb, recall=False).faces
     checks = []
     for f in faces:
         centre = np.asarray(f.landmarks)[:, :2].mean(0)

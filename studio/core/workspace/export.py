@@ -122,7 +122,7 @@ class IdentityGate:
         """(why it is refused or None, the face read in the picture or None)."""
         if descriptor is None:
             return "the original has no identity descriptor", None
-        seen = largest_face(self.analyzer.analyze(rgb).faces)
+        seen = largest_face(self.analyzer.analyze(rgb, recall=False).faces)
         if seen is None or seen.descriptor is None:
             return "no face found in the surrogate, so its identity cannot be checked", seen
         d = identity_distance(descriptor, seen.descriptor)
