@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from studio.core.analysis.detector import FaceDetector, levels, merge_boxes, tiles
+from studio.core.analysis.detector import FaceDetector, fine_scale, levels, merge_boxes, tiles
 from studio.core.analysis.images import load_image
 from studio.core.datasets import data_available, data_root, utk_split, utkface
 from studio.core.errors import ModelFileError
@@ -55,7 +55,8 @@ def test_tiles_cover_with_overlap_and_levels_shrink() -> None:
     assert spans[0][0] == 0 and spans[-1][1] == 5000
     assert all(b[0] < a[1] - 90 for a, b in itertools.pairwise(spans))
     scales = levels(6000, 8000, 12)
-    assert scales[0] > 1 and scales[-1] * 8000 <= 1024
+    assert scales[0] == 1.0 and scales[-1] * 8000 <= 1024
+    assert fine_scale(12) > 1 and levels(600, 800, 40)[0] < 1  # large faces only: shrunk
     assert all(b < a for a, b in itertools.pairwise(scales))
 
 
