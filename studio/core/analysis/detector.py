@@ -157,7 +157,8 @@ class FaceDetector:
                     weak += [scaled(f, k, x0, y0) for f in boxes if f.score < self.threshold]
         fine = fine_scale(min_face)
         if fine > 1.0:
-            found += self._fine(rgb, weak + [f for f in found if f.size < FINE_FACE], fine)
+            seeds = [f for f in weak + found if f.size < FINE_FACE]
+            found += self._fine(rgb, seeds, fine)
         return merge_boxes(found)
 
     def _fine(self, rgb: np.ndarray, seeds: list[FaceBox], scale: float) -> list[FaceBox]:
