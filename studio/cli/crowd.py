@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from studio.cli.options import add_quiet, add_seed, progress_for, split_list
+from studio.cli.options import add_min_face, add_quiet, add_seed, progress_for, split_list
 
 STUDY_EPILOG = """\
 The study folder holds only what workers may see: images/<random id>.png, mturk.csv with
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="balanced assignment: workers per item (default: the most that keeps "
                         "each worker within --max-per-worker)")
     p.add_argument("--format", default="mturk,labelstudio", help="mturk, labelstudio or both")
+    add_min_face(p)
     p.add_argument("--base-url", default="", help="where OUT_DIR will be served from")
     p.add_argument("--local-files-root", default=None,
                    help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: tasks use its "
@@ -87,7 +88,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from studio.core.surrogates.engine import SurrogateEngine
     from studio.core.workspace.study import build_study
 
-    engine = SurrogateEngine()
+    engine = SurrogateEngine(min_face=args.min_face)
     try:
         with progress_for(args) as progress:
             r = build_study(photos, args.out_dir, engine, m=args.originals,

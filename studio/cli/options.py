@@ -49,14 +49,31 @@ def add_workers(p: argparse.ArgumentParser, help: str | None = None,
     p.add_argument("--workers", type=int, default=default, help=help)
 
 
+def _face_px(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 4 <= value <= 10_000:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a face size in pixels (4 to 10000)")
+    return value
+
+
+def add_min_face(p: argparse.ArgumentParser) -> None:
+    """``--min-face``: how small a face is looked for (the recall detector's finest scale)."""
+    from studio.core.analysis.search_settings import MIN_FACE_DEFAULT
+
+    p.add_argument("--min-face", type=_face_px, default=MIN_FACE_DEFAULT, metavar="PX",
+                   help=f"the smallest face to look for, in pixels (default "
+                        f"{MIN_FACE_DEFAULT}); faces under 24 px are blurred, not replaced")
+
+
 def add_face_search(p: argparse.ArgumentParser) -> None:
     """``--min-face`` and ``--unfitted``: how hard faces are looked for, and what becomes
     of one found where no landmarks could be fitted."""
-    from studio.core.analysis.search_settings import MIN_FACE_DEFAULT, UNFITTED_POLICIES
+    from studio.core.analysis.search_settings import UNFITTED_POLICIES
 
-    p.add_argument("--min-face", type=float, default=MIN_FACE_DEFAULT, metavar="PX",
-                   help=f"the smallest face to look for, in pixels (default "
-                        f"{MIN_FACE_DEFAULT}); faces under 24 px are blurred, not replaced")
+    add_min_face(p)
     p.add_argument("--unfitted", choices=UNFITTED_POLICIES, default=UNFITTED_POLICIES[0],
                    help="a face of 24 px or more that was found but could not be fitted is "
                         "covered with a solid mask (default, the safer) or blurred")

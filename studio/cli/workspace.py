@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from studio.cli.options import (
+    add_min_face,
     add_quiet,
     add_ray,
     add_seed,
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated: gan, 3d, context (the face replaced in the photo)")
     add_workers(p, help="photos analysed in parallel (default 2; with --ray, every CPU)",
                 default=None)
+    add_min_face(p)
     add_ray(p)
     add_quiet(p)
     p.set_defaults(func=cmd_batch)
@@ -163,7 +165,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 # as unreadable and the batch goes on (core.workspace.guard).
                 report = guarded_batch(args.folder, args.workspace,
                                        candidates=args.candidates, methods=methods,
-                                       workers=workers, progress=progress)
+                                       workers=workers, progress=progress,
+                                       min_face=args.min_face)
         with Workspace(args.workspace) as ws:
             summary = ws.summary()
     except BaseException:

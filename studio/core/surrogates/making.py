@@ -62,9 +62,10 @@ def candidate_seed(sha256: str, face_index: int, i: int) -> int:
     return (int(sha256[:8], 16) + 7919 * face_index + 104729 * i) % 1_000_000 + 1
 
 
-def batch_engine(workers: int):
+def batch_engine(workers: int, min_face: float | None = None):
     """An engine with ``workers`` photos in flight: one landmarker each, and torch's threads
-    shared out so that the workers do not oversubscribe the cores."""
+    shared out so that the workers do not oversubscribe the cores; faces are looked for
+    down to ``min_face`` pixels (default: ``search_settings.MIN_FACE_DEFAULT``)."""
     import torch
 
     from studio.core.surrogates.engine import SurrogateEngine
@@ -72,7 +73,7 @@ def batch_engine(workers: int):
     workers = max(1, workers)
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // workers))
-    engine = SurrogateEngine(staged=True, landmarkers=workers)
+    engine = SurrogateEngine(staged=True, landmarkers=workers, min_face=min_face)
     engine.load_generation()
     return engine
 

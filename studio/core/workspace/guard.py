@@ -54,7 +54,8 @@ def _die_with_parent() -> None:
 
 
 def _child(conn, parent: int, folder: str, workspace: str, candidates: int,
-           methods: tuple[str, ...], workers: int, alone: list[str]) -> None:
+           methods: tuple[str, ...], workers: int, alone: list[str],
+           min_face: float | None = None) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # it died before the line above
         return
@@ -63,7 +64,7 @@ def _child(conn, parent: int, folder: str, workspace: str, candidates: int,
         from studio.core.workspace.batch import run_batch
 
         with Workspace(workspace, create=True) as ws:
-            engine = batch_engine(workers)
+            engine = batch_engine(workers, min_face)
             try:
                 if set(methods) & set(RENDERED_METHODS):
                     engine.load_3d()  # before the photos, as the GAN's models are
@@ -99,7 +100,8 @@ def record_crash(workspace: str | Path, path: str, exit_code: int | None) -> Non
 
 def guarded_batch(folder: str | Path, workspace: str | Path, candidates: int = 3,
                   methods: tuple[str, ...] = BATCH_METHODS, workers: int = 1,
-                  progress: Progress | None = None) -> BatchReport:
+                  progress: Progress | None = None, min_face: float | None = None
+                  ) -> BatchReport:
     """``run_batch`` in child processes, as the module says. Returns the last child's
     report (which covers the whole folder, photos blamed for a crash among the unreadable
     ones), with the faces, candidates and seconds (model loading aside, as in
@@ -114,7 +116,7 @@ def guarded_batch(folder: str | Path, workspace: str | Path, candidates: int = 3
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_child, name="studio-batch", daemon=True, args=(
             send, os.getpid(), str(folder), str(workspace), candidates, tuple(methods),
-            workers, alone))
+            workers, alone, min_face))
         child.start()
         send.close()
         in_flight: set[str] = set()
