@@ -21,6 +21,11 @@ MATCH_OVERLAP = 0.4
 #: across (MediaPipe's detector wants a face a third of its frame, not 18 px).
 CROP_CONTEXT = 3.0
 CROP_FACE = 110
+#: A box of LARGE_BOX px or more that no fit explains is masked only when scored at least
+#: LARGE_BOX_SCORE: a real face that large is fitted, or scored high; the edge of a cup
+#: beside a face, scored 0.204, was masked as a face.
+LARGE_BOX = 48
+LARGE_BOX_SCORE = 0.4
 #: Large crops are shrunk to at most this side before fitting.
 CROP_MAX = 640
 
@@ -80,7 +85,8 @@ def find_faces(landmarker, detector: FaceDetector, rgb: np.ndarray, min_face: fl
         fitted = fit_in_crop(landmarker, rgb, box)
         if fitted is not None:
             faces.append(fitted)
-        elif box.score >= THRESHOLD:  # a candidate below it counts only once fitted
+        elif box.score >= (THRESHOLD if box.size < LARGE_BOX else LARGE_BOX_SCORE):
             unfitted.append(UnfittedFace(box.box, box.score))
+        # a weaker box counts only once fitted
     faces = merge_faces([(f, 0.0) for f in faces])
     return Detection(faces, detection.notes), unfitted
