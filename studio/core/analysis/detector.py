@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from studio.core.analysis.landmarks import box_overlap
 from studio.core.analysis.search_settings import MIN_FACE_DEFAULT
 from studio.core.assets import third_party_file
 
@@ -75,14 +76,6 @@ class FaceBox:
     @property
     def size(self) -> float:
         return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
-
-
-def box_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over the smaller box: 1 when one box holds the other."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return iw * ih / smaller if iw > 0 and ih > 0 and smaller > 0 else 0.0
 
 
 def merge_boxes(found: list[FaceBox]) -> list[FaceBox]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from studio.core.analysis.detector import THRESHOLD, FaceBox, FaceDetector, box_overlap
+from studio.core.analysis.detector import THRESHOLD, FaceBox, FaceDetector
 from studio.core.analysis.landmarks import DetectedFace, Detection, merge_faces
 
 #: A landmark box and a detector box sharing this much of the smaller are one face.

@@ -136,7 +136,7 @@ def group_windows(window: Window) -> list[Window]:
     return [(x0 + a, y0 + c, x0 + b, y0 + d) for a, b in xs for c, d in ys]
 
 
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+def box_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over the smaller box: 1 when one box holds the other."""
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -164,7 +164,7 @@ def merge_faces(found: list[tuple[DetectedFace, float]]) -> list[DetectedFace]:
     inside its window is kept."""
     kept: list[DetectedFace] = []
     for face, _ in sorted(found, key=lambda t: -t[1]):
-        if all(_overlap(face.box, k.box) < SAME_FACE_OVERLAP for k in kept):
+        if all(box_overlap(face.box, k.box) < SAME_FACE_OVERLAP for k in kept):
             kept.append(face)
     return sorted(kept, key=lambda f: f.box[0])
 
