@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from studio.core.analysis.detector import THRESHOLD, FaceBox, FaceDetector
-from studio.core.analysis.landmarks import DetectedFace, Detection, merge_faces
+from studio.core.analysis.landmarks import DetectedFace, Detection, box_overlap, merge_faces
 
 #: A landmark box and a detector box sharing this much of the smaller are one face.
 MATCH_OVERLAP = 0.4
