@@ -69,6 +69,22 @@ def test_merge_keeps_one_box_per_face() -> None:
     assert merge_boxes([b, c, a]) == [a, c]
 
 
+def test_unfitted_rule_counts_weak_boxes_only_where_the_border_cuts_them() -> None:
+    from studio.core.analysis.detector import FaceBox
+    from studio.core.analysis.face_search import counts_unfitted
+
+    def box(x0: float, y0: float, side: float, score: float) -> FaceBox:
+        return FaceBox((x0, y0, x0 + side, y0 + side), score, np.zeros((5, 2)))
+
+    shape = (480, 640, 3)
+    assert counts_unfitted(box(300, 200, 28, 0.21), shape)  # a small face, scored as one
+    assert not counts_unfitted(box(300, 200, 28, 0.16), shape)  # texture, in the middle
+    assert counts_unfitted(box(300, 460, 28, 0.16), shape)  # half a face at the bottom
+    assert not counts_unfitted(box(0, 200, 28, 0.10), shape)  # too weak even there
+    assert not counts_unfitted(box(300, 200, 80, 0.3), shape)  # large: needs 0.4
+    assert counts_unfitted(box(300, 200, 80, 0.45), shape)
+
+
 def test_missing_detector_file_names_it_and_make_models(tmp_path, monkeypatch) -> None:
     import studio.core.assets as assets
 

@@ -50,9 +50,10 @@ FINE_WINDOW = 96
 FINE_FACE = 40
 MAX_FINE_WINDOWS = 64
 #: Boxes scored between this and THRESHOLD are candidates: kept only where landmarks fit
-#: on their crop (``face_search``). Four of the five 20-30 px faces the benchmark's group
-#: pictures (seed 25) still lost at THRESHOLD scored 0.15-0.17; the same pictures held up
-#: to 21 such boxes of texture each, which no fit confirms.
+#: on their crop, or where the border cuts a small one (``face_search``). Four of the five
+#: 20-30 px faces the benchmark's group pictures (seed 25) still lost at THRESHOLD scored
+#: 0.15-0.17; the same pictures held up to 21 such boxes of texture each, which no fit
+#: confirms.
 CANDIDATE = 0.08
 #: Two boxes sharing this much of the smaller one are one face (seen in two tiles or
 #: at two scales).
