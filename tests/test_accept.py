@@ -74,9 +74,11 @@ def test_bad_rules_say_the_problem_and_the_names(rule, problem, tmp_path, monkey
     with pytest.raises(RuleError) as caught:
         parse_rule(rule)
     message = str(caught.value)
-    assert problem in message
+    assert problem in message and problem in caught.value.problem
+    assert "\n" not in message  # one line: the problem, then the names in one list
+    names = message.split("joined by and, or, not: ")[1]
     for name in ("distance", "smile_kept", "face_found", "abs_d_yaw", "method"):
-        assert f"\n  {name} " in message  # the allowed names, one a line
+        assert f"{name}," in names or f"{name} (" in names
     assert not (tmp_path / "pwned").exists()
 
 

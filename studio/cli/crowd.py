@@ -43,12 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-item", type=int, default=None,
                    help="balanced assignment: workers per item (default: the most that keeps "
                         "each worker within --max-per-worker)")
-    p.add_argument("--format", default="mturk,labelstudio", help="mturk, labelstudio or both")
+    p.add_argument("--format", default="both",
+                   help="mturk, labelstudio, or both (mturk,labelstudio; the default)")
     add_min_face(p)
-    p.add_argument("--base-url", default="", help="where OUT_DIR will be served from")
+    p.add_argument("--base-url", default="",
+                   help="the http(s) address OUT_DIR will be served from")
     p.add_argument("--local-files-root", default=None,
-                   help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: tasks use its "
-                        "/data/local-files/?d= form instead of --base-url")
+                   help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, a folder above OUT_DIR "
+                        "(not OUT_DIR itself): tasks use its /data/local-files/?d= form "
+                        "instead of --base-url (with --format labelstudio)")
     p.add_argument("--mapping", default=None, help="private mapping (default: beside OUT_DIR)")
     p.add_argument("--expressions", action="store_true",
                    help="also ask for one of seven basic expressions (Label Studio)")
@@ -56,13 +59,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet(p)
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("crowd-report", help="analyse crowd smile labels (MTurk or Label Studio)")
-    p.add_argument("results", help="MTurk batch-results CSV or Label Studio JSON export")
+    p = sub.add_parser("crowd-report", help="analyse crowd smile labels (MTurk or Label Studio)",
+                       description="Analyse a crowd's smile labels. Exit 2 on bad usage or a "
+                       "file that cannot be read as a whole (nothing is written), 1 when no "
+                       "answer could be used.")
+    p.add_argument("results", help="MTurk batch-results CSV, or a Label Studio export (JSON, "
+                                   "JSON-MIN or CSV)")
     p.add_argument("out_dir", help="where index.html, summary.json and the PNGs go")
     p.add_argument("--truth", required=True, help="CSV original_key,label (smile/no_smile)")
     p.add_argument("--mapping", required=True, help="the private item mapping CSV")
     add_seed(p, help="seed of the workers-sampled draws")
     p.add_argument("--draws", type=int, default=10, help="random draws per k workers")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report already in OUT_DIR (without it, refused)")
     p.set_defaults(func=cmd_crowd_report)
 
     p = sub.add_parser("power", help="simulated power of the paired t-test over workers x images")
@@ -77,13 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from studio.core.workspace.batch import batch_photos
-    from studio.core.workspace.study import check_study, study_versions
+    from studio.core.workspace.export import ExportError, crowd_formats
+    from studio.core.workspace.study import check_study, originals_in, study_versions
 
-    formats = tuple(split_list(args.format))
+    formats = crowd_formats(split_list(args.format))
     # Options, photos and every place written to are checked before the models load.
     check_study(args.out_dir, args.originals, args.workers, formats, args.base_url,
-                args.local_files_root, args.mapping)
-    photos = batch_photos(args.folder).images
+                args.local_files_root, args.mapping, args.originals_may_be_shown,
+                args.per_item, args.max_per_worker)
+    photos, in_batches = originals_in(batch_photos(args.folder).images)
+    if not photos:
+        raise ExportError(f"{args.folder} holds no photos besides the {in_batches} pictures of "
+                          "crowd batches (studies or exports) inside it")
 
     from studio.core.surrogates.engine import SurrogateEngine
     from studio.core.workspace.study import build_study
@@ -101,6 +115,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         engine.close()
     for line in r.unusable + r.set_aside:
         print(f"  set aside: {line}", file=sys.stderr)
+    if in_batches:
+        print(f"  {in_batches} pictures of crowd batches (an earlier study or export inside "
+              f"{args.folder}) were not taken as originals", file=sys.stderr)
     bins = ", ".join(f"[{b:+.1f}, {b + 0.5:+.1f}): {n}" for b, n in sorted(r.bins.items()))
     print(f"{len(r.chosen)} originals by joy evidence ({bins})")
     print(f"{r.items} items: {', '.join(study_versions(args.originals_may_be_shown))}"
@@ -146,8 +163,10 @@ def cmd_crowd_report(args: argparse.Namespace) -> int:
         return 2
     check_writable_dir(args.out_dir, "the crowd report")  # before the work, not after it
 
-    from studio.core.crowd.report import write_report
+    from studio.core.crowd.report import check_report_folder, write_report
     from studio.core.crowd.statistics import load_and_analyze
+
+    check_report_folder(Path(args.out_dir), args.overwrite)
 
     # Worker ids and file names may hold text the terminal cannot show (a JSON "\\ud800"):
     # escape it rather than fail after the analysis.

@@ -203,7 +203,7 @@ class CurationController(QObject):
             preview = accept_by_rule(self.ws, text, best_per_face=best, dry_run=True,
                                      override=override)
         except RuleError as exc:
-            self.state.set_rule(text, best, override, None, str(exc).split("\n")[0])
+            self.state.set_rule(text, best, override, None, exc.problem)
             return
         self.state.set_rule(text, best, override, preview)
 

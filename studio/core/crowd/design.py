@@ -10,11 +10,14 @@ number of workers and every worker labels about as many items.
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+
+from studio.core.crowd.tables import csv_writer
 
 __all__ = ["BIN_WIDTH", "FULL_DESIGN_LIMIT", "JOY_CLIP", "StratifiedPicker", "StudyPlan",
            "evidence_bin", "evidence_of", "plan_assignment"]
@@ -84,10 +87,12 @@ class StudyPlan:
 
     def csv_text(self, item_ids: list[str]) -> str:
         """plan.csv: worker_slot, position, item_id (no version or original: ids are random)."""
-        lines = ["worker_slot,position,item_id"]
-        lines += [f"{w + 1},{p + 1},{item_ids[i]}" for w, seq in enumerate(self.sequences)
-                  for p, i in enumerate(seq)]
-        return "\n".join(lines) + "\n"
+        text = io.StringIO()
+        w = csv_writer(text, lineterminator="\n")
+        w.writerow(["worker_slot", "position", "item_id"])
+        w.writerows([s + 1, p + 1, item_ids[i]] for s, seq in enumerate(self.sequences)
+                    for p, i in enumerate(seq))
+        return text.getvalue()
 
 
 def plan_assignment(n_items: int, workers: int, rng: np.random.Generator,

@@ -9,13 +9,14 @@ repetitions of the full grid take seconds rather than hours.
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from studio.core.crowd.tables import csv_writer
 
 WORKERS = tuple(range(5, 101, 5))
 IMAGES = tuple(range(10, 151, 5))
@@ -103,7 +104,7 @@ class PowerGrid:
 
     def write_csv(self, path: Path) -> Path:
         with path.open("w", newline="") as fh:
-            w = csv.writer(fh)
+            w = csv_writer(fh)
             w.writerow(["workers", "images", "workers_x_images", "power"])
             for i, n in enumerate(self.workers):
                 for j, m in enumerate(self.images):

@@ -233,6 +233,21 @@ def render_html(a: CrowdAnalysis, figure_files: dict[str, str]) -> str:
     return page("Crowd report", parts)
 
 
+def report_files(out_dir: Path) -> list[Path]:
+    """The files a report writes in OUT_DIR that are there already."""
+    names = ["index.html", "summary.json", *(f"{name}.png" for name in FIGURES)]
+    return [Path(out_dir) / n for n in names if (Path(out_dir) / n).exists()]
+
+
+def check_report_folder(out_dir: Path, overwrite: bool = False) -> None:
+    """A StudioError when OUT_DIR holds a report already (or any file a report writes), unless
+    it may be overwritten: an earlier report is never replaced by accident."""
+    there = report_files(out_dir)
+    if there and not overwrite:
+        raise StudioError(f"{out_dir} already holds a crowd report ({there[0].name}); choose a "
+                          "new folder or pass --overwrite")
+
+
 def write_report(analysis: CrowdAnalysis, out_dir: Path) -> ReportFiles:
     """OUT_DIR/index.html, OUT_DIR/summary.json and one PNG per figure.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, MappingRow
+from studio.core.crowd.tables import csv_writer
 
 __all__ = ["MTURK_RESULT_COLUMNS", "SimulatedCrowd", "fill_truth", "read_plan"]
 
@@ -40,7 +41,7 @@ def fill_truth(sheet: Path, smiles: dict[str, bool], out: Path | None = None) ->
     rows = list(csv.DictReader(sheet.open(newline="", encoding="utf-8")))
     out = out or sheet
     with out.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+        w = csv_writer(fh)
         w.writerow(["original_key", "label"])
         for r in rows:
             smile = smiles[Path(r["original_path"]).stem]
@@ -98,7 +99,7 @@ class SimulatedCrowd:
         header = [*MTURK_RESULT_COLUMNS, *(f"Input.{c}" for c in inputs[0]),
                   "Answer.smile.label", "Approve", "Reject"]
         with Path(out).open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, quoting=csv.QUOTE_ALL)  # MTurk quotes every field
+            w = csv_writer(fh, quoting=csv.QUOTE_ALL)  # MTurk quotes every field
             w.writerow(header)
             for n, (worker, item, said, _) in enumerate(self.answers):
                 hit, inp = hit_of[item]

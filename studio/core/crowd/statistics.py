@@ -32,6 +32,7 @@ from studio.core.crowd.aggregation import (
 from studio.core.crowd.design import BIN_WIDTH, JOY_CLIP, evidence_bin, evidence_of
 from studio.core.crowd.formats import (
     VERSIONS,
+    CrowdInputError,
     MappingRow,
     ParsedResults,
     read_mapping,
@@ -407,9 +408,12 @@ def _joy_bins(version: str, images: list[ImageResult]) -> list[JoyBin]:
 
 def load_and_analyze(results: Path, mapping: Path, truth: Path, seed: int = 0,
                      draws: int = 10) -> CrowdAnalysis:
-    """Read the three files and analyse; problems in any of them end up in the report."""
+    """Read the three files and analyse; problems in any of them end up in the report. A
+    file that cannot be read as a whole is a CrowdInputError: no report is made of it."""
     mapping_rows, mapping_problems = read_mapping(Path(mapping))
     truth_labels, truth_problems = read_truth(Path(truth))
     parsed = read_results(Path(results), known_items=mapping_rows)
+    if parsed.unread:
+        raise CrowdInputError(f"{results}: {parsed.unread}")
     return analyze(parsed, mapping_rows, truth_labels, seed=seed, draws=draws,
                    extra_problems=[*mapping_problems, *truth_problems])

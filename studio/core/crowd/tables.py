@@ -1,19 +1,25 @@
-"""Reading crowd files defensively: text that always decodes, CSV records that never raise.
+"""Crowd CSV files, read defensively and written safely.
 
-Crowd files come from spreadsheets, web exports and hand edits. A field longer than the csv
-module's limit, an unbalanced quote that swallows the rest of the file, or undecodable bytes
-must each become one described problem on the line where it starts, and the rows after it
-must still be read.
+Reading: crowd files come from spreadsheets, web exports and hand edits. A field longer than
+the csv module's limit, an unbalanced quote that swallows the rest of the file, or
+undecodable bytes must each become one described problem on the line where it starts, and
+the rows after it must still be read. A file as a whole that cannot be read right (a text
+encoding without a byte-order mark, a column named twice) is refused, never guessed at.
+
+Writing: every CSV the crowd wing and ``studio study``/``export`` write goes through
+``csv_writer``/``dict_writer``, which escape a cell a spreadsheet would run as a formula.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from studio.core.errors import StudioError
 
@@ -23,6 +29,14 @@ MAX_INPUT_BYTES = 512 * 1024 * 1024
 #: After this many lines read a second time (see csv_table), a swallowed span is reported
 #: but no longer re-read, so that a file full of stray quotes stays linear in time.
 REREAD_BUDGET = 200_000
+#: Byte-order marks and the encoding each starts (UTF-32's before UTF-16's: FF FE 00 00
+#: begins with FF FE). A file without one is read as UTF-8.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV
+#: injection): such a cell is written with a leading single quote.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CrowdInputError(StudioError):
@@ -52,11 +66,22 @@ def read_text(path: Path) -> str:
         if size > MAX_INPUT_BYTES:
             raise CrowdInputError(f"{path}: {size / 2**20:.0f} MiB is too large for a crowd "
                                   f"file (at most {MAX_INPUT_BYTES // 2**20} MiB)")
-        # utf-8-sig: spreadsheet exports start with a byte-order mark; undecodable bytes are
-        # kept visible as U+FFFD so the row that holds them is reported, not the whole file.
-        return path.read_text(encoding="utf-8-sig", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise CrowdInputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return decode(data, path)
+
+
+def decode(data: bytes, path: Path) -> str:
+    """Text by its byte-order mark (UTF-8, UTF-16 or UTF-32; spreadsheets write them), else
+    UTF-8. Undecodable bytes are kept visible as U+FFFD so the row that holds them is
+    reported, not the whole file; NUL bytes without a mark (UTF-16 or UTF-32 saved without
+    one) are refused: read as UTF-8 they would be no column the studio knows."""
+    encoding = next((name for bom, name in BOMS if data.startswith(bom)), None)
+    if encoding is None and data[:4096].count(0) > len(data[:4096]) // 8:
+        raise CrowdInputError(f"{path}: the text encoding cannot be read (NUL bytes without a "
+                              "byte-order mark: UTF-16 or UTF-32?); save it as UTF-8")
+    return data.decode(encoding or "utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -134,6 +159,10 @@ def csv_table(text: str, multiline: Callable[[str], bool] = _no_line_breaks
     except csv.Error as exc:
         raise ValueError(f"line {start + 1}: the header is unreadable ({_csv_error(exc)})"
                          ) from None
+    twice = [name for name, n in Counter(h for h in header if h).items() if n > 1]
+    if twice:  # which of the two is meant cannot be known: the file is refused
+        raise ValueError(f"line {start + 1}: duplicated column{'s' * (len(twice) > 1)} "
+                         f"{', '.join(short(name, 40) for name in twice)}; keep one of each")
     return header, start + 1, _records(lines, start + 1, header, multiline)
 
 
@@ -178,3 +207,54 @@ def _records(lines: list[str], pos: int, header: list[str], multiline: Callable[
             yield CsvRecord(first + 1, None, f"{len(fields)} fields, the header has {width}")
         else:
             yield CsvRecord(first + 1, fields)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell as written: text starting with a FORMULA_PREFIXES character gets a leading
+    single quote, so that a spreadsheet shows it rather than running it. Numbers, and text
+    that is a number ("-0.5"), are left as they are: a number is never a formula."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """csv.writer whose every cell goes through safe_cell."""
+
+    def __init__(self, fh: TextIO, **kwargs: Any) -> None:
+        self._writer = csv.writer(fh, **kwargs)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._writer.writerow([safe_cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+class _SafeDictWriter(csv.DictWriter):
+    """csv.DictWriter whose every value goes through safe_cell."""
+
+    def writerow(self, rowdict: dict) -> Any:
+        return super().writerow({k: safe_cell(v) for k, v in rowdict.items()})
+
+    def writerows(self, rowdicts: Iterable[dict]) -> None:
+        for row in rowdicts:
+            self.writerow(row)
+
+
+def csv_writer(fh: TextIO, **kwargs: Any) -> _SafeWriter:
+    """The csv.writer of every CSV the studio writes for a crowd (see safe_cell)."""
+    return _SafeWriter(fh, **kwargs)
+
+
+def dict_writer(fh: TextIO, fieldnames: Iterable[str], **kwargs: Any) -> csv.DictWriter:
+    """The csv.DictWriter of every CSV the studio writes for a crowd (see safe_cell)."""
+    return _SafeDictWriter(fh, fieldnames, **kwargs)

@@ -13,7 +13,6 @@ worker must not spot repeats by comparing files.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -23,7 +22,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 from PIL import Image
@@ -33,16 +32,23 @@ from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distan
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import check_writable_dir, open_private
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, MAPPING_COLUMNS
+from studio.core.crowd.tables import csv_writer, dict_writer
 from studio.core.errors import StudioError
 from studio.core.surrogates.making import png_bytes
 from studio.core.workspace.store import Candidate, FaceRecord, Workspace
 
 FORMATS = ("mturk", "labelstudio")
+BOTH = "both"  # --format both: every one of FORMATS
 #: The crowd report's columns, then what lets the researcher find the original again.
 MAPPING_FIELDS = [*MAPPING_COLUMNS, "candidate_id", "original_path", "face_index"]
 #: MTurk's input CSV columns (the layout's ${...} variables) and the layout file.
 MTURK_COLUMNS = ("image_url",)
-MTURK_LAYOUT = "mturk_layout.html"
+MTURK_CSV, MTURK_LAYOUT = "mturk.csv", "mturk_layout.html"
+LS_TASKS, LS_CONFIG = "labelstudio_tasks.json", "labelstudio_config.xml"
+#: What marks a folder as a crowd batch (``studio export``, ``studio study``) beside its
+#: images/; and the infix of the temporary name it is written under.
+BATCH_FILES = (MTURK_CSV, LS_TASKS)
+PARTIAL = ".partial-"
 LOCAL_FILES = "/data/local-files/?d="  # Label Studio's local-files URL form
 
 
@@ -62,15 +68,20 @@ class ExportReport:
 
 
 def label_studio_config(expressions: bool = False) -> str:
-    parts = ['<View>', '  <Image name="image" value="$image"/>',
-             '  <Header value="Is this person smiling?"/>',
-             '  <Choices name="smile" toName="image" choice="single" required="true">',
+    """The labelling interface: the questions above the image, and the image at most 512 px
+    wide (twice the export's size), so that the choices stay on screen on a 900 px tall
+    display (below a full-width image they would need scrolling)."""
+    parts = ['<View>', '  <Header value="Is this person smiling?"/>',
+             '  <Choices name="smile" toName="image" choice="single" required="true" '
+             'showInline="true">',
              '    <Choice value="Smile"/>', '    <Choice value="No smile"/>', '  </Choices>']
     if expressions:
         parts += ['  <Header value="Which expression is it?"/>',
-                  '  <Choices name="expression" toName="image" choice="single">']
+                  '  <Choices name="expression" toName="image" choice="single" '
+                  'showInline="true">']
         parts += [f'    <Choice value="{e}"/>' for e in BASIC_EXPRESSIONS]
         parts += ['  </Choices>']
+    parts += ['  <Image name="image" value="$image" maxWidth="512px"/>']
     return "\n".join([*parts, '</View>']) + "\n"
 
 
@@ -138,6 +149,38 @@ def _item_id(taken: set[str]) -> str:
     return new
 
 
+def crowd_formats(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """--format's names as FORMATS ("both" is every one); ExportError for any other."""
+    out: list[str] = []
+    for name in names:
+        if name != BOTH and name not in FORMATS:
+            raise ExportError(f"unknown format {name!r}; use {', '.join(FORMATS)} or {BOTH}")
+        out += [f for f in (FORMATS if name == BOTH else (name,)) if f not in out]
+    return tuple(out)
+
+
+def in_crowd_batch(picture: Path) -> bool:
+    """True for a picture of a crowd batch (``images/<item_id>.png`` of a folder written by
+    write_batch, or of one left half-written): never a photo to take as an original."""
+    batch = Path(picture).parent.parent
+    return Path(picture).parent.name == "images" and (
+        any((batch / name).is_file() for name in BATCH_FILES)
+        or (batch.name.startswith(".") and PARTIAL in batch.name))
+
+
+def check_base_url(base_url: str) -> None:
+    """--base-url must be an http(s) address: it begins every image URL a crowd is given
+    (and every cell of mturk.csv), so anything else (a formula, a file: path) is refused."""
+    try:
+        parts = urlsplit(base_url)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ExportError(f"--base-url {base_url[:80]!r} is not an http:// or https:// address "
+                          "(e.g. https://example.org/batch1/)")
+
+
 def check_export(out_dir: str | Path, mapping: str | Path | None = None,
                  formats: tuple[str, ...] = FORMATS, base_url: str = "",
                  gold: int = 0, truth: dict[str, bool] | None = None,
@@ -147,12 +190,12 @@ def check_export(out_dir: str | Path, mapping: str | Path | None = None,
     out_dir = Path(out_dir).resolve()
     mapping = Path(mapping).resolve() if mapping else out_dir.with_name(
         out_dir.name + ".private-mapping.csv")
-    for f in formats:
-        if f not in FORMATS:
-            raise ExportError(f"unknown format {f!r}; use {', '.join(FORMATS)}")
+    formats = crowd_formats(formats)
     if "mturk" in formats and not base_url:
         raise ExportError("--base-url is needed for mturk.csv: where the images will be "
                           "served from, e.g. https://example.org/batch1/")
+    if base_url:
+        check_base_url(base_url)
     if out_dir.exists():
         raise ExportError(f"{out_dir} already exists; choose a new folder (exports never "
                           "overwrite)")
@@ -164,7 +207,10 @@ def check_export(out_dir: str | Path, mapping: str | Path | None = None,
         raise ExportError("gold items need known labels: pass --truth T.csv")
     if local_root is not None:
         root = Path(local_root).resolve()
-        if root != out_dir and root not in out_dir.parents:
+        if root == out_dir:  # Label Studio refuses a storage at its document root
+            raise ExportError(f"{out_dir} is the Label Studio document root itself "
+                              "(--local-files-root): it must be a folder inside it")
+        if root not in out_dir.parents:
             raise ExportError(f"{out_dir} is not inside the Label Studio document root {root} "
                               "(--local-files-root): Label Studio serves only files under it")
     try:
@@ -284,9 +330,10 @@ def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
     beside it, with ``private`` (path -> text) owner-only too. Written under temporary names
     and renamed, so that a failure leaves nothing behind. Label Studio tasks point at
     base_url, or at Label Studio's own local-files serving under ``local_root``."""
+    formats = crowd_formats(formats)
     token = secrets.token_hex(3)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial-{token}")
-    tmp_map = mapping.with_name(f".{mapping.name}.partial-{token}")
+    tmp = out_dir.with_name(f".{out_dir.name}{PARTIAL}{token}")
+    tmp_map = mapping.with_name(f".{mapping.name}{PARTIAL}{token}")
     written: list[Path] = []
     try:
         (tmp / "images").mkdir(parents=True)
@@ -295,8 +342,8 @@ def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
         base = base_url.rstrip("/") + "/" if base_url else ""
         urls = [f"{base}images/{row['item_id']}.png" for row, _ in rows]
         if "mturk" in formats:
-            with (tmp / "mturk.csv").open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
+            with (tmp / MTURK_CSV).open("w", newline="", encoding="utf-8") as fh:
+                w = csv_writer(fh)
                 w.writerow(MTURK_COLUMNS)
                 w.writerows([u] for u in urls)
             (tmp / MTURK_LAYOUT).write_text(mturk_layout(), encoding="utf-8")
@@ -307,17 +354,15 @@ def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
                         for row, _ in rows]
             tasks = [{"data": {"image": u, "item_id": row["item_id"]}}
                      for u, (row, _) in zip(urls, rows, strict=True)]
-            (tmp / "labelstudio_tasks.json").write_text(json.dumps(tasks, indent=1),
-                                                        encoding="utf-8")
-            (tmp / "labelstudio_config.xml").write_text(label_studio_config(expressions),
-                                                        encoding="utf-8")
+            (tmp / LS_TASKS).write_text(json.dumps(tasks, indent=1), encoding="utf-8")
+            (tmp / LS_CONFIG).write_text(label_studio_config(expressions), encoding="utf-8")
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         for path, text in (private or {}).items():
             _owner_only(path, text)
             written.append(path)
         with open_private(tmp_map) as fh:
-            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            w = dict_writer(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(row for row, _ in rows)
         os.replace(tmp_map, mapping)

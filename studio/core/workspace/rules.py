@@ -54,7 +54,14 @@ MAX_LENGTH = 1000
 
 
 class RuleError(StudioError):
-    """A rule that cannot be read or uses something a rule may not."""
+    """A rule that cannot be read or uses something a rule may not: one line, ``problem``
+    (what is wrong with the rule) followed by the names a rule may use."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"{problem} A rule compares these names with numbers (==, !=, <, <=, "
+                         f">, >=), joined by and, or, not: {', '.join(NAMES)} (`studio "
+                         "accept --help` says what each is).")
 
 
 def _methods() -> tuple[str, ...]:
@@ -64,13 +71,12 @@ def _methods() -> tuple[str, ...]:
 
 
 def names_help() -> str:
-    """The names a rule may use, one a line: for ``--help`` and error messages."""
+    """The names a rule may use and what each is, one a line: for ``--help``."""
     return "\n".join(f"  {name:<12} {kind:<6} {text}" for name, (kind, text) in NAMES.items())
 
 
 def _refuse(problem: str, rule: str) -> RuleError:
-    return RuleError(f"the rule {rule!r}: {problem}.\nA rule compares these names with "
-                     f"numbers (==, !=, <, <=, >, >=), joined by and, or, not:\n{names_help()}")
+    return RuleError(f"the rule {rule!r}: {problem}.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,17 +296,8 @@ def accept_by_rule(workspace: Workspace, rule: str | Rule, best_per_face: bool =
     Only pending candidates are accepted; ``override`` accepts rejected ones too.
     ``best_per_face`` accepts one per face, the passing candidate with the highest distance,
     and none on a face that already has an accepted candidate; the others stay as they
-    were. ``dry_run`` writes nothing and reports the same. The candidates are read and
-    decided in one write transaction: another command deciding at the same time waits."""
+    were. ``dry_run`` writes nothing and reports the same."""
     rule = rule if isinstance(rule, Rule) else parse_rule(rule)
-    if dry_run:
-        return _accept(workspace, rule, best_per_face, dry_run, override)
-    with workspace.deciding():
-        return _accept(workspace, rule, best_per_face, dry_run, override)
-
-
-def _accept(workspace: Workspace, rule: Rule, best_per_face: bool, dry_run: bool,
-            override: bool) -> AcceptReport:
     report = AcceptReport(rule.text, best_per_face, override, dry_run)
     by_face: dict[int, list[Candidate]] = {}
     for c in workspace.candidates():

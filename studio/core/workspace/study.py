@@ -13,7 +13,6 @@ in) beside the folder, never inside it.
 
 from __future__ import annotations
 
-import csv
 import io
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from studio.core.crowd.design import (
     plan_assignment,
 )
 from studio.core.crowd.formats import ITEM_JOY, VERSIONS
+from studio.core.crowd.tables import csv_writer
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates.making import EXPORT_SIZE, candidate_seed, png_bytes, surrogate_images
 from studio.core.surrogates.names import SURROGATE_METHODS
@@ -41,6 +41,8 @@ from studio.core.workspace.export import (
     ExportError,
     IdentityGate,
     check_export,
+    crowd_formats,
+    in_crowd_batch,
     write_batch,
 )
 
@@ -87,13 +89,25 @@ def study_versions(originals_may_be_shown: bool) -> tuple[str, ...]:
 
 def check_study(out_dir: str | Path, m: int, workers: int, formats: tuple[str, ...],
                 base_url: str = "", local_root: str | Path | None = None,
-                mapping: str | Path | None = None) -> tuple[Path, Path, Path]:
+                mapping: str | Path | None = None, originals_may_be_shown: bool = False,
+                per_item: int | None = None, max_per_worker: int = FULL_DESIGN_LIMIT
+                ) -> tuple[Path, Path, Path]:
     """The options and every place written to, before any model is loaded. Returns the
     study folder, the mapping and the truth sheet, absolute."""
     if m < 2:
         raise ExportError("a study needs at least 2 originals (--originals)")
     if workers < 1:
         raise ExportError("--workers must be 1 or more")
+    if max_per_worker < 1:
+        raise ExportError("--max-per-worker must be 1 or more")
+    if per_item is not None and per_item < 1:
+        raise ExportError("--per-item must be 1 or more")
+    try:  # the plan the study will make, drawn now so that it cannot fail at the end
+        plan_assignment(m * len(study_versions(originals_may_be_shown)), workers,
+                        np.random.default_rng(0), per_item, max_per_worker)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    formats = crowd_formats(formats)
     if "labelstudio" in formats and not base_url and local_root is None:
         raise ExportError("Label Studio tasks need --base-url (where the images will be served) "
                           "or --local-files-root (Label Studio's LOCAL_FILES_DOCUMENT_ROOT)")
@@ -102,6 +116,14 @@ def check_study(out_dir: str | Path, m: int, workers: int, formats: tuple[str, .
     if truth.exists():
         raise ExportError(f"the truth sheet {truth} already exists")
     return out, mapping_path, truth
+
+
+def originals_in(photos: list[Path]) -> tuple[list[Path], int]:
+    """The photos that may be originals, and how many were left out: the pictures of an
+    earlier study (or export) kept inside the photo folder are surrogates and crops of
+    originals, never originals themselves."""
+    kept = [p for p in photos if not in_crowd_batch(p)]
+    return kept, len(photos) - len(kept)
 
 
 def _pool(photos: list[Path], engine, progress: Progress, report: StudyReport) -> list[tuple]:
@@ -160,9 +182,11 @@ def build_study(photos: list[Path], out_dir: str | Path, engine, m: int = 60,
     write the batch. The photos are only read."""
     progress = progress or no_progress
     out, mapping_path, truth = check_study(out_dir, m, workers, formats, base_url, local_root,
-                                           mapping)
+                                           mapping, originals_may_be_shown, per_item,
+                                           max_per_worker)
     versions = study_versions(originals_may_be_shown)
     report = StudyReport(out, mapping_path, truth, versions)
+    photos, _ = originals_in(photos)
     rng = np.random.default_rng(seed)
     pool = _pool(photos, engine, progress, report)
     if len(pool) < m:
@@ -207,7 +231,7 @@ def build_study(photos: list[Path], out_dir: str | Path, engine, m: int = 60,
     report.design, report.workers, report.per_item = plan.design, plan.workers, plan.per_item
     report.loads = (min(plan.loads), max(plan.loads))
     sheet = io.StringIO()  # the researcher fills label in: smile or no_smile
-    writer = csv.writer(sheet)
+    writer = csv_writer(sheet)
     writer.writerow(["original_key", "label", "original_path"])
     writer.writerows([c.key, "", str(c.path)] for c in report.chosen)
     write_batch(rows, out, mapping_path, formats, base_url, expressions, local_root,
