@@ -218,15 +218,78 @@ def test_analyze_refuses_what_is_not_a_file(tmp_path, kind):
 def test_folder_listing_sets_aside_what_is_not_a_file(tmp_path, utk_face_path):
     shutil.copy(utk_face_path, tmp_path / "a.jpg")
     os.mkfifo(tmp_path / "b.jpg")
-    (tmp_path / "c.png").mkdir()
+    (tmp_path / "c.png").mkdir()  # a folder named like a photo is searched, not refused
+    shutil.copy(utk_face_path, tmp_path / "c.png" / "inside.jpg")
     (tmp_path / "d.jpg").symlink_to(tmp_path / "gone.jpg")
     (tmp_path / "notes.txt").write_text("not an image")
     listing = scan_images(tmp_path)
-    assert listing.images == [tmp_path / "a.jpg"] == list_images(tmp_path)
+    assert listing.images == [tmp_path / "a.jpg", tmp_path / "c.png" / "inside.jpg"]
+    assert listing.images == list_images(tmp_path)
     why = {p.name: reason for p, reason in listing.skipped}
-    assert set(why) == {"b.jpg", "c.png", "d.jpg"}
-    assert "named pipe" in why["b.jpg"] and "folder" in why["c.png"]
+    assert set(why) == {"b.jpg", "d.jpg"}
+    assert "named pipe" in why["b.jpg"]
     assert "cannot be read" in why["d.jpg"]
+
+
+# --- bounds: refused in one line, exit 2, before any work ----------------------------
+
+BOUNDS = {  # argv after the command's own arguments: what the one line must say
+    "workers 0": (["anonymize", "IN", "-o", "OUT", "--workers", "0"], "at least 1"),
+    "workers -3": (["anonymize", "IN", "-o", "OUT", "--workers=-3"], "at least 1"),
+    "workers 100000": (["anonymize", "IN", "-o", "OUT", "--workers", "100000"], "at most"),
+    "joy 2": (["generate", "-o", "OUT/g.png", "--joy", "2"], "from 0 to 1"),
+    "joy nan": (["generate", "-o", "OUT/g.png", "--joy", "nan"], "from 0 to 1"),
+    "yaw 1e9": (["generate", "-o", "OUT/g.png", "--yaw", "1e9"], "from -45 to 45"),
+    "size 100000": (["generate", "-o", "OUT/g.png", "--size", "100000"], "GiB"),
+    "device tpu": (["generate", "-o", "OUT/g.png", "--device", "tpu"], "unknown device"),
+    "genki -1": (["evaluate-incontext", "--genki", "-1", "--utk", "-1"], "at least 0"),
+    "genki 0 utk 0": (["evaluate-incontext", "--genki", "0", "--utk", "0"], "both 0"),
+    "training 0": (["evaluate-incontext", "--genki", "0", "--utk", "0", "--training", "0"],
+                   "at least 1"),
+}
+
+
+@pytest.mark.parametrize("name", BOUNDS)
+def test_out_of_bounds_options_are_refused_in_one_line(tmp_path, utk_face_path, name):
+    argv, says = BOUNDS[name]
+    out = tmp_path / "out"
+    argv = [str(utk_face_path) if a == "IN" else a.replace("OUT", str(out)) for a in argv]
+    proc = studio(*argv, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and says in errors[0], proc.stderr
+    assert not out.exists()  # nothing made
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here")
+    proc = studio("generate", "-o", str(tmp_path / "g.png"), "--device", "cuda", timeout=60)
+    assert proc.returncode == 2 and "no usable CUDA GPU" in proc.stderr, proc.stderr
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_an_unreachable_ray_address_is_named_and_leaves_no_folder(tmp_path, utk_face_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    proc = studio("anonymize", str(utk_face_path), "-o", str(out), "--ray=127.0.0.1:1",
+                  "--quiet", timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "127.0.0.1:1" in proc.stderr and "nothing answers" in proc.stderr
+    assert not out.exists()
+
+
+@needs_fifo
+def test_a_control_character_in_a_name_is_printed_escaped(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    os.mkfifo(photos / "two\nlines.jpg")  # refused at the listing: no model is loaded
+    proc = studio("anonymize", str(photos), "-o", str(tmp_path / "out"), "--quiet", timeout=60)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if "named pipe" in x]
+    assert "two\\nlines.jpg" in line, proc.stderr
 
 
 def test_a_file_too_large_is_refused_before_it_is_read(tmp_path, utk_face_path, monkeypatch):

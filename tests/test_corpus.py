@@ -173,9 +173,20 @@ def relative_paths(c: dict, tmp: Path) -> Case:
                  "--methods", "gan", "--quiet"], (0,), ["2 photos"], cwd=tmp, check=absolute)
 
 
+def output_is_input(c: dict, tmp: Path) -> Case:
+    shutil.copytree(c["photos"], tmp / "photos")
+    before = sorted(p.name for p in (tmp / "photos").iterdir())
+
+    def untouched() -> None:
+        assert sorted(p.name for p in (tmp / "photos").iterdir()) == before
+
+    return Case(["anonymize", str(tmp / "photos"), "-o", str(tmp / "photos"), "--quiet"], (2,),
+                ["may not be the input"], check=untouched)
+
+
 CORPUS = {f.__name__.replace("_", " "): f for f in (
     wide, fifo, twelve_faces, nested_json, label_studio_value, unwritable_report,
-    unwritable_export, corrupted_workspace, duplicates, relative_paths)}
+    unwritable_export, corrupted_workspace, duplicates, relative_paths, output_is_input)}
 
 
 @pytest.mark.parametrize("name", CORPUS)
@@ -189,3 +200,64 @@ def test_the_corpus(name, corpus, tmp_path):
         assert needle in said, f"{needle!r} not in: {said[-2000:]}"
     if case.check:
         case.check()
+
+
+# --- crash safety and one writer per output folder ------------------------------------
+
+WRITER = """
+import sys, time
+from studio.core.assets import atomic_file
+with atomic_file(sys.argv[1], binary=True) as fh:
+    fh.write(b"P" * 2_097_152)
+    fh.flush()
+    print("half", flush=True)
+    time.sleep(60)
+    fh.write(b"N" * 2_097_152)
+"""
+
+
+def test_a_killed_writer_leaves_nothing_at_the_name_and_the_rerun_cleans(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "big.png"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert writer.stdout.readline() == "half\n"
+    writer.kill()  # SIGKILL: no clean-up of its own
+    writer.wait(30)
+    assert not target.exists()
+    (partial,) = [p for p in out.iterdir()]
+    assert partial.name.startswith(".big.png.") and partial.stat().st_size == 2_097_152
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    os.mkfifo(photos / "pipe.jpg")  # refused at the listing: the rerun loads no model
+    proc = studio(["anonymize", str(photos), "-o", str(out), "--quiet"], ROOT)
+    assert proc.returncode == 1 and "named pipe" in proc.stderr, proc.stderr[-2000:]
+    assert list(out.iterdir()) == []  # the partial file gone, and the lock file too
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_a_partial(tmp_path, monkeypatch):
+    from studio.core import assets
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(assets.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        assets.write_atomic(tmp_path / "p.png", b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_anonymize_into_the_same_folder_is_stopped(corpus, tmp_path):
+    from studio.core.assets import folder_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with folder_lock(out, "test"):  # as a first `studio anonymize` holds it
+        proc = studio(["anonymize", str(corpus["photos"]), "-o", str(out), "--neutral-names",
+                       "--seed", "2", "--quiet"], ROOT)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "being written by another" in proc.stderr and str(out) in proc.stderr
+    assert list(out.iterdir()) == []
+    assert not (tmp_path / "out.private-mapping.csv").exists()

@@ -458,3 +458,50 @@ def test_one_kill_from_outside_blames_no_photo(tmp_path, genki_test):
     assert report.unreadable == 0 and report.faces == 4
     with Workspace(tmp_path / "k.studio") as ws:
         assert ws.summary() == {"originals_ok": 4, "faces": 4, "candidates_pending": 4}
+
+
+# -- 9. a new workspace is private; decisions have one writer at a time ---------------------
+
+def test_a_new_workspace_and_its_wal_are_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with Workspace(tmp_path / "new.studio", create=True) as ws:
+            with ws.transaction() as db:  # a write: the WAL and its index exist now
+                db.execute("INSERT INTO bulk_ops (what, at) VALUES ('test', 0)")
+            made = sorted(p.name for p in tmp_path.iterdir())
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    finally:
+        os.umask(old)
+    assert made == ["new.studio", "new.studio-shm", "new.studio-wal"]
+    assert modes == dict.fromkeys(made, 0o600)
+
+
+def test_an_accept_waits_for_another_and_undo_takes_back_only_its_own(workspace_copy):
+    import time
+
+    with Workspace(workspace_copy) as ws:
+        with ws.transaction() as db:
+            db.execute("DELETE FROM history")
+            db.execute("UPDATE candidates SET decision='pending'")
+        first = ws.candidates()[0].id
+        with ws.deciding():  # as another `studio accept` deciding now
+            command = subprocess.Popen(
+                [sys.executable, "-m", "studio", "accept", str(workspace_copy), "--rule",
+                 "distance >= 0 or not face_found"], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+            time.sleep(3)  # long enough to have read the candidates, were it not held back
+            ws.decide_many([first], "accepted", "by the other command")
+        _, err = command.communicate(timeout=60)
+        assert command.returncode == 0, err
+        step = ws.last_step()
+        assert step is not None and first not in step.candidate_ids  # decided already
+        everyone = {c.id for c in ws.candidates()}
+        assert set(step.candidate_ids) == everyone - {first}
+        undo = studio("accept", str(workspace_copy), "--undo")
+        assert undo.returncode == 0, undo.stderr
+        assert f"({len(everyone) - 1} candidates" in undo.stdout
+        decided = {c.id: c.decision for c in ws.candidates()}
+    assert decided[first] == "accepted"
+    assert set(decided.values()) == {"accepted", "pending"}
+    assert sum(d == "accepted" for d in decided.values()) == 1

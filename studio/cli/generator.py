@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,11 +20,14 @@ from studio.cli.options import (
     add_strict,
     add_weights,
     attributes_from,
+    available_memory,
     data_present,
     progress_for,
     split_list,
     stop_on_term,
 )
+from studio.core.assets import write_atomic
+from studio.core.errors import StudioError
 
 if TYPE_CHECKING:
     from studio.core.analysis.attributes import Attributes
@@ -56,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (or cuda:N)")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -180,12 +185,12 @@ def _trainer(args: argparse.Namespace, data):
     import torch
 
     from studio.core.generator.networks import BeganConfig
+    from studio.core.generator.sampler import pick_device
     from studio.core.generator.training import (
         OBJECTIVE_DEFAULTS,
         Trainer,
         TrainSettings,
         new_run_config,
-        pick_device,
     )
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
@@ -260,6 +265,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print("error: --out-dir writes faces at the model's native size; --size is for the "
               "grid (-o)", file=sys.stderr)
         return 2
+    if args.n < 1:
+        raise StudioError(f"-n: at least 1 face, not {args.n}")
+    if args.size is not None:
+        _check_grid_size(args.n, args.size)
     gen = Sampler(args.weights, device=args.device)
     attrs = attributes_from(args)
     if args.out_dir is not None:
@@ -273,9 +282,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     faces = gen.sample(attrs, seed=args.seed, n=args.n)
     out = Path(args.output)
-    contact_sheet(faces, size=args.size or 128, gap=0).save(out)  # a new image: no metadata
+    png = io.BytesIO()
+    contact_sheet(faces, size=args.size or 128, gap=0).save(png, "PNG")  # no metadata
+    write_atomic(out, png.getvalue())
     print(f"{len(faces)} faces ({attrs.to_dict()}) -> {out}")
     return 0
+
+
+def _check_grid_size(n: int, size: int) -> None:
+    """``--size`` refused, before any work, when under 1 px or when the grid (held as
+    RGBA, then encoded) would not fit in the memory free now."""
+    if size < 1:
+        raise StudioError(f"--size: at least 1 pixel per face, not {size}")
+    cols = math.ceil(math.sqrt(n))
+    need = 2 * (cols * math.ceil(n / cols) + 1) * size * size * 4
+    free = available_memory()
+    if free is not None and need > free:
+        raise StudioError(f"--size {size}: a grid of {n} faces of {size} px needs about "
+                          f"{need / 2**30:.1f} GiB of memory and {free / 2**30:.1f} GiB is "
+                          "free; choose a smaller --size or -n")
 
 
 def _vary_names(text: str | None) -> tuple[str, ...]:

@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-incontext",
                        help="measure in-context surrogates on held-out faces (issue 15's "
                             "targets, with the distance to every training face)")
-    p.add_argument("--genki", type=int, default=300, help="GENKI-4K test images")
-    p.add_argument("--utk", type=int, default=200, help="held-out UTKFace images")
-    p.add_argument("--training", type=int, default=None,
+    p.add_argument("--genki", type=_count(0), default=300, help="GENKI-4K test images")
+    p.add_argument("--utk", type=_count(0), default=200, help="held-out UTKFace images")
+    p.add_argument("--training", type=_count(1), default=None,
                    help="training faces to compare with (default: all the build read)")
     add_strict(p)
     add_quiet(p)
@@ -95,12 +95,30 @@ def cmd_evaluate_3d(args: argparse.Namespace) -> int:
     return 0 if all(m.passed for m in metrics) or not args.strict else 1
 
 
+def _count(least: int):
+    """``type=`` for a number of images: a whole number, ``least`` or more."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value}: at least {least}")
+        return value
+
+    return parse
+
+
 def cmd_evaluate_incontext(args: argparse.Namespace) -> int:
     from studio.core.analysis.analyzer import FaceAnalyzer
     from studio.core.evaluation.acceptance import format_table
     from studio.core.evaluation.check_incontext import run_check
     from studio.core.surrogates.incontext import InContextMaker
 
+    if args.genki + args.utk < 1:
+        from studio.core.errors import StudioError
+
+        raise StudioError("--genki and --utk are both 0: there is no held-out face to measure")
     if not data_present():
         return 2
     with FaceAnalyzer() as analyzer, InContextMaker() as maker, \

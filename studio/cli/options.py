@@ -44,9 +44,32 @@ def add_weights(p: argparse.ArgumentParser) -> None:
 WORKERS = min(2, os.cpu_count() or 1)
 
 
+def cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1 worker")
+    if value > cpus():
+        raise argparse.ArgumentTypeError(f"{value}: at most {cpus()}, the CPUs of this "
+                                         "machine (each worker loads its own models)")
+    return value
+
+
 def add_workers(p: argparse.ArgumentParser, help: str | None = None,
                 default: int | None = WORKERS) -> None:
-    p.add_argument("--workers", type=int, default=default, help=help)
+    """``--workers N``: 1 to the CPU count, refused otherwise before any work."""
+    p.add_argument("--workers", type=_workers, default=default, metavar="N",
+                   help=f"{help or 'workers in parallel'} (1 to {cpus()}, this machine's CPUs)")
 
 
 def _face_px(text: str) -> float:
@@ -101,9 +124,11 @@ def ray_options(args: argparse.Namespace) -> tuple[str | None, int]:
     if args.ray != "local" and os.path.exists(args.ray):
         raise StudioError(f"--ray took {args.ray!r} for the address of a Ray cluster; write "
                           "--ray after the inputs, or --ray=ADDRESS")
-    from studio.core.surrogates.scale import import_ray
+    from studio.core.surrogates.scale import check_reachable, import_ray
 
     import_ray()
+    if args.ray != "local":
+        check_reachable(args.ray)  # before any work: Ray would retry a dead address forever
     return args.ray, max(0, workers or 0)
 
 
@@ -116,13 +141,44 @@ def add_labels(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", default=str(LABELS), help="label cache (by image hash)")
 
 
+def _in_range(spec) -> Callable[[str], float]:
+    """``type=`` for an attribute's flag: a number within the spec's range (NaN refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not spec.low <= value <= spec.high:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {spec.label.lower()} from {spec.low:g} to {spec.high:g}")
+        return value
+
+    return parse
+
+
 def add_attribute_flags(p: argparse.ArgumentParser) -> None:
-    """``--joy --male --yaw --pitch --roll``: one flag per attribute of the one spec."""
+    """``--joy --male --yaw --pitch --roll``: one flag per attribute of the one spec, each
+    refused outside the spec's range."""
     from studio.core.analysis.attributes import SPECS
 
     for s in SPECS:
-        p.add_argument(f"--{s.flag}", dest=s.name, metavar=s.flag.upper(), type=float,
-                       default=s.default, help=s.help)
+        p.add_argument(f"--{s.flag}", dest=s.name, metavar=s.flag.upper(), type=_in_range(s),
+                       default=s.default, help=f"{s.help} ({s.low:g} to {s.high:g})")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new allocation (Linux's MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def attributes_from(args: argparse.Namespace) -> Attributes:
@@ -132,8 +188,14 @@ def attributes_from(args: argparse.Namespace) -> Attributes:
     return Attributes(**{s.name: getattr(args, s.name) for s in SPECS})
 
 
+def literal(text: str) -> str:
+    """Outside text (a method's label: "σ 5% of face width") as argparse help, which
+    formats ``%``."""
+    return text.replace("%", "%%")
+
+
 def split_list(text: str) -> list[str]:
-    """``"gan, 3d,"`` -> ``["gan", "3d"]``."""
+    """``"a, b,"`` -> ``["a", "b"]``: a comma-separated option as a list."""
     return [item.strip() for item in text.split(",") if item.strip()]
 
 

@@ -110,7 +110,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
     if args.undo:
         if args.best_per_face or args.dry_run or args.override:
             raise StudioError("--undo takes no other option")
-        with Workspace(args.workspace) as ws:
+        with Workspace(args.workspace) as ws, ws.deciding():  # what is said is what goes
             step = ws.last_step()
             if step is None:
                 raise StudioError(f"nothing to undo in {args.workspace}")

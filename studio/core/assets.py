@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TextIO
 
-from studio.core.errors import ModelFileError, StudioError
+from studio.core.errors import ModelFileError, StudioError, shown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -118,6 +121,131 @@ def open_private(path: Path, append: bool = False) -> TextIO:
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)
     return os.fdopen(fd, "a" if append else "w", newline="", encoding="utf-8")
+
+
+#: What a file being written is called until it is whole: hidden, and with no image's or
+#: table's suffix, so that no reader takes it for an output; ``clean_partials`` removes
+#: those a killed writer left.
+PARTIAL = ".partial"
+
+
+def _partial_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL}")
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # a platform without folder handles: the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """``tmp`` also at ``path``, which must not exist (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, path)  # atomic, and never over an existing file
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.rename(tmp, path)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], binary: bool = False, private: bool = False,
+                exclusive: bool = False) -> Iterator:
+    """A file handle for every output the studio writes: it writes under a hidden
+    temporary name in the same folder, which is fsynced and renamed to ``path`` only when
+    the block ends without an error, so that a kill, a full disk or an exception never
+    leaves part of a file at ``path``. ``private``: owner only (0600); otherwise the mode a
+    new file gets under the umask. ``exclusive``: never over an existing file
+    (FileExistsError, and nothing written), even one that appeared meanwhile."""
+    path = Path(path)
+    tmp = _partial_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    try:
+        with (os.fdopen(fd, "wb") if binary
+              else os.fdopen(fd, "w", newline="", encoding="utf-8")) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if exclusive:
+            _link_new(tmp, path)
+            tmp.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, private: bool = False,
+                 exclusive: bool = False) -> bool:
+    """``data`` written whole at ``path`` or not at all (``atomic_file``). With
+    ``exclusive``, False, touching nothing, when ``path`` exists already."""
+    try:
+        with atomic_file(path, isinstance(data, bytes), private, exclusive) as fh:
+            fh.write(data)
+    except FileExistsError:
+        if not exclusive:
+            raise
+        return False
+    return True
+
+
+def clean_partials(folder: str | os.PathLike[str], recursive: bool = False) -> int:
+    """Remove the temporary files killed writers left in ``folder`` (and below it, if
+    ``recursive``); call it holding the folder's lock. Returns how many."""
+    gone = 0
+    folder = Path(folder)
+    for tmp in (folder.rglob if recursive else folder.glob)(f".*{PARTIAL}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+#: The lock file of a folder being written to (``folder_lock``).
+LOCK_NAME = ".studio.lock"
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """One writer at a time in ``folder``: an exclusive lock on its ``.studio.lock``, held
+    for the block and then removed. A second writer is refused at once, with a message
+    naming the folder and ``what`` holds it; the kernel frees the lock of a killed one."""
+    import fcntl
+
+    path = Path(folder) / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StudioError(f"{shown(folder)} is being written by another {what} (it holds "
+                              f"{LOCK_NAME}); wait until it ends, or choose another "
+                              "folder. Nothing was written.") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False  # its holder removed it as we opened it: take the new one
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while locked: whoever waits on it opens a new one
+        os.close(fd)
 
 
 def write_tensors(path: Path, tensors: dict, info: dict) -> None:

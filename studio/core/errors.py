@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class StudioError(Exception):
     """Base class: every error the studio expects and explains."""
@@ -21,3 +23,14 @@ class NoFaceError(StudioError):
 
 class RenderError(StudioError):
     """Offscreen OpenGL rendering is unavailable (missing system libraries or driver)."""
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as messages print it: a newline, a tab or any other control character in a
+    file's name is escaped (as Python writes it), so that one message stays one line and
+    says which file it is."""
+    text = os.fspath(path)
+    text = text if isinstance(text, str) else os.fsdecode(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

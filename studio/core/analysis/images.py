@@ -55,16 +55,21 @@ def _not_regular(mode: int) -> str:
 def scan_images(folder: Path) -> ImageListing:
     """Every supported image under ``folder``, recursively, in a stable order. Anything
     with an image's name that is not a regular file (a FIFO would block the reader
-    forever, a device never end) is set aside with the reason, never opened."""
+    forever, a device never end) is set aside with the reason, never opened. A folder named
+    like an image (``x.jpg/``) is a folder, searched like the others, not a photo."""
     images: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     for p in folder.rglob("*"):
         if p.suffix.lower() not in SUPPORTED_SUFFIXES:
             continue
         try:
-            why = _not_regular(p.stat().st_mode)
+            mode = p.stat().st_mode
         except OSError as exc:  # a dangling link, a file gone since the listing
             why = f"the file cannot be read ({exc.strerror or exc})"
+        else:
+            if stat.S_ISDIR(mode):
+                continue  # its photos are listed on their own
+            why = _not_regular(mode)
         if why:
             skipped.append((p, why))
         else:

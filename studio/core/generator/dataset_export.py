@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from studio.core.analysis.attributes import NAMES, SPECS, Attributes
-from studio.core.assets import check_writable_dir
+from studio.core.assets import atomic_file, check_writable_dir
 from studio.core.errors import StudioError
 from studio.core.generator.latent import z_for_seed
 from studio.core.generator.sampler import Sampler
@@ -130,9 +130,16 @@ def _check_request(count: int, seed: int | None, vary: Sequence[str], batch: int
 
 
 def _write_png(path: Path, face: np.ndarray) -> None:
-    """A fresh image, so no metadata; ``x``: never over a file that appeared meanwhile."""
-    with open(path, "xb") as fh:
+    """A fresh image, so no metadata, written whole or not at all, and never over a file
+    that appeared meanwhile."""
+    with atomic_file(path, binary=True, exclusive=True) as fh:
         Image.fromarray(face).save(fh, format="PNG")
+
+
+def _write_labels(path: Path, rows: list[list]) -> None:
+    """``labels.csv`` with every row so far, written whole and put in place of the last."""
+    with atomic_file(path) as fh:
+        csv.writer(fh).writerows([COLUMNS, *rows])
 
 
 def export_dataset(sampler: Sampler, out_dir: str | Path, count: int, labels: Attributes,
@@ -156,20 +163,18 @@ def export_dataset(sampler: Sampler, out_dir: str | Path, count: int, labels: At
     report = progress or no_progress
     started = time.perf_counter()
     labels_path = out_dir / LABELS_FILE
-    with open(labels_path, "x", newline="", encoding="utf-8") as fh:
-        rows = csv.writer(fh)
-        rows.writerow(COLUMNS)
-        report(0, count, "faces")
-        for first in range(0, count, batch):
-            seeds = [seed + i for i in range(first, min(first + batch, count))]
-            wanted = [varied_labels(s, labels, vary) if vary else labels for s in seeds]
-            faces = drawer.draw(seeds, wanted)
-            for i, (s, face, attrs) in enumerate(zip(seeds, faces, wanted, strict=True)):
-                name = file_name(first + i, count)
-                _write_png(out_dir / name, face)
-                rows.writerow([name, s, *(repr(float(getattr(attrs, n))) for n in NAMES)])
-            fh.flush()
-            report(first + len(seeds), count, "faces")
+    rows: list[list] = []
+    report(0, count, "faces")
+    for first in range(0, count, batch):
+        seeds = [seed + i for i in range(first, min(first + batch, count))]
+        wanted = [varied_labels(s, labels, vary) if vary else labels for s in seeds]
+        faces = drawer.draw(seeds, wanted)
+        for i, (s, face, attrs) in enumerate(zip(seeds, faces, wanted, strict=True)):
+            name = file_name(first + i, count)
+            _write_png(out_dir / name, face)
+            rows.append([name, s, *(repr(float(getattr(attrs, n))) for n in NAMES)])
+        _write_labels(labels_path, rows)
+        report(first + len(seeds), count, "faces")
     return ExportResult(out_dir, labels_path, count, drawer.size, seed, vary,
                         time.perf_counter() - started)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from studio.core.analysis.attributes import Attributes
-from studio.core.errors import ModelFileError
+from studio.core.errors import ModelFileError, StudioError
 from studio.core.generator.choices import DEFAULT, resolve_weights
 from studio.core.generator.latent import interpolate
 from studio.core.generator.networks import BeganConfig
@@ -20,6 +20,27 @@ from studio.core.generator.networks import Generator as GeneratorNet
 DEFAULT_WEIGHTS = DEFAULT.path
 #: Batches at least this large run under bfloat16 autocast.
 BF16_MIN_BATCH = 8
+
+
+#: What ``--device`` takes.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The torch device ``name`` asks for (auto: a CUDA GPU when there is one, else the
+    CPU), or a StudioError, before any work, when it is unknown or not usable here."""
+    kind = name.partition(":")[0]
+    if kind not in DEVICES or (name != kind and not name.partition(":")[2].isdigit()):
+        raise StudioError(f"unknown device {name!r}: use {', '.join(DEVICES)} (or cuda:N)")
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise StudioError(f"device {name}: no usable CUDA GPU here (no NVIDIA GPU or driver "
+                          "found); use --device cpu or auto")
+    if kind == "cuda" and name != kind and int(name[5:]) >= torch.cuda.device_count():
+        raise StudioError(f"device {name}: there are {torch.cuda.device_count()} CUDA GPUs "
+                          "here, numbered from 0")
+    return torch.device(name)
 
 
 class Sampler:
@@ -45,9 +66,7 @@ class Sampler:
             raise ModelFileError(f"Generator weights {path} cannot be read ({exc}).") from exc
         self.config = BeganConfig(**json.loads(meta["config"]))
         self.metadata = meta
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.net = GeneratorNet(self.config)
         self.net.load_state_dict({k: v.float() for k, v in state.items()})
         self.net.to(self.device, memory_format=torch.channels_last).eval()

@@ -103,12 +103,6 @@ def ema_decay_at(decay: float, step: int) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def sampling_weights(labels: np.ndarray, power: float) -> np.ndarray:
     """Flatten the (yaw, pitch) distribution: most pose variety is rare in the data."""
     yaw_bin = np.clip((labels[:, 2] * 18).astype(int), 0, 17)

@@ -12,7 +12,6 @@ that cannot be read or shows no face is reported and the run goes on.
 
 from __future__ import annotations
 
-import csv
 import os
 import secrets
 import time
@@ -23,12 +22,22 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.core.analysis.images import SUPPORTED_NAMES, load_image, scan_images
+from studio.core.analysis.images import load_image
 from studio.core.analysis.search_settings import UNFITTED_POLICIES
-from studio.core.assets import check_writable_dir, open_private
-from studio.core.errors import ImageLoadError, StudioError
+from studio.core.assets import check_writable_dir, clean_partials, folder_lock
+from studio.core.errors import ImageLoadError, StudioError, shown
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates import compositing
+from studio.core.surrogates.anonymize_files import (
+    MAPPING_FIELDS,
+    AnonymizeError,
+    Job,
+    Mapping,
+    check_mapping,
+    named,
+    plan_inputs,
+    write_new,
+)
 from studio.core.surrogates.making import png_bytes
 from studio.core.surrogates.unfitted import check_policy
 from studio.core.surrogates.whole_photo import (
@@ -39,12 +48,7 @@ from studio.core.surrogates.whole_photo import (
     small_blas,
 )
 
-#: The private mapping's columns: a random output name, the original it came from.
-MAPPING_FIELDS = ("output", "original_path", "method")
-
-
-class AnonymizeError(StudioError):
-    pass
+__all__ = ["MAPPING_FIELDS", "AnonymizeError", "AnonymizeReport", "anonymize", "check_options"]
 
 
 @dataclass
@@ -56,6 +60,7 @@ class AnonymizeReport:
     method: str
     mapping: Path | None = None
     written: list[Path] = field(default_factory=list)  # the outputs
+    made_from: dict[Path, Path] = field(default_factory=dict)  # output -> its input
     skipped_existing: list[Path] = field(default_factory=list)  # the inputs
     no_face: list[Path] = field(default_factory=list)
     unreadable: list[Path] = field(default_factory=list)
@@ -84,13 +89,6 @@ class AnonymizeReport:
 
 
 @dataclass(frozen=True)
-class _Job:
-    source: Path  # absolute
-    relative: Path  # where under OUT_DIR it goes (suffix still the input's)
-    output: Path | None = None  # decided when the run is planned
-
-
-@dataclass(frozen=True)
 class _Settings:
     """What every photo of a run is done with."""
 
@@ -102,7 +100,7 @@ class _Settings:
 
 @dataclass
 class _Outcome:
-    job: _Job
+    job: Job
     status: str  # ok | unreadable | no_face | failed
     message: str = ""
     png: bytes = b""
@@ -125,7 +123,7 @@ def check_options(method: str, context: str | None) -> str:
     return context
 
 
-def _process(job: _Job, engine, run: _Settings) -> _Outcome:
+def _process(job: Job, engine, run: _Settings) -> _Outcome:
     """One photo, short of writing it: safe to run in several threads. A failure of the
     photo's own is handed back; a StudioError (models, rendering) stops the run, since
     every photo would fail alike."""
@@ -133,142 +131,27 @@ def _process(job: _Job, engine, run: _Settings) -> _Outcome:
         image = load_image(job.source)
     except ImageLoadError as exc:  # its message starts with the name or the path
         why = str(exc).removeprefix(f"{job.source}: ").removeprefix(f"{job.source.name}: ")
-        return _Outcome(job, "unreadable", f"{job.source}: {why} Nothing written.")
+        return _Outcome(job, "unreadable", f"{shown(job.source)}: {why} Nothing written.")
     try:
         analysis = engine.analyze(image)
         if not analysis.found:
-            return _Outcome(job, "no_face", f"{job.source}: no face found; nothing written")
+            return _Outcome(job, "no_face", f"{shown(job.source)}: no face found; "
+                                           "nothing written")
         done = replace_faces(engine, image, analysis.faces, run.method,
                              photo_seed(run.seed, image.rgb), run.context, analysis.unfitted,
                              run.unfitted)
         notes = [n for n in (*analysis.notes, *done.notes) if n]
-        message = f"{job.source}: {'; '.join(notes)}" if notes else ""
+        message = f"{shown(job.source)}: {'; '.join(notes)}" if notes else ""
         return _Outcome(job, "ok", message, png_bytes(done.image, None), done.replaced,
                         done.blurred, done.masked, done.unhandled)
     except StudioError:
         raise
     except Exception as exc:  # recorded against the photo; the run goes on
-        return _Outcome(job, "failed", f"{job.source}: could not be anonymised "
+        return _Outcome(job, "failed", f"{shown(job.source)}: could not be anonymised "
                                        f"({type(exc).__name__}: {exc}); nothing written")
 
 
-# -- planning and writing ----------------------------------------------------------------
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def plan_inputs(inputs: Iterable[str | os.PathLike[str]], out_dir: Path
-                ) -> tuple[list[_Job], list[tuple[Path, str]]]:
-    """The photos to do (anything under ``out_dir`` left out) and the files named like
-    photos that cannot be opened (a FIFO, a dangling link), with why."""
-    jobs: list[_Job] = []
-    refused: list[tuple[Path, str]] = []
-    seen: set[Path] = set()
-    for given in inputs:
-        root = Path(os.path.abspath(given))
-        if root.is_dir():
-            try:
-                listing = scan_images(root)
-            except OSError as exc:
-                raise AnonymizeError(f"cannot list {root} ({exc.strerror or exc})") from exc
-            found = [(p, p.relative_to(root)) for p in listing.images]
-            refused += [(p, why) for p, why in listing.skipped if not _inside(p, out_dir)]
-        elif root.exists() or root.is_symlink():
-            found = [(root, Path(root.name))]
-        else:
-            raise AnonymizeError(f"{given}: there is no such file or folder")
-        for path, rel in found:
-            if _inside(path.resolve(), out_dir) or path.resolve() in seen:
-                continue  # our own outputs, or a photo given twice
-            seen.add(path.resolve())
-            jobs.append(_Job(path, rel))
-    if not jobs and not refused:
-        raise AnonymizeError(f"no photos ({SUPPORTED_NAMES}) in "
-                             f"{', '.join(str(i) for i in inputs)}")
-    return jobs, refused
-
-
-def _named(jobs: list[_Job], out_dir: Path) -> list[_Job]:
-    """Each job's output: its relative path with the stem kept and .png; where two inputs
-    would meet (photo.jpg and photo.png), the later one's suffix joins its stem."""
-    taken: set[Path] = set()
-    named = []
-    for job in jobs:
-        rel = job.relative
-        out = out_dir / rel.with_suffix(".png")
-        n = 1
-        while out in taken:
-            tag = rel.suffix.lstrip(".").lower() or "photo"
-            out = out_dir / rel.parent / f"{rel.stem}_{tag}{'' if n == 1 else n}.png"
-            n += 1
-        taken.add(out)
-        named.append(_Job(job.source, rel, out))
-    return named
-
-
-def check_mapping(out_dir: Path, mapping: str | os.PathLike[str] | None) -> Path:
-    """The private mapping's path, absolute: OUT_DIR.private-mapping.csv beside OUT_DIR by
-    default, and never inside it (the folder is what gets shared)."""
-    path = (Path(os.path.abspath(mapping)) if mapping
-            else out_dir.with_name(out_dir.name + ".private-mapping.csv"))
-    if _inside(path.resolve(), out_dir):
-        raise AnonymizeError(f"the private mapping {path} must not be inside the output "
-                             f"folder {out_dir}: whoever gets the photos would get it too")
-    if path.is_dir():
-        raise AnonymizeError(f"the private mapping {path} is a folder")
-    check_writable_dir(path.parent, "the private mapping")
-    return path
-
-
-class _Mapping:
-    """The private mapping, appended to one row per output before the output is written,
-    so that no output is ever without its row; a re-run skips what it lists and finds."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.done: dict[str, str] = {}  # original path -> output name
-        if path.exists():
-            with path.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                if tuple(reader.fieldnames or ()) != MAPPING_FIELDS:
-                    raise AnonymizeError(f"{path} is not a mapping of studio anonymize (its "
-                                         f"columns should be {', '.join(MAPPING_FIELDS)})")
-                self.done = {row["original_path"]: row["output"] for row in reader}
-        new = not path.exists()
-        self.fh = open_private(path, append=True)
-        self.writer = csv.writer(self.fh)
-        if new:
-            self.writer.writerow(MAPPING_FIELDS)
-            self.fh.flush()
-
-    def add(self, output: str, original: Path, method: str) -> None:
-        self.writer.writerow((output, str(original), method))
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def _write_new(path: Path, data: bytes) -> bool:
-    """Write ``data`` to a new file; False, touching nothing, when ``path`` exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fh = open(path, "xb")  # noqa: SIM115 - exclusive create: never overwrites
-    except FileExistsError:
-        return False
-    try:
-        with fh:
-            fh.write(data)
-    except BaseException as exc:  # a full disk, Ctrl+C: ours, half-written, goes
-        path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise AnonymizeError(f"cannot write {path} ({exc.strerror or exc})") from exc
-        raise
-    return True
-
-
-def _outcomes(jobs: list[_Job], engine, run: _Settings, workers: int) -> Iterator[_Outcome]:
+def _outcomes(jobs: list[Job], engine, run: _Settings, workers: int) -> Iterator[_Outcome]:
     """Each job's outcome in order; up to ``workers`` photos in flight."""
     if workers <= 1:
         for job in jobs:
@@ -311,38 +194,52 @@ def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLi
     report = AnonymizeReport(out, method, map_path)
     for path, why in refused:
         report.unreadable.append(path)
-        report.messages.append(f"{path}: {why}; nothing written")
-    book = _Mapping(map_path) if map_path else None  # a foreign file is refused here
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        todo = _skip_done(jobs, out, book, report)
-        if not todo:
-            return report
-        seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
-        run = _Settings(method, seed, context, unfitted)
-        if ray is not None:
-            with closing(_ray_outcomes(todo, run, ray, workers, min_face)) as done:
-                _run(todo, done, book, report, progress)
-            return report
-        workers = max(1, workers)
-        with small_blas():
-            if engine is None:
-                with closing(anonymize_engine(method, workers, min_face)) as own:
-                    _run(todo, _outcomes(todo, own, run, workers), book, report, progress)
-            else:
-                _run(todo, _outcomes(todo, engine, run, workers), book, report, progress)
-    finally:
-        if book is not None:
-            book.close()
+        report.messages.append(f"{shown(path)}: {why}; nothing written")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:  # one run at a time per folder: a second would make every output again
+        with folder_lock(out, "studio anonymize"):
+            clean_partials(out, recursive=True)  # what a killed run was writing
+            book = Mapping(map_path) if map_path else None  # a foreign file is refused here
+            try:
+                seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
+                _run_all(jobs, out, book, report, progress, engine,
+                         _Settings(method, seed, context, unfitted), workers, ray, min_face)
+            finally:
+                if book is not None:
+                    book.close()
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: no empty folder is left behind
+        raise
     return report
 
 
-def _skip_done(jobs: list[_Job], out: Path, book: _Mapping | None,
-               report: AnonymizeReport) -> list[_Job]:
+def _run_all(jobs: list[Job], out: Path, book: Mapping | None, report: AnonymizeReport,
+             progress: Progress | None, engine, run: _Settings, workers: int,
+             ray: str | None, min_face: float | None) -> None:
+    todo = _skip_done(jobs, out, book, report)
+    if not todo:
+        return
+    if ray is not None:
+        with closing(_ray_outcomes(todo, run, ray, workers, min_face)) as done:
+            _run(todo, done, book, report, progress)
+        return
+    workers = max(1, workers)
+    with small_blas():
+        if engine is None:
+            with closing(anonymize_engine(run.method, workers, min_face)) as own:
+                _run(todo, _outcomes(todo, own, run, workers), book, report, progress)
+        else:
+            _run(todo, _outcomes(todo, engine, run, workers), book, report, progress)
+
+
+def _skip_done(jobs: list[Job], out: Path, book: Mapping | None,
+               report: AnonymizeReport) -> list[Job]:
     """The jobs still to do: an output that exists is never overwritten (nor, with neutral
     names, is an original the mapping lists with its output made again)."""
     todo = []
-    for job in _named(jobs, out) if book is None else jobs:
+    for job in named(jobs, out) if book is None else jobs:
         if book is not None:
             name = book.done.get(str(job.source))
             exists = name is not None and (out / name).exists()
@@ -352,14 +249,14 @@ def _skip_done(jobs: list[_Job], out: Path, book: _Mapping | None,
             exists = target is not None and target.exists()
         if exists:
             report.skipped_existing.append(job.source)
-            report.messages.append(f"{job.source}: {target} exists already; skipped, not "
-                                   "overwritten")
+            report.messages.append(f"{shown(job.source)}: {shown(target)} exists already; "
+                                   "skipped, not overwritten (made before this run)")
         else:
             todo.append(job)
     return todo
 
 
-def _run(jobs: list[_Job], outcomes: Iterable[_Outcome], book: _Mapping | None,
+def _run(jobs: list[Job], outcomes: Iterable[_Outcome], book: Mapping | None,
          report: AnonymizeReport, progress: Progress | None) -> None:
     progress = progress or no_progress
     total, t0 = len(jobs), time.perf_counter()
@@ -389,7 +286,7 @@ class _RayWorker:
         self.engine.close()
 
 
-def _ray_outcomes(jobs: list[_Job], run: _Settings, address: str, workers: int | None,
+def _ray_outcomes(jobs: list[Job], run: _Settings, address: str, workers: int | None,
                   min_face: float | None) -> Iterator[_Outcome]:
     """Each job's outcome from Ray workers, as they finish; a photo that killed its worker
     on every try comes back failed, with nothing written."""
@@ -402,11 +299,11 @@ def _ray_outcomes(jobs: list[_Job], run: _Settings, address: str, workers: int |
         for item, outcome in ray_map(items, partial(_RayWorker, run, min_face),
                                      min(n, len(items))):
             yield outcome if outcome is not None else _Outcome(
-                item["job"], "failed", f"{item['path']}: its Ray worker died on it "
+                item["job"], "failed", f"{shown(item['path'])}: its Ray worker died on it "
                                        f"{TASK_RETRIES + 1} times; nothing written")
 
 
-def _record(outcome: _Outcome, report: AnonymizeReport, book: _Mapping | None,
+def _record(outcome: _Outcome, report: AnonymizeReport, book: Mapping | None,
             method: str) -> None:
     job = outcome.job
     if outcome.status != "ok":
@@ -420,12 +317,16 @@ def _record(outcome: _Outcome, report: AnonymizeReport, book: _Mapping | None,
     else:
         assert job.output is not None
         target = job.output
-    if not _write_new(target, outcome.png):  # made meanwhile by someone else
+    if not write_new(target, outcome.png):  # made meanwhile
         report.skipped_existing.append(job.source)
-        report.messages.append(f"{job.source}: {target} exists already; skipped, not "
-                               "overwritten")
+        origin = report.made_from.get(target)
+        whence = (f"written from {shown(origin)} in this run" if origin
+                  else "made meanwhile by another program")
+        report.messages.append(f"{shown(job.source)}: {shown(target)} exists already; "
+                               f"skipped, not overwritten ({whence})")
         return
     report.written.append(target)
+    report.made_from[target] = job.source
     report.faces_replaced += outcome.replaced
     report.faces_blurred += outcome.blurred
     report.faces_masked += outcome.masked

@@ -54,6 +54,30 @@ def import_ray():
     return ray
 
 
+#: How long joining a cluster may wait for its head to answer, in seconds.
+JOIN_TIMEOUT = 10.0
+
+
+def check_reachable(address: str, timeout: float = JOIN_TIMEOUT) -> None:
+    """A StudioError naming ``address`` unless something answers at its host and port
+    within ``timeout`` s: Ray itself would retry a dead address forever. Addresses with
+    no port (``auto``) are left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                      timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise StudioError(f"cannot join Ray at {address}: nothing answers there ({why} "
+                          f"within {timeout:g} s); is the cluster running, and is that its "
+                          "address?") from None
+
+
 @contextmanager
 def ray_session(address: str | None = None, workers: int | None = None) -> Iterator[int]:
     """Ray started on this machine (``address`` None or "local"; ``workers`` CPUs, default
@@ -69,6 +93,7 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
             if address in (None, "", "local"):
                 ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, **quiet)
             else:
+                check_reachable(address)
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise StudioError(f"cannot start or join Ray at {address or 'local'}: {exc}") \

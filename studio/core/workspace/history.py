@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,28 @@ def migrate(db: sqlite3.Connection) -> None:
     if "bulk" not in columns:
         db.execute("ALTER TABLE history ADD COLUMN bulk INTEGER REFERENCES bulk_ops(id)")
     db.execute("CREATE INDEX IF NOT EXISTS history_bulk ON history(bulk)")
+
+
+@contextmanager
+def deciding(ws: Workspace) -> Iterator[None]:
+    """One writer of decisions at a time: a write transaction (``BEGIN IMMEDIATE``) taken
+    before anything is read, so that what a bulk accept or an undo reads is what it
+    changes, and two commands never decide on the same pending candidates. Another command
+    holding it is waited for (the connection's 30 s); the decisions made inside commit at
+    the end, or not at all."""
+    try:
+        ws.db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise WorkspaceError(f"{ws.path} is being changed by another studio command ({exc}); "
+                             "try again when it has finished. Nothing was changed.") from exc
+    try:
+        yield
+    except BaseException:
+        if ws.db.in_transaction:
+            ws.db.rollback()
+        raise
+    if ws.db.in_transaction:
+        ws.db.commit()
 
 
 def _check(decision: str) -> None:

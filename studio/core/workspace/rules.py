@@ -296,8 +296,17 @@ def accept_by_rule(workspace: Workspace, rule: str | Rule, best_per_face: bool =
     Only pending candidates are accepted; ``override`` accepts rejected ones too.
     ``best_per_face`` accepts one per face, the passing candidate with the highest distance,
     and none on a face that already has an accepted candidate; the others stay as they
-    were. ``dry_run`` writes nothing and reports the same."""
+    were. ``dry_run`` writes nothing and reports the same. The candidates are read and
+    decided in one write transaction: another command deciding at the same time waits."""
     rule = rule if isinstance(rule, Rule) else parse_rule(rule)
+    if dry_run:
+        return _accept(workspace, rule, best_per_face, dry_run, override)
+    with workspace.deciding():
+        return _accept(workspace, rule, best_per_face, dry_run, override)
+
+
+def _accept(workspace: Workspace, rule: Rule, best_per_face: bool, dry_run: bool,
+            override: bool) -> AcceptReport:
     report = AcceptReport(rule.text, best_per_face, override, dry_run)
     by_face: dict[int, list[Candidate]] = {}
     for c in workspace.candidates():

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS faces (
 CREATE TABLE IF NOT EXISTS candidates (
     id INTEGER PRIMARY KEY,
     face_id INTEGER NOT NULL REFERENCES faces(id),
-    method TEXT NOT NULL,          -- gan | 3d | context (surrogates.names)
+    method TEXT NOT NULL,          -- a candidate method's key (surrogates.registry)
     seed INTEGER NOT NULL,
     labels TEXT NOT NULL,          -- the attributes it was made with
     metrics TEXT NOT NULL,         -- expression and identity measures
@@ -152,7 +152,14 @@ class Workspace:
             raise WorkspaceError(f"cannot create {self.path}: the folder {self.path.parent} "
                                  "does not exist.")
         try:
+            if not exists:  # owner only: it holds identity descriptors and paths
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self.db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        except FileExistsError:
+            raise WorkspaceError(f"{self.path} was made meanwhile by another program; "
+                                 "run again to use it") from None
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create {self.path} ({exc.strerror or exc}).") from exc
         except sqlite3.Error as exc:
             raise WorkspaceError(f"cannot open {self.path} ({exc}).") from exc
         # A workspace salvaged with `sqlite3 .recover` can hold rows from damaged pages whose
@@ -163,6 +170,9 @@ class Workspace:
             self._open(create)
         except BaseException:
             self.db.close()
+            if not exists:  # the empty file made above
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             raise
 
     def _open(self, create: bool) -> None:
@@ -235,6 +245,10 @@ class Workspace:
             if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
                 raise WorkspaceError(f"cannot write to {self.path} ({exc}).") from exc
             raise damaged(self.path, str(exc)) from exc
+
+    def deciding(self) -> AbstractContextManager[None]:
+        """One writer of decisions at a time (``history.deciding``)."""
+        return history.deciding(self)
 
     # -- originals and faces ---------------------------------------------------------
     def original_status(self, sha256: str) -> str | None:
