@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from studio.core.datasets import data_root
-from studio.core.evaluation.methods import FAMILIES, methods_for
+from studio.core.evaluation.methods import families, methods_for
 from studio.core.evaluation.observations import ObservationCache
 from studio.core.evaluation.report import write_report
 from studio.core.evaluation.sources import discover
@@ -34,7 +34,7 @@ def main() -> None:
     engine.load_3d()
     datasets = [discover(data_root() / "genki4k", args.faces),
                 discover(data_root() / "celeba-id", args.faces)]
-    methods = methods_for(FAMILIES)
+    methods = methods_for(families())
     n = sum(len(d.sources) for d in datasets)
     print(f"studio evaluate benchmark ({os.cpu_count()} cores, {args.workers} workers, "
           f"{n} faces x {len(methods)} methods incl. the original)")

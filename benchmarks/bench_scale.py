@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from studio.core.datasets import genki
-from studio.core.surrogates.making import BATCH_METHODS, RENDERED_METHODS, batch_engine
+from studio.core.surrogates.making import batch_engine
+from studio.core.surrogates.registry import REGISTRY
 from studio.core.surrogates.scale import ray_session
 from studio.core.workspace.batch import run_batch
 from studio.core.workspace.scale import ray_batch
@@ -42,7 +43,7 @@ def plain(faces: int, workers: int, candidates: int, methods: tuple[str, ...]
     """Model loading (s), the run (s) and the faces of ``run_batch``."""
     t0 = time.perf_counter()
     engine = batch_engine(workers)
-    if set(methods) & set(RENDERED_METHODS):
+    if REGISTRY.rendered(methods):
         engine.load_3d()
     loading = time.perf_counter() - t0
     try:
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2, help="both runs (plain: threads)")
     parser.add_argument("--candidates", type=int, default=3)
-    parser.add_argument("--methods", default=",".join(BATCH_METHODS),
+    parser.add_argument("--methods", default=",".join(REGISTRY.batch_defaults()),
                         help="as studio batch's: gan, 3d, context")
     args = parser.parse_args()
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

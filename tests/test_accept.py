@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from studio.cli import main
-from studio.core.surrogates.names import SURROGATE_METHODS
+from studio.core.surrogates.registry import REGISTRY
 from studio.core.workspace.batch import run_batch
 from studio.core.workspace.rules import RuleError, accept_by_rule, parse_rule
 from studio.core.workspace.store import Workspace
@@ -124,7 +124,7 @@ def batch_file(tmp_path_factory, engine, genki_test) -> Path:
         shutil.copy(item.path, folder / item.path.name)
     path = root / "made.studio"
     with Workspace(path, create=True) as ws:
-        report = run_batch(folder, ws, engine, candidates=2, methods=SURROGATE_METHODS)
+        report = run_batch(folder, ws, engine, candidates=2, methods=REGISTRY.candidates())
     assert report.faces == 3 and report.candidates == 18
     return path
 

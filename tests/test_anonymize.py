@@ -299,7 +299,8 @@ def test_command_line_exit_codes_and_messages(photos, tmp_path, capsys):
     said = capsys.readouterr()
     assert "broken.jpg: this is not an image file" in said.err and "1 unreadable" in said.out
     for bad, why in ((["--method", "swirl"], "unknown method 'swirl'"),
-                     (["--method", "blur", "--context", "blur"], "for the context method only"),
+                     (["--method", "blur", "--context", "blur"],
+                      "replace the face in its photo: context"),
                      (["--neutral-names", "--mapping", str(out / "m.csv")], "must not be inside"),
                      (["--mapping", str(tmp_path / "m.csv")], "goes with --neutral-names")):
         assert main(["anonymize", str(folder), "-o", str(out), *bad]) == 2

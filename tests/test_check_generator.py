@@ -22,16 +22,17 @@ from studio.core.errors import StudioError
 from studio.core.evaluation.check_generator_realism import (
     C2ST_BAR,
     KID_RATIO_BAR,
-    held_out,
     kid_reference,
     measure_held_out,
     realism_metrics,
     smile_metrics,
 )
+from studio.core.evaluation.held_out import held_out
 from studio.core.evaluation.realism import RealismFeatures
 from studio.core.evaluation.sources import spread
 from studio.core.evaluation.summary import JOY_BINS
 from studio.core.generator.sampler import DEFAULT_WEIGHTS
+from studio.core.generator.training_data import GENERATOR
 
 pytestmark = pytest.mark.data
 FACES = 64
@@ -46,7 +47,7 @@ def generator():
 
 @pytest.fixture(scope="module")
 def held():
-    return held_out(DEFAULT_WEIGHTS)
+    return held_out(DEFAULT_WEIGHTS, GENERATOR)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_held_out_faces_leave_out_what_the_generator_trained_on(held, tmp_path):
                ("utkface", hold[3], None), ("utkface", hold[900], None)]
     weights = tmp_path / "other.safetensors"
     TrainingManifest.of_files("generator", trained).save(manifest_path(weights))
-    mine = held_out(weights)
+    mine = held_out(weights, GENERATOR)
     hashes = {sha256_of(p) for _, p, _ in trained}
     same = {p for p in test + hold if sha256_of(p) in hashes}  # the files and any copies
     assert len(same) >= 4 and mine.excluded() == len(same)
@@ -88,7 +89,7 @@ def test_held_out_faces_leave_out_what_the_generator_trained_on(held, tmp_path):
     assert len(left) == len(test) + len(hold) - len(same) and not left & same
 
     # Weights without a manifest: nothing can be checked, and the table says so.
-    bare = held_out(tmp_path / "bare.safetensors")
+    bare = held_out(tmp_path / "bare.safetensors", GENERATOR)
     assert not bare.manifest and bare.excluded() == 0
     assert "by split only" in bare.note()
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
-from studio.core.evaluation.methods import FAMILIES, methods_for
+from studio.core.evaluation.methods import families, methods_for
 from studio.core.evaluation.observations import ObservationCache
 from studio.core.evaluation.report import render_markdown, slug, write_report
 from studio.core.evaluation.sources import discover
@@ -48,7 +48,7 @@ def people(tmp_path_factory) -> Path:
 def run(engine, people, tmp_path_factory):
     cache = ObservationCache(tmp_path_factory.mktemp("cache") / "obs.sqlite")
     dataset = discover(people)
-    result = evaluate([dataset], methods_for(FAMILIES), engine, workers=2, cache=cache)
+    result = evaluate([dataset], methods_for(families()), engine, workers=2, cache=cache)
     return result, cache, dataset
 
 
@@ -127,7 +127,7 @@ def test_a_rerun_comes_from_the_cache(run):
         pytest.fail("a run with every face cached loaded the models")
 
     seen = []
-    again = evaluate([dataset], methods_for(FAMILIES), no_models, workers=1, cache=cache,
+    again = evaluate([dataset], methods_for(families()), no_models, workers=1, cache=cache,
                      progress=lambda *call: seen.append(call))
     assert again.computed == 0
     n = len(dataset.sources)
@@ -144,7 +144,7 @@ def test_a_stopped_run_computes_nothing_more(people, tmp_path):
     cache = ObservationCache(tmp_path / "obs.sqlite")
     dataset = discover(people)
     seen = []
-    run = evaluate([dataset], methods_for(FAMILIES), lambda: None, workers=1, cache=cache,
+    run = evaluate([dataset], methods_for(families()), lambda: None, workers=1, cache=cache,
                    progress=lambda *call: seen.append(call), stop=lambda: True)
     assert run.computed == 0 and not run.measurements and not run.problems
     assert seen[-1] == (len(dataset.sources), len(dataset.sources), "faces")
@@ -283,15 +283,17 @@ def test_a_new_generator_re_measures_the_gan_rows_only():
     from studio.core.evaluation.observations import Fingerprints, cache_key, models_fingerprint
     from studio.core.evaluation.parrot import SUFFIX
 
-    old = Fingerprints({"analysis": "a1", "gan": "g1", "rendered": "r1"})
-    new = Fingerprints({"analysis": "a1", "gan": "g2", "rendered": "r1"})
+    from studio.core.surrogates.registry import NEEDS_GENERATOR
+
+    old = Fingerprints({"analysis": "a1", NEEDS_GENERATOR: "g1", "rendered": "r1"})
+    new = Fingerprints({"analysis": "a1", NEEDS_GENERATOR: "g2", "rendered": "r1"})
     for method in ("original", "gan", "3d", "context", "context-blur", "blur-light",
                    "pixelate-strong", "mask-face", "gan" + SUFFIX, "3d" + SUFFIX):
         changed = cache_key(old, "sha", method) != cache_key(new, "sha", method)
         assert changed == method.startswith("gan"), method
     assert cache_key(old, "sha", "context").startswith("r1:sha:context#r")
     now = models_fingerprint()
-    assert len({now.of("gan"), now.of("3d"), now.of("blur")}) == 3
+    assert len({now.of("gan"), now.of("3d"), now.of("blur-strong")}) == 3
 
 
 def test_tradeoff_labels_never_overlap_in_a_crowded_corner():

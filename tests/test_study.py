@@ -31,7 +31,7 @@ from studio.core.crowd.simulate import MTURK_RESULT_COLUMNS, SimulatedCrowd, fil
 from studio.core.crowd.statistics import load_and_analyze
 from studio.core.crowd.tables import FORMULA_PREFIXES, csv_writer, safe_cell
 from studio.core.surrogates.making import EXPORT_SIZE
-from studio.core.surrogates.names import SURROGATE_METHODS
+from studio.core.surrogates.registry import REGISTRY
 from studio.core.workspace.batch import batch_photos
 from studio.core.workspace.export import (
     FORMATS,
@@ -57,7 +57,7 @@ def studio(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 def test_versions_are_the_original_and_every_surrogate_method():
-    assert ("original", *SURROGATE_METHODS) == VERSIONS
+    assert ("original", *REGISTRY.candidates()) == VERSIONS
 
 
 def test_stratified_picker_takes_equal_numbers_from_each_bin():
@@ -338,7 +338,7 @@ def test_a_crowd_of_known_accuracy_is_recovered_from_mturk_results(shown_study):
     expected = np.mean([(row.joy >= 0.5) == truth[row.original_key]
                         for row in mapping.values() if row.version == "original"])
     assert machine["original photo"]["accuracy"] == pytest.approx(expected)
-    assert set(machine) == {"original photo", *SURROGATE_METHODS}
+    assert set(machine) == {"original photo", *REGISTRY.candidates()}
     page = (out / "index.html").read_text()
     assert "the studio, on the original photo" in page and "Dawid–Skene" in page
     assert "No original row" not in page
@@ -403,7 +403,7 @@ def test_the_command_never_shows_originals_unless_told(tmp_path, genki_test):
     assert "the originals are not shown" in proc.stdout
     mapping, problems = read_mapping(tmp_path / "s2.private-mapping.csv")
     assert not problems and len(mapping) == 12
-    assert {row.version for row in mapping.values()} == set(SURROGATE_METHODS)
+    assert {row.version for row in mapping.values()} == set(REGISTRY.candidates())
     assert not (out / "labelstudio_tasks.json").exists()
     sheet = tmp_path / "s2.private-truth.csv"
     truth_file = fill_truth(sheet, labels, sheet.with_name("truth-filled.csv"))
@@ -417,7 +417,7 @@ def test_the_command_never_shows_originals_unless_told(tmp_path, genki_test):
     assert "no original row" in proc.stdout
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert not summary["originals_shown"]
-    assert [v["version"] for v in summary["versions"]] == list(SURROGATE_METHODS)
+    assert [v["version"] for v in summary["versions"]] == list(REGISTRY.candidates())
     assert "No original row" in (tmp_path / "report" / "index.html").read_text()
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == sorted(
         f"{stem}.jpg" for stem in labels)  # the photos are only read

@@ -11,6 +11,7 @@ from studio.cli.options import (
     add_ray,
     add_seed,
     add_workers,
+    literal,
     progress_for,
     ray_options,
 )
@@ -30,13 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", dest="out_dir", required=True, metavar="OUT_DIR",
                    help="folder for the anonymised photos (made if missing); outputs keep "
                         "the inputs' relative paths and stems, as .png")
-    p.add_argument("--method", default="context",
-                   help="context (default: the face replaced in the photo), 3d, gan, "
-                        "blur, pixelate or mask")
+    from studio.core.surrogates.registry import DEFAULT_ANONYMIZE, REGISTRY
+
+    p.add_argument("--method", default=DEFAULT_ANONYMIZE,
+                   help=literal("; ".join(
+                       f"{name}: {REGISTRY.for_anonymize(name).label}"
+                       + (" (default)" if name == DEFAULT_ANONYMIZE else "")
+                       for name in REGISTRY.anonymize_choices())))
     add_seed(p, default=None, help="the new identities' seed (default: random); the same "
                                    "seed and photo give the same faces")
     p.add_argument("--context", default=None,
-                   help="context method: keep (default) the hair, ears and background, or "
+                   help="methods that replace inside the photo: keep (default) the hair, "
+                        "ears and background, or "
                         "blur them")
     p.add_argument("--neutral-names", action="store_true",
                    help="random output names; which came from which original goes to a "

@@ -17,15 +17,15 @@ from studio.cli.options import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from studio.core.evaluation.methods import FAMILIES
+    from studio.core.evaluation.methods import families
 
     p = sub.add_parser("evaluate", help="privacy and utility of surrogates against blur, "
                                         "pixelation and masks, with re-identification attacks")
     p.add_argument("--data", action="append", required=True, metavar="DIR",
                    help="GENKI-4K, celeba-id or UTKFace folder, or any folder of photos "
                         "(sub-folders name the person); repeat for several")
-    p.add_argument("--methods", default=",".join(FAMILIES),
-                   help=f"comma-separated: {', '.join(FAMILIES)} (or all)")
+    p.add_argument("--methods", default=",".join(families()),
+                   help=f"comma-separated: {', '.join(families())} (or all)")
     p.add_argument("--out", required=True, help="report folder (index.html, per_face.csv, "
                                                 "summary.json, plots)")
     p.add_argument("--markdown", default=None, help="also write the report as Markdown here")
@@ -44,11 +44,10 @@ def _register_realism(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--data", action="append", default=None, metavar="DIR",
                    help="face set (default: GENKI-4K test split and UTKFace hold-out of the "
                         "research data); repeat for several")
-    r.add_argument("--methods", default="gan,3d",
-                   help="comma-separated: gan, 3d, context, context-blur, context-raw (the "
-                        "composite before the refiner), or naive methods "
-                        "such as blur-strong, "
-                        "pixelate-light, mask-eyes (or all)")
+    from studio.core.surrogates.registry import REGISTRY
+
+    r.add_argument("--methods", default=",".join(REGISTRY.batch_defaults()),
+                   help="comma-separated: " + ", ".join(REGISTRY.keys()) + " (or all)")
     r.add_argument("--limit", type=int, default=None, help="faces per data set")
     r.add_argument("--json", default=None, metavar="PATH", help="also write the figures here")
     add_seed(r, help="seed of the real-versus-real split and the classifier folds")
@@ -59,14 +58,14 @@ def _register_realism(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from studio.core.evaluation.job import evaluate_folders
-    from studio.core.evaluation.methods import FAMILIES
+    from studio.core.evaluation.methods import families
     from studio.core.evaluation.tables import checks
 
-    families = split_list(args.methods)
-    if families == ["all"]:
-        families = list(FAMILIES)
+    chosen = split_list(args.methods)
+    if chosen == ["all"]:
+        chosen = list(families())
     with progress_for(args) as progress:
-        done = evaluate_folders(args.data, families, args.out, limit=args.limit,
+        done = evaluate_folders(args.data, chosen, args.out, limit=args.limit,
                                 workers=max(1, args.workers), markdown=args.markdown,
                                 command=" ".join(["studio", *sys.argv[1:]]), progress=progress)
     run = done.run
@@ -86,17 +85,17 @@ def cmd_evaluate_realism(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from studio.core.datasets import data_root
-    from studio.core.evaluation.methods import METHODS
     from studio.core.evaluation.realism import REALISM_SIZE, study_realism
     from studio.core.evaluation.sources import discover
     from studio.core.surrogates.making import batch_engine
+    from studio.core.surrogates.registry import REGISTRY
 
     keys = split_list(args.methods)
     if keys == ["all"]:
-        keys = [k for k in METHODS if k != "original"]
-    unknown = [k for k in keys if k not in METHODS or k == "original"]
+        keys = list(REGISTRY.keys())
+    unknown = [k for k in keys if k not in REGISTRY]
     if unknown:
-        names = ", ".join(k for k in METHODS if k != "original")
+        names = ", ".join(REGISTRY.keys())
         print(f"error: unknown method {', '.join(unknown)}; use {names}", file=sys.stderr)
         return 2
     if args.data is None and not data_present():
@@ -105,7 +104,7 @@ def cmd_evaluate_realism(args: argparse.Namespace) -> int:
     datasets = [discover(folder, args.limit) for folder in folders]
     engine = batch_engine(args.workers)
     try:
-        if any(METHODS[k].rendered for k in keys):
+        if REGISTRY.rendered(keys):
             engine.load_3d()
         with progress_for(args) as progress:
             studies = [study_realism(engine, d, keys, args.workers, args.seed, progress)
@@ -120,7 +119,7 @@ def cmd_evaluate_realism(args: argparse.Namespace) -> int:
         print(f"\n{study.dataset}: {len(study.reals)} reals "
               f"({len(study.skipped)} set aside)")
         for key, result in study.results.items():
-            print(f"  {METHODS[key].label}")
+            print(f"  {REGISTRY[key].label}")
             for line in _realism_lines(result):
                 print(f"    {line}")
     if args.json:

@@ -14,11 +14,12 @@ from studio.cli.options import (
     add_ray,
     add_seed,
     add_workers,
+    literal,
     progress_for,
     ray_options,
     split_list,
 )
-from studio.core.surrogates.names import BATCH_METHODS
+from studio.core.surrogates.registry import IN_CONTEXT, REGISTRY
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="folder of face photos (read only, searched recursively)")
     p.add_argument("--workspace", required=True, help="workspace file, e.g. study.studio")
     p.add_argument("--candidates", type=int, default=3, help="candidates per face and method")
-    p.add_argument("--methods", default=",".join(BATCH_METHODS),
-                   help="comma-separated: gan, 3d, context (the face replaced in the photo)")
+    p.add_argument("--methods", default=",".join(REGISTRY.batch_defaults()),
+                   help=literal("comma-separated: " + ", ".join(
+                       f"{s.key} ({s.label})" for s in REGISTRY if s.candidate)))
     add_workers(p, help="photos analysed in parallel (default 2; with --ray, every CPU)",
                 default=None)
     add_min_face(p)
@@ -65,12 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_relink)
 
 
-ACCEPT_EPILOG = """\
+ACCEPT_EPILOG = f"""\
 A rule compares stored metrics with numbers, joined by and, or, not (never run as code):
   studio accept w.studio --rule "distance >= 0.6"
   studio accept w.studio --rule "distance >= 0.65 and smile_kept and face_found" \\
       --best-per-face
-  studio accept w.studio --rule 'abs_d_yaw <= 5 and method == "context"' --dry-run
+  studio accept w.studio --rule 'abs_d_yaw <= 5 and method == "{IN_CONTEXT}"' --dry-run
 A metric with no value (no face found in the surrogate) makes a comparison unknown, and
 an unknown rule does not pass (not even under "not"). The names:
 """

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.core.evaluation.methods import FAMILIES
+from studio.core.evaluation.methods import families
 
 if TYPE_CHECKING:
     from studio.core.evaluation.job import Evaluated
@@ -33,7 +33,7 @@ class EvaluationState(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.folder = ""
-        self.families: tuple[str, ...] = FAMILIES
+        self.families: tuple[str, ...] = families()
         self.limit = DEFAULT_LIMIT  # photos used from the folder; 0 for all
         self.out_dir = str(Path.home() / "surrogate-evaluation")
         self.running = False

@@ -30,27 +30,24 @@ from PySide6.QtWidgets import (
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.evaluation.figures import (
-    FAMILY_COLORS,
     by_dataset,
     label_on_left,
     label_places,
 )
-from studio.core.evaluation.methods import FAMILIES, METHODS
+from studio.core.evaluation.methods import METHODS, families, family_colour
 from studio.core.evaluation.summary import BARS, MethodResult
 from studio.core.evaluation.tables import checks, tables
+from studio.core.surrogates.registry import REGISTRY
 from studio.ui.evaluation_state import EvaluationState
 from studio.ui.workers import ProgressSignal, run_in_thread
 
-FAMILY_NAMES = {"gan": "GAN surrogate", "3d": "3D surrogate", "context": "in-context surrogate",
-                "context-blur": "in-context, context blurred", "blur": "blur",
-                "pixelate": "pixelation", "mask": "black mask"}
 INTRO = ("Choose a folder of face photos: GENKI-4K, celeba-id and UTKFace folders bring their "
          "labels; in any other folder, sub-folders name the person.")
 
 
 def _pen(method: str, width: float = 2.0) -> pg.mkPen:
     m = METHODS[method]
-    return pg.mkPen(FAMILY_COLORS[m.family], width=width,
+    return pg.mkPen(family_colour(m.family), width=width,
                     style=Qt.PenStyle.DashLine if m.light else Qt.PenStyle.SolidLine)
 
 
@@ -80,7 +77,7 @@ class EvaluationWindow(QMainWindow):
         form.addRow("Photos", self._with_browse(self.folder, "Folder of face photos"))
         form.addRow("Report folder", self._with_browse(self.out, "Report folder"))
         form.addRow("Photos to use", self.limit)
-        self.methods = {f: QCheckBox(FAMILY_NAMES[f]) for f in FAMILIES}
+        self.methods = {f: QCheckBox(REGISTRY.family_label(f)) for f in families()}
         boxes = QHBoxLayout()
         for family, box in self.methods.items():
             box.setChecked(family in state.families)

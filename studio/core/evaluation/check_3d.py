@@ -1,7 +1,7 @@
 """``studio evaluate-3d``: the 3D path measured on held-out faces by the same face analysis.
 
-Held out: the GENKI-4K test split and every 23rd UTKFace image, none of which the
-morphable model was built from. Each face is fitted, given a new identity (seeded), kept
+Held out: the GENKI-4K test split and the UTKFace hold-out (``held_out``), less any photo
+in the morphable model's training manifest. Each face is fitted, given a new identity (seeded), kept
 in its own expression and pose, rendered, and the render re-analysed.
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
-from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.evaluation.acceptance import Metric
+from studio.core.evaluation.held_out import FaceLoop, held_out
 from studio.core.morphable.surrogate import Request3D, Surrogate3DMaker
-from studio.core.progress import Progress, track
+from studio.core.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -33,24 +33,11 @@ class Row:
     joy_edit: tuple[float, float] | None  # measured joy for requested 0.05 and 0.95
 
 
-def heldout_paths(n_genki: int, n_utk: int) -> list:
-    from studio.core.datasets import genki, utk_split, utkface
-
-    utk = utk_split(utkface(), "test")
-    step = max(1, len(utk) // max(n_utk, 1))
-    return [it.path for it in genki("test")[:n_genki]] + [it.path for it in utk[::step][:n_utk]]
-
-
 def measure(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, paths: list,
             edits_every: int = 4, progress: Progress | None = None) -> tuple[list[Row], int]:
-    rows, no_face = [], 0
-    for i, path in enumerate(track(paths, progress, "held-out faces")):
-        rgb = load_image(path).rgb
-        face = largest_face(analyzer.analyze(rgb).faces)
-        if face is None:
-            no_face += 1
-            continue
-        a = face.attributes
+    rows, loop = [], FaceLoop(paths, progress)
+    for i, image, face in loop.faces(analyzer):
+        rgb, a = image.rgb, face.attributes
         fit, fit_ms = maker.fit(face.landmarks, face.blendshapes, rgb)
         request = Request3D(identity=1000 + i)
         s = maker.make(rgb, face.landmarks, face.blendshapes, a, request, fit=fit)
@@ -74,7 +61,7 @@ def measure(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, paths: list,
             joy_edit = (joys[0], joys[1])
         rows.append(Row(a, None if seen is None else seen.attributes, dist, fit.nme, fit_ms,
                         s.render_ms, yaw_edit, joy_edit))
-    return rows, no_face
+    return rows, loop.no_face
 
 
 def metrics(rows: list[Row], no_face: int) -> list[Metric]:
@@ -119,5 +106,9 @@ def metrics(rows: list[Row], no_face: int) -> list[Metric]:
 
 def run_check(analyzer: FaceAnalyzer, maker: Surrogate3DMaker, n_genki: int = 300,
              n_utk: int = 200, progress: Progress | None = None) -> list[Metric]:
-    rows, no_face = measure(analyzer, maker, heldout_paths(n_genki, n_utk), progress=progress)
+    from studio.core.morphable.build import MORPHABLE
+    from studio.core.morphable.model import MORPHABLE_FILE
+
+    held = held_out(MORPHABLE_FILE, MORPHABLE)
+    rows, no_face = measure(analyzer, maker, held.paths(n_genki, n_utk), progress=progress)
     return metrics(rows, no_face)

@@ -20,6 +20,7 @@ from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import largest_face
 from studio.core.errors import StudioError
 from studio.core.evaluation.acceptance import Metric, face_descriptors
+from studio.core.evaluation.held_out import HeldOut
 from studio.core.generator.sampler import Sampler
 from studio.core.progress import Progress, track
 
@@ -44,17 +45,11 @@ def measure(analyzer: FaceAnalyzer, images: np.ndarray, requested: list[Attribut
     return out
 
 
-#: The held-out sets whose faces' labels the samples are drawn with, by ``HeldOut`` kind.
-LABEL_SETS = {"genki4k-test": "GENKI-4K test", "utkface-holdout": "UTKFace hold-out"}
-
-
-def heldout_labels(cache_records: dict[str, dict]) -> list[tuple[str, Attributes]]:
-    """The held-out faces' attributes, each with its set's kind (``LABEL_SETS``), from the
-    label cache keyed by file path."""
-    from studio.core.datasets import genki, utk_split, utkface
-
-    paths = [("genki4k-test", str(it.path)) for it in genki("test")]
-    paths += [("utkface-holdout", str(it.path)) for it in utk_split(utkface(), "test")]
+def heldout_labels(cache_records: dict[str, dict], held: HeldOut
+                   ) -> list[tuple[str, Attributes]]:
+    """The held-out faces' attributes, each with its set's kind (``held_out.SETS``), from
+    the label cache keyed by file path."""
+    paths = [(d.kind, str(s.path)) for d in held.datasets for s in d.sources]
     out = []
     for kind, p in paths:
         rec = cache_records.get(p)
@@ -151,19 +146,17 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     """Every bar's metric; ``realism_faces`` held-out faces for the realism and every-joy-bin
     rows, ``privacy_faces`` GENKI-4K test faces (None: all) for the own-label row."""
     from studio.core.analysis.images import load_image
-    from studio.core.evaluation.check_generator_realism import (
-        MIN_FACES,
-        held_out,
-        held_out_metrics,
-    )
-    from studio.core.generator.training_data import training_sources
+    from studio.core.evaluation.check_generator_realism import MIN_FACES, held_out_metrics
+    from studio.core.evaluation.held_out import SETS, held_out
+    from studio.core.generator.training_data import GENERATOR, training_sources
     from studio.core.surrogates.gan_draws import draw_verified
 
     if realism_faces < MIN_FACES:  # said before the long sampling, not after it
         raise StudioError(f"--realism-faces must be at least {MIN_FACES}, got {realism_faces}")
 
     rng = random.Random(seed)
-    pool = heldout_labels(cache_records)
+    held = held_out(generator.path, GENERATOR)
+    pool = heldout_labels(cache_records, held)
     picks = [rng.choice(pool) for _ in range(n)]
     requested = [a for _, a in picks]
     images = generator.sample(requested, seed=seed)
@@ -176,7 +169,6 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     metrics += diversity_metrics(measure(analyzer, div_imgs, div_req, progress, "diversity"),
                                  diversity_sets)
 
-    held = held_out(generator.path)
     metrics += held_out_metrics(analyzer, generator, realism_faces, held, seed, progress)
 
     # Privacy 1: each held-out GENKI face against a surrogate drawn from its own labels.
@@ -227,12 +219,12 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     near_real = near(real_desc)
     med_gen, med_real = median(near_gen), median(near_real)
     reals = {"genki4k-test": med_real, "utkface-holdout": median(near(utk))}
-    drawn: dict[str, list] = {kind: [] for kind in LABEL_SETS}
+    drawn: dict[str, list] = {kind: [] for kind in SETS}
     for (kind, _), s in zip(picks, samples, strict=True):
         if s.descriptor is not None:
             drawn[kind].append(s.descriptor)
     by_set = "; ".join(f"{name} labels {median(near(drawn[kind])):.3f} vs its reals "
-                       f"{reals[kind]:.3f}" for kind, name in LABEL_SETS.items())
+                       f"{reals[kind]:.3f}" for kind, name in SETS.items())
     low, high = median_difference_ci(near_gen, near_real, seed)
     metrics.append(Metric("privacy: median nearest-training distance", med_gen,
                           f">= {med_real:.3f}", med_gen >= med_real,

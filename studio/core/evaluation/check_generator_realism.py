@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.errors import StudioError
 from studio.core.evaluation.acceptance import Metric
+from studio.core.evaluation.held_out import HeldOut, held_out
 from studio.core.evaluation.realism import RealismFeatures, kid, realism
-from studio.core.evaluation.sources import Dataset, Source, spread
+from studio.core.evaluation.sources import Source, spread
 from studio.core.evaluation.study import Measurement
 from studio.core.progress import Progress, track
 
@@ -38,43 +38,6 @@ SMILE_BAR = 0.90  # smile agreement over every joy bin together
 KID_REFERENCE_SPLITS = 10
 #: Each half of the reals and of the samples needs 2 x 5 faces for the classifier's folds.
 MIN_FACES = 20
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """The held-out face sets, each photo marked if the measured generator's training
-    manifest holds its bytes; ``manifest``: False when the weights have none beside them
-    (then only the split says the faces are held out)."""
-
-    datasets: list[Dataset]
-    manifest: bool
-
-    def unseen(self, kinds: tuple[str, ...] | None = None) -> list[Source]:
-        return [s for d in self.datasets if kinds is None or d.kind in kinds
-                for s in d.sources if not s.seen_by]
-
-    def excluded(self, kinds: tuple[str, ...] | None = None) -> int:
-        return sum(1 for d in self.datasets if kinds is None or d.kind in kinds
-                   for s in d.sources if s.seen_by)
-
-    def note(self, kinds: tuple[str, ...] | None = None) -> str:
-        if not self.manifest:
-            return "no training manifest beside the weights: held out by split only"
-        return f"{self.excluded(kinds)} in the generator's training manifest set aside"
-
-
-def held_out(weights: Path) -> HeldOut:
-    """GENKI-4K test and UTKFace hold-out, marked against the training manifest of
-    ``weights`` (``datasets.manifest_path``)."""
-    from studio.core.datasets import TrainingManifest, data_root, manifest_path
-    from studio.core.evaluation.sources import discover, mark_seen
-    from studio.core.generator.training_data import GENERATOR
-
-    where = manifest_path(weights)
-    manifest = TrainingManifest.load(where) if where.is_file() else None
-    sets = [mark_seen(discover(data_root() / name), {GENERATOR: manifest})
-            for name in ("genki4k", "utkface")]
-    return HeldOut(sets, manifest is not None)
 
 
 @dataclass(frozen=True)
@@ -95,10 +58,10 @@ def measure_held_out(analyzer: FaceAnalyzer, generator, sources: list[Source],
     aside (no face, unreadable)."""
     from studio.core.analysis.images import load_image
     from studio.core.assets import sha256_of
-    from studio.core.evaluation.methods import METHODS
     from studio.core.evaluation.observations import observe
+    from studio.core.surrogates.registry import GAN, REGISTRY
 
-    bench, gan = _GanBench(analyzer, generator), METHODS["gan"]
+    bench, gan = _GanBench(analyzer, generator), REGISTRY[GAN]
     rows, skipped = [], []
     for s in track(sources, progress, "held-out faces"):
         try:
@@ -106,11 +69,11 @@ def measure_held_out(analyzer: FaceAnalyzer, generator, sources: list[Source],
         except (StudioError, OSError) as exc:
             skipped.append(f"{s.name}: {exc}")
             continue
-        if "gan" not in seen:
+        if GAN not in seen:
             skipped.append(f"{s.name}: no face found")
             continue
-        rows.append(Measurement("held-out", str(s.path), s.identity, "gan", s.truth,
-                                seen["original"], seen["gan"]))
+        rows.append(Measurement("held-out", str(s.path), s.identity, GAN, s.truth,
+                                seen["original"], seen[GAN]))
     return rows, skipped
 
 
@@ -182,7 +145,9 @@ def held_out_metrics(analyzer: FaceAnalyzer, generator, faces: int,
     if faces < MIN_FACES:
         raise StudioError(f"the realism rows need at least {MIN_FACES} held-out faces, "
                           f"got {faces}")
-    held = held or held_out(generator.path)
+    from studio.core.generator.training_data import GENERATOR
+
+    held = held or held_out(generator.path, GENERATOR)
     rows, skipped = measure_held_out(analyzer, generator, spread(held.unseen(), faces),
                                      progress)
     reals = RealismFeatures.from_rows([r.original.realism for r in rows])

@@ -1,8 +1,8 @@
 """``studio evaluate-incontext``: the in-context surrogate measured against issue 15's
 targets on held-out faces, by the same face analysis.
 
-Held out: the GENKI-4K test split and every 23rd UTKFace image, none of which the
-morphable model or its extras were built from. Each face is replaced in its photo as
+Held out: the GENKI-4K test split and the UTKFace hold-out (``held_out``), less any photo
+in the morphable model's training manifest. Each face is replaced in its photo as
 ``studio anonymize`` replaces it (read back, drawn again if needed), and the photo
 re-analysed. "No real person shown" compares each new face with every training face the
 model drew on (the morphable build's images).
@@ -17,11 +17,11 @@ import numpy as np
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
-from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.evaluation.acceptance import Metric, face_descriptors
 from studio.core.evaluation.check_generator import nearest_distances
-from studio.core.progress import Progress, track
+from studio.core.evaluation.held_out import FaceLoop, held_out
+from studio.core.progress import Progress
 from studio.core.surrogates.incontext import ContextRequest, InContextMaker
 from studio.core.surrogates.verified import read_back, replace_verified
 
@@ -39,13 +39,9 @@ class Row:
 
 def measure(analyzer: FaceAnalyzer, maker: InContextMaker, paths: list,
             progress: Progress | None = None) -> tuple[list[Row], int]:
-    rows, no_face = [], 0
-    for i, path in enumerate(track(paths, progress, "held-out faces")):
-        rgb = load_image(path).rgb
-        face = largest_face(analyzer.analyze(rgb).faces)
-        if face is None:
-            no_face += 1
-            continue
+    rows, loop = [], FaceLoop(paths, progress)
+    for i, image, face in loop.faces(analyzer):
+        rgb = image.rgb
         v = replace_verified(maker, analyzer, rgb, [face], ContextRequest(seed=1000 + i))
         found = largest_face(analyzer.analyze(v.result.image).faces)
         (check,) = read_back(analyzer, v.result.image, [face])
@@ -53,7 +49,7 @@ def measure(analyzer: FaceAnalyzer, maker: InContextMaker, paths: list,
                         None if found is None else found.attributes,
                         None if found is None else found.descriptor, check.distance,
                         v.draws, v.result.replaced == 1))
-    return rows, no_face
+    return rows, loop.no_face
 
 
 def training_descriptors(analyzer: FaceAnalyzer, limit: int | None = None,
@@ -116,8 +112,10 @@ def metrics(rows: list[Row], no_face: int, training: np.ndarray) -> list[Metric]
 def run_check(analyzer: FaceAnalyzer, maker: InContextMaker, n_genki: int = 300,
               n_utk: int = 200, training_limit: int | None = None,
               progress: Progress | None = None) -> list[Metric]:
-    from studio.core.evaluation.check_3d import heldout_paths
+    from studio.core.morphable.build import MORPHABLE
+    from studio.core.morphable.model import MORPHABLE_FILE
 
-    rows, no_face = measure(analyzer, maker, heldout_paths(n_genki, n_utk), progress)
+    held = held_out(MORPHABLE_FILE, MORPHABLE)
+    rows, no_face = measure(analyzer, maker, held.paths(n_genki, n_utk), progress)
     training = training_descriptors(analyzer, training_limit, progress)
     return metrics(rows, no_face, training)

@@ -7,20 +7,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
-from studio.core.evaluation.methods import METHODS
+from studio.core.evaluation.methods import METHODS, family_colour
 from studio.core.evaluation.summary import BARS, MethodResult
 from studio.core.evaluation.tables import pct
 from studio.core.report_html import figure
-
-FAMILY_COLORS = {"original": "#555555", "gan": "#dd8452", "3d": "#55a868", "blur": "#4c72b0",
-                 "pixelate": "#8172b3", "mask": "#222222", "context": "#c44e52",
-                 "context-blur": "#937860"}
 
 
 def _style(method: str) -> dict:
     """Colour by family; the light strength of a naive method dashed, the strong solid."""
     m = METHODS[method]
-    return {"color": FAMILY_COLORS[m.family], "linestyle": "--" if m.light else "-"}
+    return {"color": family_colour(m.family), "linestyle": "--" if m.light else "-"}
 
 
 def distance_figure(results: list[MethodResult]) -> Figure:

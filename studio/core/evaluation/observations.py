@@ -20,9 +20,10 @@ from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
 from studio.core.errors import StudioError
-from studio.core.evaluation.methods import Method, naive_output
+from studio.core.evaluation.methods import Method
 from studio.core.evaluation.realism import method_crop, realism_features, to_realism_size
-from studio.core.surrogates.making import candidate_seed, in_context_photos, surrogate_images
+from studio.core.surrogates.making import candidate_seed
+from studio.core.surrogates.registry import REGISTRY
 
 #: Bump when the way an observation is made changes: cached ones are then made again.
 CACHE_VERSION = 2
@@ -108,25 +109,29 @@ class ObservationCache:
 
 @dataclass(frozen=True)
 class Fingerprints:
-    """Per method family, a digest of the model files its observations depend on: the
-    analysis calibration for all, plus the default generator for "gan" and the morphable
-    model for the rendered methods. A new generator then re-measures the GAN rows only,
-    not every baseline of every data set."""
+    """Per kind of model a method needs, a digest of the model files its observations
+    depend on: the analysis calibration for all, plus the default generator for the
+    methods that need it and the morphable model for the rendered ones. A new generator
+    then re-measures the GAN rows only, not every baseline of every data set."""
 
-    digests: dict[str, str]  # "analysis", "gan", "rendered"
+    digests: dict[str, str]  # "analysis", NEEDS_GENERATOR, "rendered"
 
-    def of(self, family: str) -> str:
-        from studio.core.surrogates.names import RENDERED_METHODS
+    def of(self, method: str) -> str:
+        from studio.core.surrogates.registry import NEEDS_GENERATOR, REGISTRY
 
-        if family == "gan":
-            return self.digests["gan"]
-        return self.digests["rendered" if family in RENDERED_METHODS else "analysis"]
+        if method not in REGISTRY:  # the original
+            return self.digests["analysis"]
+        spec = REGISTRY[method]
+        if NEEDS_GENERATOR in spec.needs:
+            return self.digests[NEEDS_GENERATOR]
+        return self.digests["rendered" if spec.rendered else "analysis"]
 
 
 def models_fingerprint() -> Fingerprints:
     """The fingerprints of the models as they are now on disk."""
     from studio.core.generator.choices import DEFAULT
     from studio.core.surrogates.gan_draws import RULE
+    from studio.core.surrogates.registry import NEEDS_GENERATOR
 
     def digest(paths: list[Path], rule: str = "") -> str:
         h = hashlib.sha256(f"v{CACHE_VERSION}{rule}".encode())
@@ -135,20 +140,20 @@ def models_fingerprint() -> Fingerprints:
         return h.hexdigest()[:16]
 
     morphable = list((MODELS_DIR / "morphable").glob("*.safetensors"))
-    return Fingerprints({"analysis": digest([]), "gan": digest([DEFAULT.path], RULE),
+    return Fingerprints({"analysis": digest([]), NEEDS_GENERATOR: digest([DEFAULT.path], RULE),
                          "rendered": digest(morphable)})
 
 
 def cache_key(fingerprints: Fingerprints, sha: str, method: str) -> str:
     """``method`` is a method's key, perhaps with a suffix (the parrot gallery's); the
-    fingerprint of the models its family uses and the drawing revision of its family
-    (surrogates.names.REVISIONS) are part of the key."""
-    from studio.core.surrogates.names import REVISIONS
+    fingerprint of the models it uses and its drawing revision (the registry's) are part
+    of the key."""
+    from studio.core.surrogates.registry import REGISTRY
 
-    family = method.split("@")[0].removesuffix("-blur")
-    revision = REVISIONS.get(family)
+    key = method.split("@")[0]
+    revision = REGISTRY[key].revision if key in REGISTRY else None
     tag = f"{method}#r{revision}" if revision is not None else method
-    return f"{fingerprints.of(family)}:{sha}:{tag}"
+    return f"{fingerprints.of(key)}:{sha}:{tag}"
 
 
 def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
@@ -216,9 +221,6 @@ def expression_judge():
 
 def make_output(engine, method: Method, image: LoadedImage, face: FaceAnalysis,
                 seed: int) -> np.ndarray:
-    if method.family in ("gan", "3d"):
-        return surrogate_images(engine, method.family, image, face, [seed])[0]
-    if method.family.startswith("context"):
-        context = "blur" if method.family == "context-blur" else "keep"
-        return in_context_photos(engine, image, face, [seed], context=context)[0]
-    return naive_output(method, image.rgb, face.landmarks)
+    """The method's output for ``face``: its face crop, or the whole photo for a method
+    that replaces inside it."""
+    return REGISTRY.maker(method.key).make(engine, image, face, [seed])[0]

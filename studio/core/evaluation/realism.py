@@ -293,21 +293,18 @@ def _realism(outputs: RealismFeatures, reals: RealismFeatures, seed: int,
 
 def method_crop(engine, key: str, image, face, seed: int) -> np.ndarray:
     """One method's face for ``face`` at ``REALISM_SIZE`` in the canonical framing:
-    "original" (the real crop), "gan", "3d" or a naive method (cropped after applying)."""
+    "original" (the real crop), a crop method's own face, or the face cropped from the
+    photo of a method that replaces inside it."""
     from studio.core.analysis.framing import CropFrame, original_crop
-    from studio.core.evaluation.methods import METHODS, naive_output
-    from studio.core.surrogates.making import in_context_photos, surrogate_images
+    from studio.core.evaluation.methods import ORIGINAL
+    from studio.core.surrogates.registry import REGISTRY
 
-    if key in ("gan", "3d"):
-        return to_realism_size(surrogate_images(engine, key, image, face, [seed])[0])
-    if key.startswith("context"):
-        rgb = in_context_photos(engine, image, face, [seed],
-                                context="blur" if key == "context-blur" else "keep",
-                                refine=key != "context-raw")[0]
-    elif key == "original":
+    if key == ORIGINAL.key:
         rgb = image.rgb
     else:
-        rgb = naive_output(METHODS[key], image.rgb, face.landmarks)
+        rgb = REGISTRY.maker(key).make(engine, image, face, [seed])[0]
+        if not REGISTRY[key].in_photo:
+            return to_realism_size(rgb)
     # crop at the face's own scale, then reduce with area interpolation like the renders
     side = max(REALISM_SIZE, round(CropFrame.from_landmarks(face.landmarks).side))
     return to_realism_size(original_crop(rgb, face.landmarks, side))

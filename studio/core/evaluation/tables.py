@@ -11,6 +11,7 @@ import numpy as np
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.evaluation.summary import BARS, MethodResult
 from studio.core.report_html import fmt
+from studio.core.surrogates.registry import GAN
 
 
 def pct(x: float | None) -> str:
@@ -196,7 +197,7 @@ def checks(results: list[MethodResult]) -> list[tuple[str, str, str, bool]]:
                                    f"<= {BARS['rank1_over_chance']:.0f}×")}
     out = []
     for r in results:
-        if r.method != "gan":
+        if r.method != GAN:
             continue
         for key, (value, ok) in r.checks().items():
             name, bar = names[key]

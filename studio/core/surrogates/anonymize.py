@@ -39,9 +39,9 @@ from studio.core.surrogates.anonymize_files import (
     write_new,
 )
 from studio.core.surrogates.making import png_bytes
+from studio.core.surrogates.registry import DEFAULT_ANONYMIZE, REGISTRY
 from studio.core.surrogates.unfitted import check_policy
 from studio.core.surrogates.whole_photo import (
-    METHODS,
     anonymize_engine,
     photo_seed,
     replace_faces,
@@ -112,10 +112,13 @@ class _Outcome:
 
 def check_options(method: str, context: str | None) -> str:
     """The method's and context's usage errors, before any model loads; returns the context."""
-    if method not in METHODS:
-        raise AnonymizeError(f"unknown method {method!r}; use {', '.join(METHODS)}")
-    if context is not None and method != "context":
-        raise AnonymizeError("--context is for the context method only")
+    choices = REGISTRY.anonymize_choices()
+    if method not in choices:
+        raise AnonymizeError(f"unknown method {method!r}; use {', '.join(choices)}")
+    if context is not None and not REGISTRY.for_anonymize(method).takes_context:
+        raise AnonymizeError("--context is for the methods that replace the face in its "
+                             "photo: " + ", ".join(s.key for s in REGISTRY
+                                                   if s.anonymize and s.takes_context))
     context = context or "keep"
     if context not in compositing.CONTEXTS:
         raise AnonymizeError(f"context must be one of {', '.join(compositing.CONTEXTS)}, "
@@ -169,7 +172,7 @@ def _outcomes(jobs: list[Job], engine, run: _Settings, workers: int) -> Iterator
 
 
 def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
-              method: str = "context", seed: int | None = None, context: str | None = None,
+              method: str = DEFAULT_ANONYMIZE, seed: int | None = None, context: str | None = None,
               neutral_names: bool = False, mapping: str | os.PathLike[str] | None = None,
               progress: Progress | None = None, engine=None, workers: int = 1,
               ray: str | None = None, unfitted: str = UNFITTED_POLICIES[0],

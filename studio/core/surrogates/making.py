@@ -17,11 +17,11 @@ from PIL import Image
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.errors import StudioError
 from studio.core.metrics.comparison import Comparison
-from studio.core.surrogates.names import BATCH_METHODS, RENDERED_METHODS, SURROGATE_METHODS
+from studio.core.surrogates.registry import REGISTRY
 
-__all__ = ["BATCH_METHODS", "EXPORT_SIZE", "RENDERED_METHODS", "SURROGATE_METHODS",
-           "CandidateMaker", "batch_engine", "candidate_metrics", "candidate_seed", "check_methods",
-           "gan_draws", "in_context_photos", "png_bytes", "save_png", "surrogate_images"]
+__all__ = ["EXPORT_SIZE", "CandidateMaker", "batch_engine", "candidate_metrics", "candidate_seed",
+           "check_methods", "gan_draws", "in_context_photos", "png_bytes", "save_png",
+           "surrogate_images"]
 
 #: The size every exported surrogate has: GAN faces are upscaled to it, 3D renders drawn at it.
 EXPORT_SIZE = 256
@@ -79,9 +79,11 @@ def batch_engine(workers: int, min_face: float | None = None):
 
 
 def check_methods(methods: tuple[str, ...] | list[str]) -> None:
+    """Refuse any method that is not a registered candidate method."""
+    choices = REGISTRY.candidates()
     for m in methods:
-        if m not in SURROGATE_METHODS:
-            raise StudioError(f"unknown method {m!r}; use {', '.join(SURROGATE_METHODS)}")
+        if m not in choices:
+            raise StudioError(f"unknown method {m!r}; use {', '.join(choices)}")
 
 
 def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
@@ -112,21 +114,16 @@ def gan_draws(engine, face: FaceAnalysis, seeds: list[int]) -> list:
 
 def surrogate_images(engine, method: str, image, face: FaceAnalysis, seeds: list[int],
                      others: list[FaceAnalysis] | None = None) -> list[np.ndarray]:
-    """A face's surrogates, one per identity seed, from its own estimate: GAN and 3D faces
-    in their own frame, in-context ones cropped from the photo in the original's framing
-    at EXPORT_SIZE."""
+    """A face's surrogates, one per identity seed, from its own estimate: a crop method's
+    faces in their own frame, a method that replaces inside the photo cropped from the
+    photo in the original's framing at EXPORT_SIZE."""
     check_methods([method])
-    if method == "context":
-        from studio.core.analysis.framing import original_crop
+    made = REGISTRY.maker(method).make(engine, image, face, seeds, others)
+    if not REGISTRY[method].in_photo:
+        return made
+    from studio.core.analysis.framing import original_crop
 
-        return [original_crop(rgb, face.landmarks, EXPORT_SIZE)
-                for rgb in in_context_photos(engine, image, face, seeds, others)]
-    if method == "gan":
-        return [d.image for d in gan_draws(engine, face, seeds)]
-    from studio.core.morphable.surrogate import Request3D
-
-    return [engine.surrogate3d(image, face, Request3D(identity=s, size=EXPORT_SIZE)).image
-            for s in seeds]
+    return [original_crop(rgb, face.landmarks, EXPORT_SIZE) for rgb in made]
 
 
 class CandidateMaker:
@@ -144,9 +141,10 @@ class CandidateMaker:
         from studio.core.metrics.comparison import compare_many
 
         engine = self.engine
-        if method == "gan":  # each draw was read back already
-            draws = gan_draws(engine, face, seeds)
-            rgbs, comparisons = [d.image for d in draws], [d.comparison for d in draws]
+        check_methods([method])
+        measured = REGISTRY.maker(method).measured(engine, face, seeds)
+        if measured is not None:  # each draw was read back already
+            rgbs, comparisons = measured
         else:
             rgbs = surrogate_images(engine, method, image, face, seeds, others)
             comparisons = compare_many(engine.analyzer, face, rgbs)

@@ -22,12 +22,8 @@ from studio.core.analysis.images import SUPPORTED_NAMES, ImageListing, load_imag
 from studio.core.assets import sha256_of
 from studio.core.errors import ImageLoadError, StudioError
 from studio.core.progress import Progress, no_progress
-from studio.core.surrogates.making import (
-    BATCH_METHODS,
-    CandidateMaker,
-    candidate_seed,
-    check_methods,
-)
+from studio.core.surrogates.making import CandidateMaker, candidate_seed, check_methods
+from studio.core.surrogates.registry import BATCH_DEFAULTS
 from studio.core.workspace.store import Workspace
 
 
@@ -263,7 +259,7 @@ def to_do(run: _Run, paths: list[Path]) -> Iterator[tuple[Path, str]]:
 
 
 def run_batch(folder: str | Path, workspace: Workspace, engine, candidates: int = 3,
-              methods: tuple[str, ...] = BATCH_METHODS, progress: Progress | None = None,
+              methods: tuple[str, ...] = BATCH_DEFAULTS, progress: Progress | None = None,
               workers: int = 1, watch: Watch | None = None,
               alone: Collection[str] = ()) -> BatchReport:
     """``workers`` > 1 analyses photos in parallel (the engine needs as many landmarkers);

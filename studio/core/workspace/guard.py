@@ -24,7 +24,7 @@ from pathlib import Path
 from studio.core.assets import sha256_of
 from studio.core.errors import StudioError
 from studio.core.progress import Progress, no_progress
-from studio.core.surrogates.making import BATCH_METHODS, RENDERED_METHODS
+from studio.core.surrogates.registry import BATCH_DEFAULTS, REGISTRY
 from studio.core.workspace.batch import BatchReport
 from studio.core.workspace.store import Workspace
 
@@ -66,7 +66,7 @@ def _child(conn, parent: int, folder: str, workspace: str, candidates: int,
         with Workspace(workspace, create=True) as ws:
             engine = batch_engine(workers, min_face)
             try:
-                if set(methods) & set(RENDERED_METHODS):
+                if REGISTRY.rendered(methods):
                     engine.load_3d()  # before the photos, as the GAN's models are
                 report = run_batch(
                     folder, ws, engine, candidates=candidates, methods=methods,
@@ -99,7 +99,7 @@ def record_crash(workspace: str | Path, path: str, exit_code: int | None) -> Non
 
 
 def guarded_batch(folder: str | Path, workspace: str | Path, candidates: int = 3,
-                  methods: tuple[str, ...] = BATCH_METHODS, workers: int = 1,
+                  methods: tuple[str, ...] = BATCH_DEFAULTS, workers: int = 1,
                   progress: Progress | None = None, min_face: float | None = None
                   ) -> BatchReport:
     """``run_batch`` in child processes, as the module says. Returns the last child's

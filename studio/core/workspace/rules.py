@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from studio.core.errors import StudioError
+from studio.core.surrogates.registry import REGISTRY
 
 if TYPE_CHECKING:  # this module stays light: `studio accept --help` lists its names
     from studio.core.workspace.store import Candidate, Workspace
@@ -45,7 +46,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "abs_d_pitch": ("number", "the size of d_pitch"),
     "abs_d_roll": ("number", "the size of d_roll"),
     "abs_d_pose": ("number", "the largest of abs_d_yaw, abs_d_pitch, abs_d_roll"),
-    "method": ("text", 'how it was made, a method in quotes: "gan", "3d", "context"'),
+    "method": ("text", "how it was made, a method in quotes: "
+                       + ", ".join(f'"{k}"' for k in REGISTRY.candidates())),
 }
 _STORED = ("distance", "joy", "yaw", "pitch", "roll", "d_joy", "d_yaw", "d_pitch", "d_roll")
 _ORDER = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
@@ -65,9 +67,7 @@ class RuleError(StudioError):
 
 
 def _methods() -> tuple[str, ...]:
-    from studio.core.surrogates.making import SURROGATE_METHODS
-
-    return SURROGATE_METHODS
+    return REGISTRY.candidates()
 
 
 def names_help() -> str:

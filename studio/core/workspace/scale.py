@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from studio.core.progress import Progress
-from studio.core.surrogates.making import BATCH_METHODS, RENDERED_METHODS
+from studio.core.surrogates.registry import BATCH_DEFAULTS, REGISTRY
 from studio.core.surrogates.scale import TASK_RETRIES, ray_map, ray_session
 from studio.core.workspace.batch import BatchReport, PhotoResult, process_photo, start_run, to_do
 from studio.core.workspace.store import Workspace
@@ -37,7 +37,7 @@ class PhotoWorker:
         self.candidates, self.methods = candidates, methods
         self.engine = batch_engine(1)
         try:
-            if set(methods) & set(RENDERED_METHODS):
+            if REGISTRY.rendered(methods):
                 self.engine.load_3d()
         except BaseException:
             self.engine.close()
@@ -61,7 +61,7 @@ def lost_photo(path: str, sha: str, tries: int) -> PhotoResult:
 
 
 def ray_batch(folder: str | Path, workspace: Workspace, candidates: int = 3,
-              methods: tuple[str, ...] = BATCH_METHODS, progress: Progress | None = None,
+              methods: tuple[str, ...] = BATCH_DEFAULTS, progress: Progress | None = None,
               address: str | None = None, workers: int | None = None,
               retries: int = TASK_RETRIES) -> BatchReport:
     """``run_batch`` with the photos analysed by Ray workers: on a Ray started here

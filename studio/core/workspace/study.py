@@ -34,7 +34,7 @@ from studio.core.crowd.formats import ITEM_JOY, VERSIONS
 from studio.core.crowd.tables import csv_writer
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates.making import EXPORT_SIZE, candidate_seed, png_bytes, surrogate_images
-from studio.core.surrogates.names import SURROGATE_METHODS
+from studio.core.surrogates.registry import REGISTRY
 from studio.core.workspace.export import (
     FORMATS,
     MAPPING_FIELDS,
@@ -158,7 +158,7 @@ def _make(engine, gate: IdentityGate, sha: str, image, face, index: int, others,
     if "original" in versions:
         made["original"] = (None, png_bytes(original_crop(image.rgb, face.landmarks,
                                                           EXPORT_SIZE)), face.attributes.joy)
-    for method in (m for m in SURROGATE_METHODS if m in versions):
+    for method in (m for m in REGISTRY.candidates() if m in versions):
         problem = ""
         for attempt in range(TRIES):
             seed = candidate_seed(sha, index, attempt)
