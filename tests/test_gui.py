@@ -12,6 +12,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QSettings, Qt, QThreadPool
 
 from studio.core.analysis.attributes import SPEC
+from studio.core.surrogates.registry import GAN, MORPHABLE
 from studio.ui.controller import Controller
 from studio.ui.main_window import MainWindow
 from studio.ui.state import StudioState
@@ -41,7 +42,7 @@ def open_and_wait(qtbot, win, path) -> None:
     qtbot.waitUntil(lambda: win.state.path == str(path), timeout=30000)
     if win.state.face is not None:
         qtbot.waitUntil(lambda: win.surrogate.generation > before, timeout=30000)
-        qtbot.waitUntil(lambda: win.state.compared.comparison is not None, timeout=30000)
+        qtbot.waitUntil(lambda: win.state.compared.comparison(GAN) is not None, timeout=30000)
 
 
 def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer):
@@ -54,9 +55,9 @@ def test_open_real_face_shows_attributes(qtbot, window, utk_face_path, analyzer)
     # The sliders start at the estimate.
     assert window.sliders.sliders["yaw"].value() == round(expected.yaw)
     assert window.surrogate.surrogate.pixmap() is not None
-    verdict = window.identity.verdict.text()
+    verdict = window.identity.verdicts[GAN].text()
     assert any(t in verdict for t in ("Different person", "SAME PERSON", "No face"))
-    comp = window.state.compared.comparison
+    comp = window.state.compared.comparison(GAN)
     assert comp.original is window.state.face
 
 
@@ -87,8 +88,8 @@ def test_photo_is_analysed_while_the_generator_still_loads(qtbot, tmp_path, utk_
         assert win.attributes.values["joy"].text() == f"{state.face.attributes.joy:.2f}"
         assert "loading" in win.surrogate.surrogate.text()
         gate.set()
-        qtbot.waitUntil(lambda: state.compared.comparison is not None
-                        and state.compared.comparison.distance is not None, timeout=60000)
+        qtbot.waitUntil(lambda: state.compared.comparison(GAN) is not None
+                        and state.compared.comparison(GAN).distance is not None, timeout=60000)
         assert state.face.descriptor is not None and state.surrogate is not None
         assert "step" in win.device_label.text()  # the model is named once it has loaded
     finally:
@@ -115,15 +116,15 @@ def test_each_slider_draws_a_new_surrogate(qtbot, window, utk_face_path, name, v
     window.sliders.sliders[name].setValue(value)  # what dragging does, step by step
     qtbot.waitUntil(lambda: window.surrogate.generation > gen, timeout=30000)
     qtbot.waitUntil(lambda: window.expression.updates > expr and window.identity.updates > ident
-                    and not window.controller.compare_jobs.busy, timeout=30000)
+                    and not window.controller.lanes[GAN].measure_jobs.busy, timeout=30000)
     assert not np.array_equal(before, _pixels(window.surrogate.surrogate))
     requested = window.state.surrogate.requested
     assert getattr(requested, name) == pytest.approx(value / SPEC[name].ticks_per_unit)
-    comp = window.state.compared.comparison
+    comp = window.state.compared.comparison(GAN)
     if comp.distance is not None:  # the history plot gets the newest distance
-        assert window.state.compared.distances[-1] == comp.distance
+        assert window.state.compared.distances[GAN][-1] == comp.distance
     else:
-        assert "No face" in window.identity.verdict.text()
+        assert "No face" in window.identity.verdicts[GAN].text()
     assert table_before is not None
 
 
@@ -139,9 +140,9 @@ def test_choose_a_face_in_a_group_photo(qtbot, window, tmp_path, group_photo):
     assert window.state.face_index == 1
     second = window.state.analysis.faces[1].attributes
     assert window.attributes.values["p_male"].text() == f"{second.p_male:.2f}" != first
-    qtbot.waitUntil(lambda: window.surrogate.generation > gen and window.state.compared.comparison
-                    is not None, timeout=30000)
-    assert window.state.compared.comparison.original is window.state.analysis.faces[1]
+    qtbot.waitUntil(lambda: window.surrogate.generation > gen
+                    and window.state.compared.comparison(GAN) is not None, timeout=30000)
+    assert window.state.compared.comparison(GAN).original is window.state.analysis.faces[1]
 
 
 def test_bad_inputs_give_a_message_and_keep_the_window_usable(qtbot, window, tmp_path,
@@ -255,8 +256,8 @@ def test_next_and_previous_in_folder_and_drop(qtbot, window, tmp_path, utk_face_
 
 def wait_3d(qtbot, win, after: int) -> None:
     qtbot.waitUntil(lambda: win.surrogate3d.generation > after, timeout=30000)
-    qtbot.waitUntil(lambda: not win.controller.render3d_jobs.busy
-                    and not win.controller.compare3d_jobs.busy, timeout=30000)
+    lane = win.controller.lanes[MORPHABLE]
+    qtbot.waitUntil(lambda: not lane.jobs.busy and not lane.measure_jobs.busy, timeout=30000)
 
 
 def test_3d_panel_renders_orbits_and_is_measured(qtbot, window, utk_face_path):
@@ -264,11 +265,11 @@ def test_3d_panel_renders_orbits_and_is_measured(qtbot, window, utk_face_path):
     view = window.surrogate3d
     qtbot.waitUntil(lambda: window.state.surrogate3d is not None
                     and window.state.measured3d is window.state.surrogate3d, timeout=30000)
-    comp = window.state.compared.comparison3d
+    comp = window.state.compared.comparison(MORPHABLE)
     assert comp.original is window.state.face and comp.surrogate is not None
     assert window.expression.table.item(0, 3).text() == f"{comp.surrogate.attributes.joy:.2f}"
-    assert window.identity.verdict3d.text().startswith("3D: ")
-    assert "Different person" in window.identity.verdict3d.text()
+    assert window.identity.verdicts[MORPHABLE].text().startswith("3D: ")
+    assert "Different person" in window.identity.verdicts[MORPHABLE].text()
     front = _pixels(view.image)
 
     # Drag to orbit: a new camera view and a new render.
@@ -316,7 +317,7 @@ def test_joy_slider_moves_the_3d_smile(qtbot, window, utk_face_path):
         qtbot.waitUntil(lambda: window.state.measured3d is window.state.surrogate3d,
                         timeout=30000)
         assert window.state.surrogate3d.request.targets.joy == pytest.approx(value / 100)
-        seen = window.state.compared.comparison3d.surrogate
+        seen = window.state.compared.comparison(MORPHABLE).surrogate
         assert seen is not None
         assert seen.attributes.smiling == (value > 50)
 
@@ -347,8 +348,8 @@ def test_curation_window_reviews_by_keyboard(qtbot, window, engine, tmp_path, ge
     # One candidate of each method: GAN, 3D and in context.
     assert len(cur.state.face_ids) == 2
     assert sorted(c.method for c in cur.state.candidates) == ["3d", "context", "gan"]
-    qtbot.waitUntil(lambda: cur.state.compared.comparison is not None
-                    or cur.state.compared.comparison3d is not None, timeout=30000)
+    qtbot.waitUntil(lambda: any(c is not None for c in cur.state.compared.comparisons.values()),
+                    timeout=30000)
     blurred_px = cur.original.pixmap().toImage()
     qtbot.keyClick(cur, Qt.Key.Key_Space)
     assert cur.state.revealed and cur.original.pixmap().toImage() != blurred_px
@@ -793,25 +794,47 @@ def test_comparison_state_setters_announce_changes_once(qtbot):
     _emits(qtbot, state.face_changed, lambda: state.set_face(face))
     _emits(qtbot, state.face_changed, lambda: state.set_face(face), 0)
     near, far = _comparison(face, 0.3), _comparison(face, 0.8)
-    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(near))
-    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(near), 0)
-    _emits(qtbot, state.comparison3d_changed, lambda: state.set_comparison3d(far))
-    _emits(qtbot, state.comparison3d_changed, lambda: state.set_comparison3d(far), 0)
-    assert state.distances == [0.3] and state.distances3d == [0.8]
-    # Another face: its measures are gone, and both panels hear of it.
+    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(GAN, near))
+    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(GAN, near), 0)
+    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(MORPHABLE, far))
+    _emits(qtbot, state.comparison_changed, lambda: state.set_comparison(MORPHABLE, far), 0)
+    assert state.distances == {GAN: [0.3], MORPHABLE: [0.8]}
+    # Another face: its measures are gone, and the panels hear of each method's.
+    _emits(qtbot, state.comparison_changed, lambda: state.set_face(other), 2)
+    assert state.comparison(GAN) is None and state.comparison(MORPHABLE) is None
+    _emits(qtbot, state.comparison_changed, lambda: state.set_face(face), 0)  # none to clear
+    state.set_comparison(MORPHABLE, far)
     _emits(qtbot, state.comparison_changed, lambda: state.set_face(other))
-    assert state.comparison is None and state.comparison3d is None
-    _emits(qtbot, state.comparison3d_changed, lambda: state.set_face(face), 0)  # none to clear
-    state.set_comparison3d(far)
-    _emits(qtbot, state.comparison3d_changed, lambda: state.set_face(other))
     for i in range(HISTORY + 5):
-        state.set_comparison(_comparison(face, i / 100))
-    assert len(state.distances) == HISTORY and state.distances[-1] == (HISTORY + 4) / 100
+        state.set_comparison(GAN, _comparison(face, i / 100))
+    history = state.history(GAN)
+    assert len(history) == HISTORY and history[-1] == (HISTORY + 4) / 100
     # A stored candidate is shown, not added to the live history.
-    before = list(state.distances)
-    _emits(qtbot, state.comparison_changed, lambda: state.show(other, far))
-    _emits(qtbot, state.face_changed, lambda: state.show(other, far), 0)
+    before = dict(state.distances)
+    _emits(qtbot, state.comparison_changed, lambda: state.show(other, {MORPHABLE: far}), 2)
+    _emits(qtbot, state.face_changed, lambda: state.show(other, {MORPHABLE: far}), 0)
     assert state.face is other and state.distances == before
+    assert state.comparisons == {GAN: None, MORPHABLE: far}
+
+
+def test_comparison_state_announces_one_signal_with_the_method_key(qtbot):
+    """One signal for every method, told which: a method the window has never heard of
+    is measured like the others."""
+    from studio.ui.comparison_state import NO_HISTORY, ComparisonState
+
+    state = ComparisonState()
+    face = _face()
+    state.set_face(face)
+    comp = _comparison(face, 0.9)
+    with qtbot.waitSignal(state.comparison_changed, timeout=1000) as blocker:
+        state.set_comparison("toy", comp)
+    assert blocker.args == ["toy"]
+    assert state.comparison("toy") is comp and state.history("toy") == [0.9]
+    assert state.comparison(GAN) is None and state.history(GAN) is NO_HISTORY
+    told: list[str] = []
+    state.comparison_changed.connect(told.append)
+    state.show(_face(), {GAN: comp})  # a stored GAN candidate: the toy's measure is gone
+    assert told == ["toy", GAN]
 
 
 def test_curation_state_setters_announce_changes_once(qtbot):

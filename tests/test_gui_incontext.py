@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction
 from test_gui import open_and_wait, window  # noqa: F401 (window: the fixture)
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.surrogates.registry import IN_CONTEXT
 
 pytestmark = pytest.mark.data
 
@@ -35,11 +36,10 @@ def _show_context(qtbot, win) -> None:
 def _measured(qtbot, win):
     """The in-context photo on screen, once the panels show its measure."""
     state = win.state
-    qtbot.waitUntil(lambda: state.compared.comparison_ctx is not None
-                    and not win.controller.context_jobs.busy
-                    and not win.controller._measure_ctx.isActive()
-                    and not win.controller.compare_ctx_jobs.busy, timeout=60000)
-    return state.context, state.compared.comparison_ctx
+    lane = win.controller.lanes[IN_CONTEXT]
+    qtbot.waitUntil(lambda: state.compared.comparison(IN_CONTEXT) is not None
+                    and not lane.busy, timeout=60000)
+    return state.context, state.compared.comparison(IN_CONTEXT)
 
 
 def _press_c(qtbot, win) -> None:
@@ -60,7 +60,7 @@ def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,
     # The action: the same view, now the photo with the new face in it, at the photo's size.
     _show_context(qtbot, win)
     first = state.context
-    assert win.photo.shown == "context" and win.photo_bar.toggle.isChecked()
+    assert win.photo.shown == "in_context" and win.photo_bar.toggle.isChecked()
     pixels, size = _shown(win.photo)
     assert size == (state.image.width, state.image.height) and pixels.shape == original.shape
     changed = first.result.changed
@@ -76,7 +76,7 @@ def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,
     assert not state.context_shown and win.photo.shown == "original"
     np.testing.assert_array_equal(_shown(win.photo)[0], original)
     _press_c(qtbot, win)
-    assert state.context_shown and win.photo.shown == "context" and state.context is first
+    assert state.context_shown and win.photo.shown == "in_context" and state.context is first
 
     # The joy slider re-renders the face live; both ends are measured by the panels.
     joys = {}
@@ -90,14 +90,14 @@ def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,
         np.testing.assert_array_equal(_shown(win.photo)[0], photo.result.image)  # on screen
         assert comp.original is state.face and comp.surrogate is not None
         assert comp.distance is not None
-        assert f"distance {comp.distance:.2f}" in win.identity.verdict_ctx.text()
-        assert win.identity.verdict_ctx.text().startswith("In context: ")
-        assert state.compared.distances_ctx[-1] == comp.distance
+        assert f"distance {comp.distance:.2f}" in win.identity.verdicts[IN_CONTEXT].text()
+        assert win.identity.verdicts[IN_CONTEXT].text().startswith("In context: ")
+        assert state.compared.distances[IN_CONTEXT][-1] == comp.distance
         assert win.expression.table.item(0, 5).text() == f"{comp.surrogate.attributes.joy:.2f}"
         joys[value] = comp.surrogate.attributes.joy
     assert joys[95] > joys[5] + 0.2  # the requested smile is seen in the photo
     # A new identity in the photo: the measured distance stays at or above the threshold.
-    assert state.compared.comparison_ctx.distance >= SAME_PERSON_THRESHOLD - 0.1
+    assert state.compared.comparison(IN_CONTEXT).distance >= SAME_PERSON_THRESHOLD - 0.1
     np.testing.assert_array_equal(state.image.rgb, photo_before)  # the original untouched
 
     # Save: the in-context photo at the photo's size, a fresh PNG without metadata.
@@ -216,6 +216,6 @@ def test_window_marks_faces_it_will_blur_or_mask_and_covers_them(qtbot, window, 
     tips = [item.toolTip() for item in window.photo.scene().items()]
     assert any("will be blurred" in t or "will be masked" in t for t in tips), tips
     _show_context(qtbot, window)
-    qtbot.waitUntil(lambda: not window.controller.context_jobs.busy, timeout=60000)
+    qtbot.waitUntil(lambda: not window.controller.lanes[IN_CONTEXT].jobs.busy, timeout=60000)
     out = state.context.result.image
     assert not untouched(canvas, out, (350 + 5, 120 + 5, 378 - 5, 148 - 3))

@@ -314,9 +314,7 @@ class CurationController(QObject):
     def _on_measured(self, _job_id: int, value: tuple) -> None:
         face, comparison, method = value
         if face is self._face:  # not a face the reviewer has left
-            self.state.compared.show(face, comparison if method == "gan" else None,
-                                     comparison if method == "3d" else None,
-                                     comparison if method == "context" else None)
+            self.state.compared.show(face, {method: comparison})
 
     def stop(self) -> None:
         """The window is closing: results still in flight are dropped."""

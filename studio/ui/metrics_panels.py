@@ -1,7 +1,9 @@
 """Expression preservation and identity similarity, updated for every new surrogate.
 
 Both panels bind to a ``ComparisonState``: the studio window's live one, or the curation
-window's stored candidate."""
+window's stored candidate. Their columns and series are the registry's candidate methods
+(``surrogates.registry``), read when a panel is built: a method registered before then
+has its column, heading and colour with no change here."""
 
 from __future__ import annotations
 
@@ -20,17 +22,24 @@ from PySide6.QtWidgets import (
 from studio.core.analysis.attributes import SPEC, AttributeSpec
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
+from studio.core.surrogates.registry import REGISTRY, MethodSpec
 from studio.ui.comparison_state import HISTORY, ComparisonState
 
 ROWS = [SPEC[name] for name in ("joy", "yaw", "pitch", "roll")]
 ORIGINAL_COLOR = (90, 150, 230)
-SURROGATE_COLOR = (240, 150, 60)
-SURROGATE3D_COLOR = (120, 180, 90)
-CONTEXT_COLOR = (160, 100, 200)
-#: The surrogates both panels measure: (ComparisonState attribute, its signal, label, colour).
-KINDS = (("comparison", "comparison_changed", "GAN", SURROGATE_COLOR),
-         ("comparison3d", "comparison3d_changed", "3D", SURROGATE3D_COLOR),
-         ("comparison_ctx", "comparison_ctx_changed", "in context", CONTEXT_COLOR))
+SYMBOLS = ("o", "t", "s", "d", "star", "+", "x", "p", "h")  # one per method's history curve
+BAR_SPAN = 0.84  # of one blendshape's slot, shared by the original's and each method's bars
+
+
+def measured_methods() -> list[MethodSpec]:
+    """The methods the panels show: the surrogates a batch makes, in registry order."""
+    return [REGISTRY[key] for key in REGISTRY.candidates()]
+
+
+def heading(spec: MethodSpec) -> str:
+    """The method's column heading, capitalised where it starts a verdict."""
+    column = spec.column
+    return column[:1].upper() + column[1:]
 
 
 def number(spec: AttributeSpec, value: float) -> str:
@@ -47,16 +56,22 @@ def short_name(blendshape: str) -> str:
 
 
 class ExpressionPanel(QGroupBox):
-    """Original against the GAN, 3D and in-context surrogates: joy and angles with
-    differences, smile decisions, and the top blendshapes of all four as a bar chart."""
+    """Original against each method's surrogate: joy and angles with differences, smile
+    decisions, and the top blendshapes of all of them as a bar chart."""
 
     def __init__(self, state: ComparisonState) -> None:
         super().__init__("Expression preservation")
         self.state = state
+        self.methods = measured_methods()
         layout = QVBoxLayout(self)
-        self.table = QTableWidget(len(ROWS) + 1, 1 + 2 * len(KINDS))
-        self.table.setHorizontalHeaderLabels(["original", "GAN", "Δ GAN", "3D", "Δ 3D",
-                                              "context", "Δ ctx"])
+        self.table = QTableWidget(len(ROWS) + 1, 1 + 2 * len(self.methods))
+        # Each method's values, then their difference from the original's under "Δ" (the
+        # method's name would not fit there once there are more than three).
+        self.table.setHorizontalHeaderLabels(
+            ["original", *(t for m in self.methods for t in (m.column, "Δ"))])
+        for k, method in enumerate(self.methods):
+            self.table.horizontalHeaderItem(2 + 2 * k).setToolTip(
+                f"{method.label} minus the original")
         self.table.setVerticalHeaderLabels([f"{s.label} {s.unit}".strip() for s in ROWS]
                                            + ["Smile"])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -75,15 +90,16 @@ class ExpressionPanel(QGroupBox):
         self.plot.setYRange(0, 1.35)  # room for the legend above the bars
         legend = self.plot.addLegend(offset=(-5, 2), colCount=4)
         legend.setLabelTextColor("#333")
-        self.bars = [pg.BarGraphItem(x=[], height=[], width=0.2, brush=color, name=name)
+        self._bar_width = BAR_SPAN / (1 + len(self.methods))
+        self.bars = [pg.BarGraphItem(x=[], height=[], width=0.95 * self._bar_width,
+                                     brush=color, name=name)
                      for name, color in (("original", ORIGINAL_COLOR),
-                                         *((label, color) for *_, label, color in KINDS))]
+                                         *((m.column, m.colour) for m in self.methods))]
         for bars in self.bars:
             self.plot.addItem(bars)
         layout.addWidget(self.plot)
         self.updates = 0
-        for _, signal, _, _ in KINDS:
-            getattr(state, signal).connect(self.refresh)
+        state.comparison_changed.connect(self.refresh)
         state.face_changed.connect(self.refresh)
 
     def _set(self, row: int, col: int, text: str) -> None:
@@ -95,11 +111,11 @@ class ExpressionPanel(QGroupBox):
         if item.text() != text:
             item.setText(text)
 
-    def refresh(self) -> None:
+    def refresh(self, _method: str | None = None) -> None:
         face = self.state.face
-        comps = [getattr(self.state, attr) for attr, *_ in KINDS]
+        comps = [self.state.comparison(m.key) for m in self.methods]
         surs = [c.surrogate if c else None for c in comps]
-        cols = [1 + 2 * k for k in range(len(KINDS))]
+        cols = [1 + 2 * k for k in range(len(self.methods))]
         for r, spec in enumerate(ROWS):
             o = getattr(face.attributes, spec.name) if face else None
             self._set(r, 0, number(spec, o) if o is not None else "–")
@@ -111,14 +127,15 @@ class ExpressionPanel(QGroupBox):
         smile = len(ROWS)
         self._set(smile, 0, ("yes" if face.attributes.smiling else "no") if face else "–")
         verdicts = []
-        for col, comp, sur, (*_, label, _) in zip(cols, comps, surs, KINDS, strict=True):
+        for col, comp, sur, method in zip(cols, comps, surs, self.methods, strict=True):
             self._set(smile, col, ("yes" if sur.attributes.smiling else "no") if sur else "–")
             kept = comp.smile_kept if comp else None
             self._set(smile, col + 1, "kept" if kept else ("changed" if kept is False else "–"))
             if comp is not None and sur is None:
-                verdicts.append(f"{label}: no face found.")
+                verdicts.append(f"{method.column}: no face found.")
             elif kept is not None:
-                verdicts.append(f"{label}: smile decision " + ("kept." if kept else "CHANGED!"))
+                verdicts.append(f"{method.column}: smile decision "
+                                + ("kept." if kept else "CHANGED!"))
         self.verdict.setText("   ".join(verdicts))
         self._bars(face, surs)
         self.updates += 1
@@ -134,7 +151,7 @@ class ExpressionPanel(QGroupBox):
                 scores = np.maximum(scores, other.blendshapes)
         top = [i for i in np.argsort(-scores) if BLENDSHAPE_NAMES[i] != "_neutral"][:5]
         x = np.arange(len(top))
-        offsets = (np.arange(len(self.bars)) - (len(self.bars) - 1) / 2) * 0.21
+        offsets = (np.arange(len(self.bars)) - (len(self.bars) - 1) / 2) * self._bar_width
         for offset, bars, who in zip(offsets, self.bars, (face, *surs), strict=True):
             bars.setOpts(x=x + offset, height=who.blendshapes[top] if who is not None
                          else np.zeros(len(top)))
@@ -169,18 +186,18 @@ def show_verdict(label: QLabel, comp, who: str) -> None:
 
 
 class IdentityPanel(QGroupBox):
-    """dlib distance against the 0.6 threshold for each kind of surrogate, and the history
-    of recent surrogates."""
+    """dlib distance against the 0.6 threshold for each method's surrogate, and the
+    history of recent surrogates."""
 
     def __init__(self, state: ComparisonState) -> None:
         super().__init__("Identity similarity")
         self.state = state
+        self.methods = measured_methods()
         layout = QVBoxLayout(self)
-        self.verdict = QLabel("–")
-        self.verdict3d = QLabel("–")
-        self.verdict_ctx = QLabel("–")
-        self.verdict.setObjectName("identity_verdict")
-        for label in (self.verdict, self.verdict3d, self.verdict_ctx):
+        self.verdicts: dict[str, QLabel] = {}  # by method key
+        for method in self.methods:
+            label = self.verdicts[method.key] = QLabel("–")
+            label.setObjectName(f"identity_verdict_{method.key}")
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setMinimumHeight(36)
             layout.addWidget(label)
@@ -198,28 +215,21 @@ class IdentityPanel(QGroupBox):
         self.plot.addItem(pg.InfiniteLine(pos=SAME_PERSON_THRESHOLD, angle=0,
                                           pen=pg.mkPen((200, 40, 40), width=2,
                                                        style=Qt.PenStyle.DashLine)))
-        self.curve = self.plot.plot([], [], pen=pg.mkPen(SURROGATE_COLOR, width=2), symbol="o",
-                                    symbolSize=6, symbolBrush=SURROGATE_COLOR, name="GAN")
-        self.curve3d = self.plot.plot([], [], pen=pg.mkPen(SURROGATE3D_COLOR, width=2),
-                                      symbol="t", symbolSize=6, symbolBrush=SURROGATE3D_COLOR,
-                                      name="3D")
-        self.curve_ctx = self.plot.plot([], [], pen=pg.mkPen(CONTEXT_COLOR, width=2),
-                                        symbol="s", symbolSize=6, symbolBrush=CONTEXT_COLOR,
-                                        name="in context")
+        self.curves = {m.key: self.plot.plot([], [], pen=pg.mkPen(m.colour, width=2),
+                                             symbol=SYMBOLS[i % len(SYMBOLS)], symbolSize=6,
+                                             symbolBrush=m.colour, name=m.column)
+                       for i, m in enumerate(self.methods)}
         layout.addWidget(self.plot)
         self.updates = 0
-        self._shown: dict[int, list[float]] = {}  # the history each curve shows
-        for _, signal, _, _ in KINDS:
-            getattr(state, signal).connect(self.refresh)
+        self._shown: dict[str, list[float]] = {}  # the history each curve shows
+        state.comparison_changed.connect(self.refresh)
 
-    def refresh(self) -> None:
-        show_verdict(self.verdict, self.state.comparison, "GAN")
-        show_verdict(self.verdict3d, self.state.comparison3d, "3D")
-        show_verdict(self.verdict_ctx, self.state.comparison_ctx, "In context")
-        for curve, d in ((self.curve, self.state.distances),
-                         (self.curve3d, self.state.distances3d),
-                         (self.curve_ctx, self.state.distances_ctx)):
-            if self._shown.get(id(curve)) is not d:  # the state replaces a history it changes
-                curve.setData(np.arange(len(d)), np.array(d, dtype=float))
-                self._shown[id(curve)] = d
+    def refresh(self, _method: str | None = None) -> None:
+        for method in self.methods:
+            key = method.key
+            show_verdict(self.verdicts[key], self.state.comparison(key), heading(method))
+            d = self.state.history(key)
+            if self._shown.get(key) is not d:  # the state replaces a history it changes
+                self.curves[key].setData(np.arange(len(d)), np.array(d, dtype=float))
+                self._shown[key] = d
         self.updates += 1

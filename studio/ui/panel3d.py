@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from studio.core.surrogates.registry import NEEDS_RENDERER
 from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 
@@ -109,11 +110,12 @@ class Surrogate3DView(QGroupBox):
         state.busy_changed.connect(self._on_busy)
 
     def _on_busy(self, what: str, busy: bool) -> None:
-        if what in ("models", "3d") and self.state.surrogate3d is None:
+        if what in ("models", NEEDS_RENDERER) and self.state.surrogate3d is None:
             if busy:
                 self.image.setText("loading the 3D model …")
             else:
                 self.refresh()
+
     def refresh(self) -> None:
         result = self.state.surrogate3d
         if result is None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from studio.core.analysis.landmarks import connections
 from studio.core.analysis.search_settings import UNFITTED_POLICIES
 from studio.core.surrogates.compositing import MIN_FACE_PX, face_width
+from studio.core.surrogates.registry import IN_CONTEXT
 from studio.ui.images import to_pixmap
 from studio.ui.state import StudioState
 
@@ -44,7 +45,7 @@ class PhotoView(QGraphicsView):
         self._links: dict[str, np.ndarray] = {}
         self._pixmap = None  # made once per photo, from the small display copy
         self._context_pixmap = None  # made once per in-context photo
-        self.shown = "none"  # what the view paints: "original", "context" or "none"
+        self.shown = "none"  # what the view paints: "original", "in_context" or "none"
         state.image_changed.connect(self._new_image)
         state.face_changed.connect(self.redraw)
         state.context_changed.connect(self._new_context)
@@ -69,7 +70,7 @@ class PhotoView(QGraphicsView):
 
     def shown_pixmap(self):
         """The pixmap painted now and its scale (display px per photo px), or None."""
-        return self._context_pixmap if self.shown == "context" else self._pixmap
+        return self._context_pixmap if self.shown == "in_context" else self._pixmap
 
     def set_overlay(self, name: str) -> None:
         if name in OVERLAYS:
@@ -92,7 +93,7 @@ class PhotoView(QGraphicsView):
             return
         # In context, the landmarks (the original's) are not drawn over the new faces.
         in_context = self.state.context_shown and self._context_pixmap is not None
-        self.shown = "context" if in_context else "original"
+        self.shown = "in_context" if in_context else "original"
         shown = self.shown_pixmap()
         if shown is not None:
             pixmap, scale = shown
@@ -206,7 +207,7 @@ class PhotoBar(QWidget):
         self.refresh()
 
     def _on_busy(self, what: str, busy: bool) -> None:
-        if what == "context":
+        if what == IN_CONTEXT:  # its lane makes an in-context photo
             self._busy = busy
             self.refresh()
 

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.core.analysis.attributes import Attributes
 from studio.core.generator.choices import DEFAULT
 from studio.core.generator.latent import mix, z_for_seed
+from studio.core.surrogates.registry import IN_CONTEXT, MORPHABLE
 from studio.ui.comparison_state import ComparisonState
 
 if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-up path
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # the engine pulls in torch: keep it off the window's start-u
     from studio.core.analysis.images import LoadedImage
     from studio.core.metrics.comparison import Comparison
     from studio.core.morphable.surrogate import Surrogate3D
-    from studio.core.surrogates.engine import ComparisonResult, SurrogateResult
+    from studio.core.surrogates.engine import SurrogateResult
     from studio.core.surrogates.incontext import ContextRequest, ContextResult
 
 IDENTITY_FIELDS = frozenset({"seed_a", "seed_b", "mix", "mode", "locked"})
@@ -85,17 +86,18 @@ class StudioState(QObject):
         self.mode = "slerp"
         self.locked = False
         self.surrogate: SurrogateResult | None = None
-        # The chosen face and the measures of every surrogate (GAN, 3D, in context): what
-        # the metric panels show.
+        # The chosen face and the measures of every method's surrogate: what the metric
+        # panels show.
         self.compared = ComparisonState()
+        # What each method's measures in ``compared`` are of (a surrogate, a render, an
+        # in-context photo), set before they are announced.
+        self.measured: dict[str, object] = {}
         # The 3D panel: "seed" (the GAN's identity seed), "mean" or "reconstruction".
         self.identity3d = "seed"
         self.mode3d = "textured"
         self.background3d = "plain"
         self.view3d = (0.0, 0.0, 1.0)  # azimuth, elevation (degrees), zoom
         self.surrogate3d: Surrogate3D | None = None
-        # The render compared.comparison3d measured; announced with it (comparison3d_changed).
-        self.measured3d: Surrogate3D | None = None
         # The photo view: the original, or the photo with the surrogate faces in it.
         self.context_shown = False
         self.context: ContextPhoto | None = None
@@ -103,6 +105,11 @@ class StudioState(QObject):
         self.generator_key = DEFAULT.key  # generator.choices: the one drawing
 
     # -- derived -------------------------------------------------------------------
+    @property
+    def measured3d(self) -> Surrogate3D | None:
+        """The render the 3D measures are of (the benchmarks wait for the one shown)."""
+        return self.measured.get(MORPHABLE)  # type: ignore[return-value]
+
     @property
     def face(self) -> FaceAnalysis | None:
         if self.analysis is None or self.face_index is None:
@@ -192,11 +199,11 @@ class StudioState(QObject):
         self.surrogate_changed.emit()
         self.set_timing(generate=result.generate_ms)
 
-    def set_comparison(self, result: ComparisonResult) -> None:
-        if result.surrogate is not self.surrogate or result.comparison.original is not self.face:
-            return  # measured for a surrogate or face that is no longer shown
-        self.compared.set_comparison(result.comparison)
-        self.set_timing(compare=result.compare_ms)
+    def set_measures(self, method: str, made: object, comparison: Comparison) -> None:
+        """``made`` (what ``method`` made) measured against the chosen face; the caller
+        has checked that it is still what is shown."""
+        self.measured[method] = made
+        self.compared.set_comparison(method, comparison)
 
     # -- the 3D panel -----------------------------------------------------------------
     def set_options3d(self, **values) -> None:
@@ -213,12 +220,6 @@ class StudioState(QObject):
         self._set_surrogate3d(result)
         self.set_timing(render3d=result.render_ms)
 
-    def set_comparison3d(self, result: Surrogate3D, comparison: Comparison) -> None:
-        if result is not self.surrogate3d or comparison.original is not self.face:
-            return  # measured for a render or face that is no longer shown
-        self.measured3d = result
-        self.compared.set_comparison3d(comparison)
-
     # -- the photo in context -------------------------------------------------------------
     def set_context_shown(self, shown: bool) -> None:
         if bool(shown) != self.context_shown:
@@ -234,12 +235,7 @@ class StudioState(QObject):
             return
         self.context = photo
         if photo is None:
-            self.compared.set_comparison_ctx(None)  # it measured what is gone
+            self.compared.set_comparison(IN_CONTEXT, None)  # it measured what is gone
         self.context_changed.emit()
         if photo is not None:
             self.set_timing(context=photo.ms)
-
-    def set_comparison_ctx(self, photo: ContextPhoto, comparison: Comparison) -> None:
-        if photo is not self.context or comparison.original is not self.face:
-            return  # measured for a photo or face that is no longer shown
-        self.compared.set_comparison_ctx(comparison)
