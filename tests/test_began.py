@@ -21,11 +21,11 @@ from studio.core.generator.networks import (
     update_k,
 )
 from studio.core.generator.sampler import Sampler
+from studio.core.generator.settings import new_run_config
 from studio.core.generator.training import (
     Trainer,
     TrainSettings,
     ema_decay_at,
-    new_run_config,
     sampling_weights,
 )
 from studio.core.generator.training_data import TrainingSet
@@ -99,7 +99,7 @@ def test_train_step_checkpoint_and_resume(tmp_path):
     rng = np.random.default_rng(0)
     data = TrainingSet(rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8),
                        rng.random((40, 5)).astype(np.float32), np.zeros(40, np.int8), {})
-    settings = TrainSettings(batch=4, config=BeganConfig(base_channels=4))
+    settings = TrainSettings(batch=4, objective="began", config=BeganConfig(base_channels=4))
     t = Trainer(data, tmp_path, settings, torch.device("cpu"))
     for _ in range(3):
         m = t.train_step()
@@ -132,7 +132,7 @@ def test_new_runs_use_every_lever_and_legacy_turns_them_off():
     assert new.ema_decay > 0 and new.k_min > 0 and new.diffaugment
     assert (new.config.upsample, new.config.downsample) == ("bilinear", "avgpool")
     assert old.ema_decay == 0 and old.k_min == 0 and old.diffaugment == "" and old.batch == 8
-    assert old.config == BeganConfig()
+    assert old.objective == "began" and old.config == BeganConfig(base_channels=16)  # thesis
     with pytest.raises(ValueError, match="DiffAugment"):
         TrainSettings(diffaugment="color,zoom")
     with pytest.raises(ValueError, match="upsample"):
@@ -145,7 +145,7 @@ def test_k_floor():
 
 
 def test_every_lever_trains_on_real_faces(tmp_path):
-    settings = TrainSettings(batch=6, config=new_run_config_small())
+    settings = TrainSettings(batch=6, objective="began", config=new_run_config_small())
     t = Trainer(_genki_faces(24), tmp_path, settings, torch.device("cpu"))
     for _ in range(4):
         m = t.train_step()
@@ -279,7 +279,7 @@ def test_exported_weights_warm_start_a_new_run(tmp_path):
     rng = np.random.default_rng(1)
     data = TrainingSet(rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8),
                        rng.random((40, 5)).astype(np.float32), np.zeros(40, np.int8), {})
-    settings = TrainSettings(batch=4, config=new_run_config(base_channels=4))
+    settings = TrainSettings(batch=4, objective="began", config=new_run_config(base_channels=4))
     first = Trainer(data, tmp_path / "a", settings, torch.device("cpu"))
     for _ in range(3):
         first.train_step()

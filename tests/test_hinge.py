@@ -20,7 +20,8 @@ from studio.cli.options import stop_on_term
 from studio.core.errors import StudioError
 from studio.core.generator.projection import FULL_RES_GAIN, ProjectionDiscriminator
 from studio.core.generator.sampler import Sampler
-from studio.core.generator.training import Trainer, TrainSettings, new_run_config
+from studio.core.generator.settings import new_run_config
+from studio.core.generator.training import Trainer, TrainSettings
 from studio.core.generator.training_data import TrainingSet
 from tests.test_began import _genki_faces
 
@@ -79,7 +80,8 @@ def test_warm_start_refuses_another_objective(tmp_path):
     hinge.train_step()
     hinge.export_weights(tmp_path / "carry.safetensors")
     began = Trainer(data, tmp_path / "b", TrainSettings(
-        batch=4, config=new_run_config(base_channels=4)), torch.device("cpu"))
+        batch=4, objective="began", config=new_run_config(base_channels=4)),
+        torch.device("cpu"))
     with pytest.raises(StudioError, match="hinge objective"):
         began.warm_start(tmp_path / "carry.safetensors")
     again = Trainer(data, tmp_path / "h2", _hinge(batch=4), torch.device("cpu"))

@@ -65,6 +65,8 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from studio.core.generator.objectives import OBJECTIVES
+
     p = sub.add_parser("train", help="train the conditional generator")
     p.add_argument("--out", default=str(RUNS), help="checkpoints, log.csv, sample grids")
     p.add_argument("--data", default=str(CACHE / "train64.npz"),
@@ -80,34 +82,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="warm-start G, its EMA and D from a file `Trainer.export_weights` "
                         "wrote (a run carried over from another session)")
     p.add_argument("--legacy", action="store_true",
-                   help="train as the shipped weights were (no EMA, k floor, DiffAugment or "
-                        "smooth resampling); pass it too when resuming such a run")
-    p.add_argument("--objective", choices=("hinge", "began"), default="hinge",
-                   help="hinge (default): a spectrally normalised projection discriminator; "
-                        "began: the thesis's autoencoder discriminator (pass it when "
-                        "resuming a BEGAN run); the same generator network either way")
-    p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (default 2e-4 for hinge, 1e-4 for began); with "
-                        "--resume it replaces the saved run's rate")
-    p.add_argument("--mode-seeking", type=float, default=None, metavar="WEIGHT",
-                   help="hinge: push faces that differ only in z apart (MSGAN; default 1, "
-                        "0 is off)")
-    p.add_argument("--r1", type=float, default=None, metavar="GAMMA",
-                   help="hinge: R1 penalty on D's gradient at real faces, applied every 16 "
-                        "steps (default 0, off)")
-    p.add_argument("--d-full-res", action="store_true",
-                   help="hinge: add a residual discriminator stage at 64 px (it starts as "
-                        "the identity, so --init-from a run without it continues that D)")
-    p.add_argument("--batch", type=int, default=32)
+                   help="train as the shipped thesis weights were (BEGAN-CS; no EMA, k floor, "
+                        "DiffAugment or smooth resampling); pass it too when resuming such a run")
+    _add_settings_flags(p)
+    widths = ", ".join(f"{o.base_channels} for {k}" for k, o in OBJECTIVES.items())
     p.add_argument("--channels", type=int, default=None,
-                   help="base channel count (default 32 for hinge, 16 for began)")
-    p.add_argument("--gamma", type=float, default=0.1, help="began: diversity ratio")
-    p.add_argument("--label-weight", type=float, default=None,
-                   help="weight of the auxiliary label loss (default 0.5 for hinge, 0.1 "
-                        "for began)")
-    p.add_argument("--plain-label-loss", action="store_true",
-                   help="plain MSE over the labels (the thesis) instead of variance-scaled")
-    add_seed(p)
+                   help=f"base channel count of the networks (default {widths})")
     _add_device(p)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     p.add_argument("--grid-every", type=float, default=300.0, help="seconds between grids")
@@ -181,34 +161,51 @@ def _training_set(args: argparse.Namespace):
     return data
 
 
+def _add_settings_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainSettings`` field that offers one: its name, type, default and
+    help come from the field, so the command line cannot disagree with the settings."""
+    from studio.core.generator.settings import flag_fields, flag_type, objective_defaults
+
+    for f in flag_fields():
+        meta = f.metadata
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        kind = flag_type(f)
+        if kind is bool:
+            p.add_argument(flag, dest=f.name, default=f.default, help=meta["help"],
+                           action="store_false" if f.default else "store_true")
+            continue
+        per = objective_defaults(f.name)
+        default = (", ".join(f"{v:g} for {k}" for k, v in per.items()) if per
+                   else f"{f.default:g}" if kind is float else str(f.default))
+        p.add_argument(flag, dest=f.name, type=kind, default=f.default,
+                       metavar=meta["metavar"], choices=meta["choices"],
+                       help=f"{meta['help']} (default {default})")
+
+
+def _settings(args: argparse.Namespace):
+    """The run's ``TrainSettings`` from the flags; ``--legacy`` trains the thesis's BEGAN-CS
+    as the shipped thesis weights were trained, whatever ``--objective`` says."""
+    from studio.core.generator.networks import BeganConfig
+    from studio.core.generator.settings import TrainSettings, flag_fields, new_run_config
+
+    values = {f.name: getattr(args, f.name) for f in flag_fields()}
+    if args.legacy:
+        values.pop("objective")
+        config = BeganConfig(base_channels=args.channels) if args.channels else None
+        return TrainSettings.legacy(config=config, **values)
+    # issue 16's levers: smooth resampling, EMA, DiffAugment (and BEGAN's k floor)
+    config = new_run_config(base_channels=args.channels) if args.channels else None
+    return TrainSettings(config=config, **values)
+
+
 def _trainer(args: argparse.Namespace, data):
     import torch
 
-    from studio.core.generator.networks import BeganConfig
     from studio.core.generator.sampler import pick_device
-    from studio.core.generator.training import (
-        OBJECTIVE_DEFAULTS,
-        Trainer,
-        TrainSettings,
-        new_run_config,
-    )
+    from studio.core.generator.training import Trainer
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    objective = "began" if args.legacy else args.objective
-    chosen = {k: getattr(args, k) for k in ("lr", "label_weight", "mode_seeking", "r1")
-              if getattr(args, k) is not None}
-    picked = {**OBJECTIVE_DEFAULTS[objective], **chosen}
-    default_channels = picked.pop("base_channels")
-    channels = args.channels or default_channels
-    common = {"batch": args.batch, "seed": args.seed, "gamma": args.gamma,
-              "label_standardize": not args.plain_label_loss, "objective": objective,
-              "d_full_res": args.d_full_res, **picked}
-    if args.legacy:  # the thesis's BEGAN-CS as the shipped weights were trained
-        common.pop("diffaugment")
-        settings = TrainSettings.legacy(config=BeganConfig(base_channels=channels), **common)
-    else:  # issue 16's levers: smooth resampling, EMA, DiffAugment (and BEGAN's k floor)
-        settings = TrainSettings(config=new_run_config(base_channels=channels), **common)
-    return Trainer(data, Path(args.out), settings, pick_device(args.device))
+    return Trainer(data, Path(args.out), _settings(args), pick_device(args.device))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""The hinge objective with a projection discriminator (issue 16): the lever that replaces
-BEGAN's autoencoder discriminator while the generator stays the thesis's network.
+"""The hinge objective's projection discriminator and its penalties (issue 16): the lever
+that replaces BEGAN's autoencoder discriminator while the generator stays the thesis's
+network. The hinge step that uses them is ``objectives.HingeObjective``.
 
 Why: BEGAN's discriminator scores a face by how well it reconstructs it, and an L1
 autoencoder reconstructs smooth faces best, so its generator drifts towards blur; with a
@@ -15,20 +16,13 @@ look at 64 px detail (thin streaks) before it first pools.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
-from studio.core.generator.networks import BeganConfig, PoolConv, diff_augment
+from studio.core.generator.networks import BeganConfig, PoolConv
 
-if TYPE_CHECKING:
-    from studio.core.generator.training import Trainer
-
-#: Adam settings for the hinge objective (StyleGAN2 / DiffAugment: beta1 0, beta2 0.99).
-HINGE_BETAS = (0.0, 0.99)
 #: Width of D's feature vector, on which the projection and the label predictor sit.
 FEATURES = 256
 #: Starting gain of the optional full-resolution stage (``ProjectionDiscriminator``).
@@ -49,7 +43,7 @@ class ProjectionDiscriminator(nn.Module):
     attention, the stage got no gradient and g stayed within 1e-4 of 0 for 1,500 steps.)"""
 
     #: State-dict prefixes of the full-resolution stage: what a D carried over from a run
-    #: without it may lack (``Trainer.warm_start``).
+    #: without it may lack (``HingeObjective.may_lack``).
     FULL_RES_KEYS = ("stage64.", "gain64")
 
     def __init__(self, cfg: BeganConfig, full_res: bool = False) -> None:
@@ -86,57 +80,6 @@ class ProjectionDiscriminator(nn.Module):
         phi = F.leaky_relu(self.fc(h.flatten(1)), 0.2)
         logit = self.out(phi).squeeze(1) + (self.embed(y) * phi).sum(1)
         return logit, self.predictor(phi)
-
-
-def hinge_step(t: Trainer) -> dict[str, float]:
-    """One D and one G update under the hinge loss; returns what ``Trainer.run`` logs.
-
-    D sees DiffAugment-ed reals and fakes in one batch (Zhao et al. 2020: the same
-    transforms on both, in both steps) and learns the labels of the augmented reals, whose
-    colour and position change but not their smile, gender or pose."""
-    s, G, D = t.s, t.G, t.D
-    x, y = t.batch()
-    n, half = len(x), len(x) // 2
-    z = torch.rand(n, s.config.z_dim, device=t.device) * 2 - 1
-    # With mode seeking, the fakes' second half repeats the first half's labels, so that
-    # each pair shares its labels and differs only in z.
-    y_fake = torch.cat([y[:half], y[:half], y[2 * half:]]) if s.mode_seeking else y
-    w_label = s.label_weight * min(1.0, t.step / max(s.label_ramp_steps, 1))
-    with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp):
-        fake = G(z, y_fake)
-        both = diff_augment(torch.cat([x, fake.detach()]), s.diffaugment)
-        logits, preds = D(both, torch.cat([y, y_fake]))
-        logits = logits.float()
-        d_real = F.relu(1 - logits[:n]).mean()
-        d_fake = F.relu(1 + logits[n:]).mean()
-        label_real = t.label_loss(preds[:n], y)
-        loss_d = d_real + d_fake + s.label_weight * label_real
-    t.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    t.opt_d.step()
-    if s.r1 and t.step % s.r1_every == 0:  # lazy R1: every r1_every steps, scaled up
-        penalty = r1_penalty(D, diff_augment(x, s.diffaugment), y)
-        t.opt_d.zero_grad(set_to_none=True)
-        (s.r1 / 2 * s.r1_every * penalty).backward()
-        t.opt_d.step()
-
-    with torch.autocast(t.device.type, dtype=t.amp_dtype, enabled=t.amp):
-        logit_g, pred_g = D(diff_augment(fake, s.diffaugment), y_fake)
-        g_adv = -logit_g.float().mean()
-        label_g = t.label_loss(pred_g, y_fake)
-        loss_g = g_adv + w_label * label_g
-        spread = mode_spread(fake[:2 * half].float(), z[:2 * half])
-        if s.mode_seeking:
-            loss_g = loss_g + s.mode_seeking / (spread + 1e-5)
-    t.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    t.opt_g.step()
-    t.update_ema()
-    t.step += 1
-    return {"D_real": d_real.item(), "D_fake": d_fake.item(), "G_adv": g_adv.item(),
-            "label_real": label_real.item(), "label_G": label_g.item(),
-            "real_minus_fake": (logits[:n].mean() - logits[n:].mean()).item(),
-            "mode_spread": spread.item()}
 
 
 def r1_penalty(D: ProjectionDiscriminator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
