@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from studio.core.surrogates.registry import GAN  # noqa: E402
 from studio.ui.main_window import MainWindow  # noqa: E402
 
 
@@ -52,8 +53,8 @@ def main() -> None:
         wait(app, lambda: win.state.face is not None)
         app.processEvents()
         startup = time.perf_counter() - T_START
-        wait(app, lambda: win.state.compared.comparison is not None
-             and win.state.compared.comparison.distance is not None)
+        wait(app, lambda: win.state.compared.comparison(GAN) is not None
+             and win.state.compared.comparison(GAN).distance is not None)
         app.processEvents()
         first_surrogate = time.perf_counter() - T_START
         # Steady state: the 3D model and renderer load last (stage 3); measure after that.
@@ -73,7 +74,7 @@ def main() -> None:
             wait(app, lambda n=n: len(painted) > n)
             win.surrogate.surrogate.repaint()
             latencies.append((time.perf_counter() - t0) * 1e3)
-            wait(app, lambda: not win.controller.compare_jobs.busy)
+            wait(app, lambda: not win.controller.lanes[GAN].measure_jobs.busy)
 
         # UI stall while a 12-megapixel photo is loaded and analysed, once the last slider
         # move's 3D redraw and measuring are done.
@@ -94,7 +95,7 @@ def main() -> None:
         timer.start()
         win.open_path(path)
         wait(app, lambda: win.state.path == str(path))
-        wait(app, lambda: win.state.compared.comparison is not None)
+        wait(app, lambda: win.state.compared.comparison(GAN) is not None)
         timer.stop()
         stall = float(np.max(np.diff(ticks))) if len(ticks) > 1 else float("nan")
         memory = rss_mb()

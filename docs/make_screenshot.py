@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+from studio.core.surrogates.registry import GAN, MORPHABLE
 from studio.ui.main_window import MainWindow
 
 
@@ -27,7 +28,8 @@ def main(out: str = "docs/screenshot.png") -> None:
         win.show()
         win.controller.load_models(then=win.open_demo)
         end = time.perf_counter() + 120
-        while ((win.state.compared.comparison is None or win.state.compared.comparison3d is None)
+        while ((win.state.compared.comparison(GAN) is None
+                or win.state.compared.comparison(MORPHABLE) is None)
                and time.perf_counter() < end):
             app.processEvents()
             time.sleep(0.01)

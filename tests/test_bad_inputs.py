@@ -237,6 +237,8 @@ BOUNDS = {  # argv after the command's own arguments: what the one line must say
     "workers 0": (["anonymize", "IN", "-o", "OUT", "--workers", "0"], "at least 1"),
     "workers -3": (["anonymize", "IN", "-o", "OUT", "--workers=-3"], "at least 1"),
     "workers 100000": (["anonymize", "IN", "-o", "OUT", "--workers", "100000"], "at most"),
+    "workers over the CPUs": (["anonymize", "IN", "-o", "OUT", "--workers",
+                               str(len(os.sched_getaffinity(0)) + 1)], "CPUs of this machine"),
     "joy 2": (["generate", "-o", "OUT/g.png", "--joy", "2"], "from 0 to 1"),
     "joy nan": (["generate", "-o", "OUT/g.png", "--joy", "nan"], "from 0 to 1"),
     "yaw 1e9": (["generate", "-o", "OUT/g.png", "--yaw", "1e9"], "from -45 to 45"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -115,7 +116,10 @@ def test_attribute_flags_come_from_the_spec():
         for s in SPECS:
             action = actions[s.name]
             assert action.option_strings == [f"--{s.flag}"]
-            assert (action.default, action.help, action.type) == (s.default, s.help, float)
+            assert action.default == s.default and action.help.startswith(s.help)
+            assert action.type(str(s.high)) == s.high  # the spec's range, from the spec
+            with pytest.raises(argparse.ArgumentTypeError):
+                action.type(str(s.high + 1))
         assert attributes_from(parser.parse_args([])) == Attributes.defaults()
         args = parser.parse_args(["--male", "0.2", "--yaw", "-10", "--joy", "1"])
         assert attributes_from(args) == replace(Attributes.defaults(), p_male=0.2, yaw=-10.0,

@@ -282,7 +282,6 @@ def test_a_new_generator_re_measures_the_gan_rows_only():
     generator changes the GAN's keys and nothing else's."""
     from studio.core.evaluation.observations import Fingerprints, cache_key, models_fingerprint
     from studio.core.evaluation.parrot import SUFFIX
-
     from studio.core.surrogates.registry import NEEDS_GENERATOR
 
     old = Fingerprints({"analysis": "a1", NEEDS_GENERATOR: "g1", "rendered": "r1"})

@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --neutral-names: the private mapping (default: "
                         "OUT_DIR.private-mapping.csv beside OUT_DIR; never inside it)")
     add_face_search(p)
-    add_workers(p, help="photos in flight (default 2; with --ray, every CPU)", default=None)
+    add_workers(p, help="photos in flight (default 2; with --ray, every CPU)", default=None,
+                cluster=True)
     add_ray(p)
     add_quiet(p)
     p.set_defaults(func=cmd_anonymize)

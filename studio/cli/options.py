@@ -52,24 +52,41 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _workers(text: str) -> int:
+#: The most ``--workers`` a Ray cluster elsewhere is given (its own CPUs bound it there).
+MAX_CLUSTER_WORKERS = 4096
+
+
+def _workers(text: str, most: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: at least 1 worker")
-    if value > cpus():
-        raise argparse.ArgumentTypeError(f"{value}: at most {cpus()}, the CPUs of this "
+    if value > most:
+        raise argparse.ArgumentTypeError(f"{value}: at most {most}, the CPUs of this "
                                          "machine (each worker loads its own models)")
     return value
 
 
+def _too_many_here(workers: int | None) -> None:
+    from studio.core.errors import StudioError
+
+    if workers is not None and workers > cpus():
+        raise StudioError(f"--workers {workers}: at most {cpus()}, the CPUs of this machine "
+                          "(each worker loads its own models); more only on a Ray cluster "
+                          "elsewhere (--ray=ADDRESS)")
+
+
 def add_workers(p: argparse.ArgumentParser, help: str | None = None,
-                default: int | None = WORKERS) -> None:
-    """``--workers N``: 1 to the CPU count, refused otherwise before any work."""
-    p.add_argument("--workers", type=_workers, default=default, metavar="N",
-                   help=f"{help or 'workers in parallel'} (1 to {cpus()}, this machine's CPUs)")
+                default: int | None = WORKERS, cluster: bool = False) -> None:
+    """``--workers N``: 1 to the CPU count, refused otherwise before any work; with
+    ``cluster`` (a command with ``--ray``) up to MAX_CLUSTER_WORKERS, the CPU count being
+    checked by ``ray_options`` unless the run goes to a cluster elsewhere."""
+    most = MAX_CLUSTER_WORKERS if cluster else cpus()
+    p.add_argument("--workers", type=lambda text: _workers(text, most), default=default,
+                   metavar="N", help=f"{help or 'workers in parallel'} (1 to {cpus()}, this "
+                   "machine's CPUs" + (", or more on a Ray cluster)" if cluster else ")"))
 
 
 def _face_px(text: str) -> float:
@@ -119,6 +136,8 @@ def ray_options(args: argparse.Namespace) -> tuple[str | None, int]:
     from studio.core.errors import StudioError
 
     workers = args.workers
+    if args.ray in (None, "local"):
+        _too_many_here(workers)
     if args.ray is None:
         return None, max(1, WORKERS if workers is None else workers)
     if args.ray != "local" and os.path.exists(args.ray):

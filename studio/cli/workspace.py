@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=literal("comma-separated: " + ", ".join(
                        f"{s.key} ({s.label})" for s in REGISTRY if s.candidate)))
     add_workers(p, help="photos analysed in parallel (default 2; with --ray, every CPU)",
-                default=None)
+                default=None, cluster=True)
     add_min_face(p)
     add_ray(p)
     add_quiet(p)

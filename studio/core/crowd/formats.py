@@ -31,10 +31,12 @@ __all__ = ["BASIC_EXPRESSIONS", "KINDS", "MAPPING_COLUMNS", "VERSIONS", "Answer"
            "CrowdInputError", "MappingRow", "ParsedResults", "item_from_url", "parse_expression",
            "parse_label", "read_mapping", "read_results", "read_truth"]
 
-#: The versions of a face a crowd may be shown: the original, then the surrogate methods
-#: (``surrogates.names.SURROGATE_METHODS``, which this wing may not import; a test keeps
-#: the two in step).
-VERSIONS = ("original", "gan", "3d", "context")
+#: The versions of a face a crowd may be shown, with their label and colour in the crowd
+#: report: the original, then the candidate methods (``surrogates.registry``, which this
+#: wing may not import; a test keeps the two in step).
+VERSION_STYLES = {"original": ("original", "#4c72b0"), "gan": ("GAN surrogate", "#dd8452"),
+                  "3d": ("3D surrogate", "#55a868"), "context": ("in-context surrogate", "#8172b3")}
+VERSIONS = tuple(VERSION_STYLES)
 KINDS = ("item", "gold", "repeat")
 MAPPING_COLUMNS = ("item_id", "original_key", "version", "seed", "kind", "gold_label", "joy")
 #: Optional mapping column: the studio's own joy read on the picture shown (the machine

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from studio.core.crowd.formats import BASIC_EXPRESSIONS
+from studio.core.crowd.formats import BASIC_EXPRESSIONS, VERSION_STYLES
 from studio.core.crowd.statistics import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
 from studio.core.errors import StudioError
 from studio.core.report_html import figure, fmt, page, table
 
-COLORS = {"original": "#4c72b0", "gan": "#dd8452", "3d": "#55a868", "context": "#8172b3"}
-LABELS = {"original": "original", "gan": "GAN surrogate", "3d": "3D surrogate",
-          "context": "in-context surrogate"}
+COLORS = {version: colour for version, (_, colour) in VERSION_STYLES.items()}
+LABELS = {version: label for version, (label, _) in VERSION_STYLES.items()}
 FIGURES = {  # file stem -> caption
     "accuracy": "Average accuracy (95% CI, clustered by image) and majority-vote accuracy "
                 "overall and among images reaching 75% and 90% consensus.",
