@@ -364,14 +364,14 @@ def test_private_mapping_is_owner_only_from_the_start(workspace_copy, tmp_path, 
     import studio.core.workspace.export as export_module
 
     modes = []
+    real_writer = export_module.dict_writer
 
-    class Watching(csv.DictWriter):
-        def writeheader(self):
-            (partial,) = tmp_path.glob(".out.private-mapping.csv.partial-*")
-            modes.append(stat.S_IMODE(partial.stat().st_mode))
-            return super().writeheader()
+    def watching(fh, *args, **kwargs):  # the mapping's writer, before its first row
+        (partial,) = tmp_path.glob(".out.private-mapping.csv.partial-*")
+        modes.append(stat.S_IMODE(partial.stat().st_mode))
+        return real_writer(fh, *args, **kwargs)
 
-    monkeypatch.setattr(export_module.csv, "DictWriter", Watching)
+    monkeypatch.setattr(export_module, "dict_writer", watching)
     old = os.umask(0o022)
     try:
         with Workspace(workspace_copy) as ws:

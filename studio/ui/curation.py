@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.workspace.store import FILTERS, Workspace
+from studio.core.workspace.rules import FILTERS
+from studio.core.workspace.store import Workspace
 from studio.ui.curation_controller import THUMB, CurationController
 from studio.ui.curation_state import CurationState
 from studio.ui.images import to_pixmap
@@ -67,7 +68,7 @@ class CurationWindow(QMainWindow):
         self.state = state = CurationState()
         self.controller = control = CurationController(state, workspace, engine_provider)
         self.filter = QComboBox()
-        self.filter.addItems(FILTERS)
+        self.filter.addItems(list(FILTERS))
         self.filter.setCurrentText(state.filter)
         self.items = QListWidget()
         self.original = ClickLabel()

@@ -19,8 +19,8 @@ from PySide6.QtCore import QObject
 
 from studio.core.analysis.framing import original_crop
 from studio.core.workspace.paths import missing_originals
-from studio.core.workspace.rules import AcceptReport, RuleError, accept_by_rule
-from studio.core.workspace.store import FaceRecord, Workspace, face_analysis, needs_attention
+from studio.core.workspace.rules import AcceptReport, RuleError, accept_by_rule, needs_attention
+from studio.core.workspace.store import FaceRecord, Workspace, face_analysis
 from studio.ui.curation_state import CurationState
 from studio.ui.workers import LatestOnly, run_in_thread
 

@@ -15,12 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from studio.core.workspace.connection import Connected
 from studio.core.workspace.integrity import WorkspaceError
-
-if TYPE_CHECKING:
-    from studio.core.workspace.store import Workspace
 
 DECISIONS = ("pending", "accepted", "rejected")
 
@@ -45,7 +42,7 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def deciding(ws: Workspace) -> Iterator[None]:
+def deciding(ws: Connected) -> Iterator[None]:
     """One writer of decisions at a time: a write transaction (``BEGIN IMMEDIATE``) taken
     before anything is read, so that what a bulk accept or an undo reads is what it
     changes, and two commands never decide on the same pending candidates. Another command
@@ -71,7 +68,7 @@ def _check(decision: str) -> None:
         raise WorkspaceError(f"decision must be one of {DECISIONS}, not {decision!r}")
 
 
-def decide(ws: Workspace, candidate_id: int, decision: str, note: str | None = None) -> None:
+def decide(ws: Connected, candidate_id: int, decision: str, note: str | None = None) -> None:
     _check(decision)
     with ws.transaction() as db:
         row = db.execute("SELECT decision FROM candidates WHERE id=?",
@@ -85,7 +82,7 @@ def decide(ws: Workspace, candidate_id: int, decision: str, note: str | None = N
             db.execute("UPDATE candidates SET note=? WHERE id=?", (note, candidate_id))
 
 
-def decide_many(ws: Workspace, candidate_ids: Sequence[int], decision: str,
+def decide_many(ws: Connected, candidate_ids: Sequence[int], decision: str,
                 what: str) -> int | None:
     """Decide every candidate in one transaction, recorded as one group that ``undo_step``
     reverts whole. Returns the group's id, or None when there was nothing to decide."""
@@ -127,13 +124,13 @@ def _last(db: sqlite3.Connection) -> tuple[Step, list[tuple[int, int, str]]] | N
                  what[0] if what else "", row[3]), rows)
 
 
-def last_step(ws: Workspace) -> Step | None:
+def last_step(ws: Connected) -> Step | None:
     """What ``undo_step`` would revert, without reverting it."""
     found = _last(ws.db)
     return None if found is None else found[0]
 
 
-def undo_step(ws: Workspace) -> Step | None:
+def undo_step(ws: Connected) -> Step | None:
     """Revert the last step (one decision, or a whole group); None when there is none."""
     with ws.transaction() as db:
         found = _last(db)

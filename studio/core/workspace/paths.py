@@ -13,13 +13,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
 
 from studio.core.assets import sha256_of
+from studio.core.workspace.connection import WithOriginals
 from studio.core.workspace.integrity import WorkspaceError
-
-if TYPE_CHECKING:
-    from studio.core.workspace.store import Workspace
 
 
 @dataclass
@@ -55,7 +52,7 @@ def absolute_original(path: str, workspace_path: Path, sha256: str) -> str:
     return path
 
 
-def record_paths(ws: Workspace) -> None:
+def record_paths(ws: WithOriginals) -> None:
     """Migration to schema 1: make paths absolute where possible, and list each original's
     path in ``original_paths``. Runs inside the caller's transaction."""
     rows = ws.db.execute("SELECT id, path, sha256 FROM originals").fetchall()
@@ -76,7 +73,7 @@ def _under(path: str, prefixes: list[PurePath]) -> PurePath | None:
     return None
 
 
-def relink(ws: Workspace, old_prefix: str | Path, new_prefix: str | Path) -> RelinkReport:
+def relink(ws: WithOriginals, old_prefix: str | Path, new_prefix: str | Path) -> RelinkReport:
     """See ``Workspace.relink``. All verified paths change in one transaction."""
     new_root = Path(os.path.abspath(new_prefix))
     if not new_root.is_dir():
@@ -116,7 +113,7 @@ def relink(ws: Workspace, old_prefix: str | Path, new_prefix: str | Path) -> Rel
     return report
 
 
-def missing_originals(ws: Workspace) -> list[tuple[int, str]]:
+def missing_originals(ws: WithOriginals) -> list[tuple[int, str]]:
     """(id, first path) of every original whose file is at none of its recorded places:
     what a window can offer to relink."""
     ids = [r[0] for r in ws.db.execute("SELECT id FROM originals ORDER BY id")]

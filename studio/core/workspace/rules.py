@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import difflib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -342,3 +343,36 @@ def _accept(workspace: Workspace, rule: Rule, best_per_face: bool, dry_run: bool
         what = f"accept: {rule.text}" + (" (best per face)" if best_per_face else "")
         report.bulk = workspace.decide_many(chosen, "accepted", what)
     return report
+
+
+# -- the curation window's filters: named rules --------------------------------------------
+#: A candidate this close to the 0.6 threshold is flagged for a second look.
+IDENTITY_MARGIN = 0.65
+POSE_OFF_DEG = 10.0
+
+
+def _identity_too_close(c: Candidate) -> bool:
+    d = c.metrics.get("distance")
+    return d is None or d < IDENTITY_MARGIN
+
+
+def _expression_off(c: Candidate) -> bool:
+    m = c.metrics
+    return (not m.get("found") or m.get("smile_kept") is False
+            or max(abs(m.get(k, 0.0)) for k in ("d_yaw", "d_pitch", "d_roll")) > POSE_OFF_DEG)
+
+
+#: The curation view's filters by name, each a test of one candidate (the window lists
+#: the names in this order); unlike ``--rule``, a missing metric flags a candidate.
+FILTERS: dict[str, Callable[[Candidate], bool]] = {
+    "all": lambda c: True,
+    "pending": lambda c: c.decision == "pending",
+    "rejected": lambda c: c.decision == "rejected",
+    "identity too close": _identity_too_close,
+    "expression off": _expression_off,
+}
+
+
+def needs_attention(candidate: Candidate, kind: str) -> bool:
+    """Whether the curation view's filter ``kind`` shows ``candidate``."""
+    return FILTERS[kind](candidate)

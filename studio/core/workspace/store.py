@@ -419,25 +419,3 @@ def face_analysis(face: FaceRecord):
            float(pts[:, 1].max()))
     return FaceAnalysis(box, pts, face.blendshapes, np.eye(4), face.attributes,
                         face.descriptor)
-
-
-def needs_attention(candidate: Candidate, kind: str) -> bool:
-    """The curation view's filters."""
-    m = candidate.metrics
-    if kind == "pending":
-        return candidate.decision == "pending"
-    if kind == "rejected":
-        return candidate.decision == "rejected"
-    if kind == "identity too close":
-        d = m.get("distance")
-        return d is None or d < IDENTITY_MARGIN
-    if kind == "expression off":
-        return (not m.get("found") or m.get("smile_kept") is False
-                or max(abs(m.get(k, 0.0)) for k in ("d_yaw", "d_pitch", "d_roll")) > POSE_OFF_DEG)
-    return True
-
-
-#: A candidate this close to the 0.6 threshold is flagged for a second look.
-IDENTITY_MARGIN = 0.65
-POSE_OFF_DEG = 10.0
-FILTERS = ("all", "pending", "rejected", "identity too close", "expression off")
