@@ -4,7 +4,8 @@ same training faces (``studio build-morphable --extras``) and kept beside it.
 * A **gender axis** in identity shape and texture space: the direction from the faces the
   studio reads as female to those it reads as male (the P(male) of its own classifier),
   and where each group sits along it. A new identity is set along it from the requested
-  P(male); the 3D surrogate ignored gender and came out at chance (51.6% agreement).
+  P(male); without it the 3D surrogate came out at chance (51.6% agreement in the
+  evaluation; with it, 40 of 40 held-out UTKFace faces kept their gender decision).
 * A **skin detail map**: how strongly fine detail (pores, lines) varies at each texel,
   the root mean square of the textures' high-pass over thousands of faces. It is a
   statistic of many people, nobody's skin; synthetic detail is drawn with it.

@@ -16,6 +16,7 @@ from studio.core.analysis.attributes import Attributes
 from studio.core.analysis.calibration import load_calibration
 from studio.core.analysis.framing import CropFrame, crop
 from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
+from studio.core.morphable.extras import ModelExtras
 from studio.core.morphable.model import Fit, MorphableModel, rotation_from_angles
 from studio.core.morphable.render import MeshRenderer, View
 from studio.core.morphable.texture_map import fill_outside, rasterize_uv, unwrap
@@ -32,7 +33,10 @@ EDITABLE = np.array([n.startswith(("mouth", "cheek")) for n in BLENDSHAPE_NAMES]
 @dataclass(frozen=True)
 class Request3D:
     """What to draw: an identity (a seed, 0 for the model's mean face, or RECONSTRUCTION),
-    target attributes (None: the original's), and how to show it."""
+    target attributes (None: the original's), and how to show it. A drawn identity is set
+    along the gender axis to the target P(male) (``gender``), as the in-context surrogate's
+    is: without it the 3D surrogate kept gender at chance (51.6%). ``grey``: the render in
+    grey, for a grayscale photo."""
 
     identity: int | str = 0
     targets: Attributes | None = None
@@ -40,6 +44,8 @@ class Request3D:
     background: str = "plain"
     view: View = field(default_factory=View)
     size: int = 256
+    gender: bool = True
+    grey: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,14 @@ class Surrogate3DMaker:
         self.renderer = renderer or MeshRenderer()
         self._raster = rasterize_uv(self.model.uv, self.model.triangles,
                                     self.model.mean_texture.shape[0])
+        self._extras: ModelExtras | None = None
+
+    @property
+    def extras(self) -> ModelExtras:
+        """The model's gender axis (``extras``), loaded when first needed."""
+        if self._extras is None:
+            self._extras = ModelExtras.load()
+        return self._extras
 
     def close(self) -> None:
         self.renderer.close()
@@ -138,6 +152,9 @@ class Surrogate3DMaker:
             identity, texture = None, model.texture()
         else:
             identity, tex_coef = model.sample_identity(int(request.identity), away_from=fit)
+            if request.gender:
+                identity, tex_coef = self.extras.gender.apply(identity, tex_coef,
+                                                              targets.p_male)
             texture = model.texture(tex_coef)
         vertices = model.posed(fit, identity, expression, rotation)
         frame = CropFrame.from_landmarks(np.asarray(landmarks))
@@ -158,4 +175,6 @@ class Surrogate3DMaker:
                                      mode=request.mode, background=background,
                                      view=request.view, size=size)
         render_ms = (time.perf_counter() - t0) * 1e3
+        if request.grey:
+            image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         return Surrogate3D(image, request, expression, fit.nme, fit_ms, render_ms)

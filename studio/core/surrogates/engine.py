@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from studio.core.analysis.face_search import UnfittedFace
 from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.analysis.search_settings import MIN_FACE_DEFAULT, UNFITTED_POLICIES
 from studio.core.metrics.comparison import Comparison, compare
+from studio.core.surrogates.compositing import is_grayscale
 from studio.core.surrogates.gan_draws import GAN_DRAWS
 
 if TYPE_CHECKING:  # imports torch / OpenGL
@@ -142,6 +143,8 @@ class SurrogateEngine:
             self._fits = {id(face): (face, fit)}  # only the face on screen is kept
         else:
             fit = cached[1]
+        if not request.grey and is_grayscale(image.rgb):  # a grey photo gets a grey face
+            request = replace(request, grey=True)
         return maker.make(image.rgb, face.landmarks, face.blendshapes, face.attributes,
                           request, fit=fit)
 

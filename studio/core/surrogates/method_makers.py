@@ -97,7 +97,8 @@ class GanMethod(MethodMaker):
 
 
 class MorphableMethod(MethodMaker):
-    """The morphable model's face rendered on its own, with the original's expression."""
+    """The morphable model's face rendered on its own, with the original's expression and
+    P(male) (the gender axis), grey for a grayscale photo."""
 
     def load(self, engine, workers: int = 1) -> None:
         engine.load_3d()
@@ -114,14 +115,15 @@ class MorphableMethod(MethodMaker):
         from studio.core.analysis.framing import CropFrame
         from studio.core.morphable.surrogate import Request3D
 
-        out = {}
+        out, grey = {}, compositing.is_grayscale(image.rgb)
         for i in index:
             face = faces[i]
             side = CropFrame.from_landmarks(np.asarray(face.landmarks)).side
             size = int(np.clip(round(side), 64, MAX_CROP))
             out[i] = engine.maker3d.make(image.rgb, face.landmarks, face.blendshapes,
                                          face.attributes,
-                                         Request3D(identity=seeds[i], size=size)).image
+                                         Request3D(identity=seeds[i], size=size,
+                                                   grey=grey)).image
         return out
 
 

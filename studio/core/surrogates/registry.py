@@ -173,8 +173,9 @@ for _spec in (
     MethodSpec(GAN, "GAN surrogate", "#dd8452", f"{_MAKERS}:GanMethod", short="GAN",
                seeded=True, needs=frozenset({NEEDS_GENERATOR}), anonymize=True,
                candidate=True, batch_default=True),
+    # 3d 1: the new identity set along the gender axis, grey in a grayscale photo.
     MethodSpec(MORPHABLE, "3D surrogate", "#55a868", f"{_MAKERS}:MorphableMethod", short="3D",
-               seeded=True, needs=frozenset({NEEDS_RENDERER}), anonymize=True,
+               seeded=True, needs=frozenset({NEEDS_RENDERER}), revision=1, anonymize=True,
                candidate=True, batch_default=True),
     # context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25).
     MethodSpec(IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
