@@ -1,11 +1,13 @@
-"""The studio window: photo and landmarks, sliders, surrogate, and the comparison panels."""
+"""The studio window: photo and landmarks, sliders, surrogate, and the comparison panels;
+opening, saving and the other windows. Its actions and menus are laid out in
+``window_menus``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -23,9 +25,9 @@ from studio.ui.panel3d import Surrogate3DView
 from studio.ui.panels import AttributesPanel, OverlayChooser, SliderPanel, SurrogateView
 from studio.ui.photo_view import PhotoBar, PhotoView
 from studio.ui.state import StudioState
+from studio.ui.window_menus import build_menus
 from studio.ui.workers import run_in_thread
 
-MAX_RECENT = 10
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ")"
 
 
@@ -98,7 +100,7 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("")
         self.statusBar().addPermanentWidget(self.device_label)
         self.last_message = ("info", "")
-        self._build_actions()
+        build_menus(self)
         self.setAcceptDrops(True)
         self.resize(1500, 900)
         geometry = self.settings.value("geometry")
@@ -107,99 +109,6 @@ class MainWindow(QMainWindow):
         splitter_state = self.settings.value("splitter")
         if splitter_state is not None:
             self.splitter.restoreState(splitter_state)
-
-    # -- actions and menus -----------------------------------------------------------
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
-        act.setStatusTip(tip)
-        act.triggered.connect(slot)
-        return act
-
-    def _build_actions(self) -> None:
-        self.open_action = self._action("&Open photo…", self.open_dialog, QKeySequence.Open,
-                                        "Open a face photo")
-        self.demo_action = self._action("Open &demo face", self.open_demo, None)
-        self.prev_action = self._action("&Previous in folder", lambda: self.controller
-                                        .step_in_folder(-1), "Ctrl+Left")
-        self.next_action = self._action("&Next in folder", lambda: self.controller
-                                        .step_in_folder(1), "Ctrl+Right")
-        self.save_action = self._action("&Save surrogate as PNG…", self.save_surrogate,
-                                        QKeySequence.Save)
-        self.save_action.setEnabled(False)
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.Quit)
-        self.new_id_action = self._action("&New identity", self.controller.new_identity,
-                                          "Ctrl+N")
-        self.match_action = self._action("&Match original", self.controller.match_original,
-                                         "Ctrl+M")
-        self.about_action = self._action("&About Surrogate Studio", self.about)
-
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.open_action)
-        file_menu.addAction(self.demo_action)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        file_menu.addSeparator()
-        file_menu.addAction(self.prev_action)
-        file_menu.addAction(self.next_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.save_action)
-        file_menu.addAction(self._action("Curate a &workspace…", self.open_workspace, None,
-                                         "Review the candidates of a `studio batch` run"))
-        file_menu.addAction(self._action("Crowd &report…", self.open_crowd_report, None,
-                                         "Analyse the answers crowd workers gave"))
-        file_menu.addAction(self._action("&Evaluate privacy and utility…", self.open_evaluation,
-                                         None, "Surrogates against blur, pixelation and masks, "
-                                         "with re-identification attacks"))
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        view = bar.addMenu("&View")
-        view.addAction(self.context_action)
-        view.addSeparator()
-        for name in ("points", "contours", "mesh", "none"):
-            view.addAction(self._action(f"Landmarks: {name}", lambda _=False, n=name:
-                                        self.set_overlay(n)))
-        sur = bar.addMenu("&Surrogate")
-        sur.addAction(self.new_id_action)
-        sur.addAction(self.match_action)
-        sur.addSeparator()
-        self.walk_action = self._action("Save latent &walk A → B…", self.save_walk, None,
-                                        "Filmstrip PNG and animated GIF between seeds A and B")
-        sur.addAction(self.walk_action)
-        sur.addSeparator()
-        self.generator_actions = self._generator_menu(sur.addMenu("&Generator"))
-        bar.addMenu("&Help").addAction(self.about_action)
-
-        tools = self.addToolBar("Main")
-        tools.setObjectName("main_toolbar")
-        for act in (self.open_action, self.prev_action, self.next_action, self.new_id_action,
-                    self.match_action, self.save_action):
-            tools.addAction(act)
-        self._refresh_recent()
-
-    def _generator_menu(self, menu) -> dict[str, QAction]:
-        """One checkable entry per shipped generator, bound to ``state.generator_key``."""
-        from studio.core.generator.choices import CHOICES
-
-        group = QActionGroup(self)
-        actions = {}
-        for choice in CHOICES:
-            act = self._action(choice.title, lambda _=False, k=choice.key:
-                               self.controller.choose_generator(k), None,
-                               f"Draw surrogates with {choice.title}; model card "
-                               f"models/generator/{choice.card}")
-            act.setCheckable(True)
-            group.addAction(act)
-            menu.addAction(act)
-            actions[choice.key] = act
-
-        def show() -> None:
-            actions[self.state.generator_key].setChecked(True)
-
-        self.state.generator_changed.connect(show)
-        show()
-        return actions
 
     # -- opening ---------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -221,24 +130,9 @@ class MainWindow(QMainWindow):
         path = self.state.path
         if path and Path(path).is_file():
             self.settings.setValue("last_folder", str(Path(path).parent))
-            recent = [p for p in self._recent() if p != path]
-            self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
-            self._refresh_recent()
+            self.recent.add(path)
         self.setWindowTitle(f"Surrogate Studio – {Path(path).name}" if path else
                             "Surrogate Studio")
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recent", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _refresh_recent(self) -> None:
-        self.recent_menu.clear()
-        for path in self._recent():
-            self.recent_menu.addAction(self._action(Path(path).name, lambda _=False, p=path:
-                                                    self.open_path(p), tip=path))
-        self.recent_menu.setEnabled(bool(self._recent()))
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -415,19 +309,6 @@ class MainWindow(QMainWindow):
         parts = [f"{k} {v:.0f} ms" for k, v in self.state.timings.items()]
         self.device_label.setText(f"{engine.device_name} · {engine.model_name} · "
                                   + ", ".join(parts))
-
-    def about(self) -> None:
-        from studio.core.assets import MODELS_DIR
-
-        cards = "".join(f"<li>{p.name}</li>" for p in sorted(MODELS_DIR.rglob("*.md")))
-        QMessageBox.about(self, "About Surrogate Studio", (
-            "<h3>Surrogate Studio</h3><p>Privacy-preserving surrogate faces that keep "
-            "expression and head pose but replace the identity.</p>"
-            f"<p>Model cards in <code>{MODELS_DIR}</code>:</p><ul>{cards}</ul>"
-            "<p>Weights and calibrations fitted on GENKI-4K, UTKFace and CelebA are for "
-            "<b>non-commercial research use only</b>. Third-party models: MediaPipe "
-            "FaceLandmarker (Apache-2.0), dlib face models and the Cydral gender network "
-            "(CC0).</p>"))
 
     def closeEvent(self, event) -> None:
         self.controller.stop()

@@ -43,7 +43,7 @@ from studio.core.workspace.export import (
 )
 from studio.core.workspace.study import check_study, originals_in
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: The simulated crowd: per-version accuracy (the issue's example), workers of varying skill.
 KNOWN = {"original": 0.85, "gan": 0.75, "3d": 0.78, "context": 0.82}
 

@@ -1,6 +1,6 @@
 """Malformed crowd files and unwritable report folders: described problems, never a traceback.
 
-Each broken file is built from a valid simulated study (test_crowd.Study), read by the core
+Each broken file is built from a valid simulated study (``crowd_study``), read by the core
 functions and by the real ``studio crowd-report`` command in a subprocess.
 """
 
@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_crowd import URL, Study, hand_made
 
 from studio.cli import main
 from studio.core.assets import check_writable_dir
@@ -34,7 +33,7 @@ from studio.core.crowd.statistics import load_and_analyze
 from studio.core.crowd.tables import short
 from studio.core.errors import StudioError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT = csv.field_size_limit()
 
 
@@ -51,28 +50,12 @@ def crowd_report(results: Path, mapping: Path, truth: Path, out: Path,
     return proc
 
 
-def study_files(folder: Path) -> tuple[Study, Path, Path, Path]:
-    """17 originals x 15 workers: an MTurk file of exactly 256 lines (header + 255 rows)."""
-    study = Study(17, 15, {"original": 0.8}, seed=4)
-    return (study, *study.write(folder))
-
-
-def label_studio(study: Study, path: Path) -> list[dict]:
-    """The study as a Label Studio export, one task per item; returns the tasks written."""
-    by_item: dict[str, list] = {}
-    for a in study.answers:
-        by_item.setdefault(a.item_id, []).append(a)
-    tasks = [{"id": n + 1, "data": {"image": URL.format(item), "item_id": item},
-              "annotations": [{"id": 100 * n + j, "completed_by": a.worker,
-                               "was_cancelled": False,
-                               "result": [{"from_name": "smile", "to_name": "image",
-                                           "type": "choices",
-                                           "value": {"choices": ["Smile" if a.smile else
-                                                                 "No smile"]}}]}
-                              for j, a in enumerate(answers)]}
-             for n, (item, answers) in enumerate(by_item.items())]
-    path.write_text(json.dumps(tasks))
-    return tasks
+@pytest.fixture
+def study_files(crowd_study, tmp_path) -> tuple:
+    """17 originals x 15 workers: an MTurk file of exactly 256 lines (header + 255 rows),
+    written to tmp_path; the study, mapping, truth and results."""
+    study = crowd_study(17, 15, {"original": 0.8}, seed=4)
+    return (study, *study.write(tmp_path))
 
 
 def edit_line(path: Path, line: int, edit: Callable[[str], str]) -> None:
@@ -86,31 +69,31 @@ def edit_line(path: Path, line: int, edit: Callable[[str], str]) -> None:
 # --- each broken file: core functions and the command -----------------------------------------
 
 
-def _ls_value_string(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
-    tasks = label_studio(s, d / "export.json")
+def _ls_value_string(d: Path, s, m: Path, t: Path, r: Path) -> Path:
+    tasks = s.label_studio(d / "export.json")
     tasks[2]["annotations"][3]["result"][0]["value"] = "Smile"
     (d / "export.json").write_text(json.dumps(tasks))
     return d / "export.json"
 
 
-def _ls_deep(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _ls_deep(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     (d / "export.json").write_text("[" * 100_000 + "]" * 100_000)
     return d / "export.json"
 
 
-def _mturk_deep_task_answers(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mturk_deep_task_answers(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     deep = "[" * 100_000  # under the field limit, far over the JSON parser's depth
     edit_line(r, 12, lambda line: re.sub(r",(no_)?smile,,,\n$", f",,{deep},,\n", line))
     return r
 
 
-def _mturk_unclosed_quote(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mturk_unclosed_quote(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     edit_line(r, 7, lambda line: line.replace(",smile,", ',"smile,').replace(",no_smile,",
                                                                              ',"no_smile,'))
     return r
 
 
-def _mturk_quote_pair_stitches_rows(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mturk_quote_pair_stitches_rows(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     # Quotes opening Input.image_url on lines 3 and 4: an old reader glued line 3's worker
     # to line 4's image and answer, with the right number of fields.
     for line in (3, 4):
@@ -118,23 +101,23 @@ def _mturk_quote_pair_stitches_rows(d: Path, s: Study, m: Path, t: Path, r: Path
     return r
 
 
-def _mturk_bad_ipv6_url(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mturk_bad_ipv6_url(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     edit_line(r, 9, lambda line: line.replace("https://bucket.s3.amazonaws.com/",
                                               "http://[::1/"))
     return r
 
 
-def _truth_overlong(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _truth_overlong(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     edit_line(t, 5, lambda line: line.replace("smile", "smile" + "x" * (LIMIT + 10)))
     return r
 
 
-def _mapping_overlong(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mapping_overlong(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     edit_line(m, 4, lambda line: line.replace(",item,", f",item,{'9' * (LIMIT + 10)}"))
     return r
 
 
-def _mapping_unclosed_quote(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mapping_unclosed_quote(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     edit_line(m, 6, lambda line: line.replace(",original,", ',"original,'))
     return r
 
@@ -163,9 +146,9 @@ CASES = {  # name -> (make results, problem named, answers kept of 255, exit cod
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_broken_file_is_a_named_problem_in_core_and_command(tmp_path, case):
+def test_broken_file_is_a_named_problem_in_core_and_command(tmp_path, case, study_files):
     make, needle, kept, code = CASES[case]
-    study, mapping, truth, results = study_files(tmp_path)
+    study, mapping, truth, results = study_files
     assert len(results.read_text().splitlines()) == 256 and len(study.answers) == 255
     results = make(tmp_path, study, mapping, truth, results)
 
@@ -195,35 +178,35 @@ def add_column(path: Path, name: str, value: Callable[[list[str]], str]) -> None
         csv.writer(fh).writerows([[*rows[0], name], *([*r, value(r)] for r in rows[1:])])
 
 
-def _results_worker_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _results_worker_twice(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     add_column(r, "WorkerId", lambda row: "AEVIL")  # read last-wins, every answer was AEVIL's
     return r
 
 
-def _results_answer_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _results_answer_twice(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     add_column(r, "Answer.smile", lambda row: "no_smile" if row[13] == "smile" else "smile")
     return r
 
 
-def _truth_label_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _truth_label_twice(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     add_column(t, "label", lambda row: "no_smile" if row[1] == "smile" else "smile")
     return r
 
 
-def _mapping_version_twice(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _mapping_version_twice(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     add_column(m, "version", lambda row: "gan")  # read last-wins, every item became "gan"
     return r
 
 
-def _results_utf16_without_bom(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _results_utf16_without_bom(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     r.write_bytes(r.read_text(encoding="utf-8").encode("utf-16-le"))
     return r
 
 
-def _label_studio_tsv(d: Path, s: Study, m: Path, t: Path, r: Path) -> Path:
+def _label_studio_tsv(d: Path, s, m: Path, t: Path, r: Path) -> Path:
     path = d / "project-1.tsv"
     path.write_text("annotation_id\tannotator\tid\timage\titem_id\tsmile\n"
-                    f"1\tw@lab.example\t1\t{URL.format('a1')}\ta1\tSmile\n")
+                    f"1\tw@lab.example\t1\t{s.URL.format('a1')}\ta1\tSmile\n")
     return path
 
 
@@ -242,9 +225,10 @@ REFUSED = {  # name -> (make the file, what the one-line message says)
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_a_file_that_cannot_be_read_whole_is_refused_without_a_report(tmp_path, case, capsys):
+def test_a_file_that_cannot_be_read_whole_is_refused_without_a_report(tmp_path, case, capsys,
+                                                                      study_files):
     make, needle = REFUSED[case]
-    study, mapping, truth, results = study_files(tmp_path)
+    study, mapping, truth, results = study_files
     results = make(tmp_path, study, mapping, truth, results)
     with pytest.raises(CrowdInputError, match=re.escape(needle)):
         load_and_analyze(results, mapping, truth)
@@ -261,8 +245,9 @@ BOM_ENCODINGS = ["utf-16", "utf-8-sig", "utf-32"]  # Python's utf-16/32 write a 
 
 
 @pytest.mark.parametrize("encoding", BOM_ENCODINGS)
-def test_files_with_a_byte_order_mark_give_the_same_answers(tmp_path, encoding, capsys):
-    _, mapping, truth, results = study_files(tmp_path)
+def test_files_with_a_byte_order_mark_give_the_same_answers(tmp_path, encoding, capsys,
+                                                            study_files):
+    _, mapping, truth, results = study_files
     expected = load_and_analyze(results, mapping, truth).to_dict()
     for path in (mapping, truth, results):
         path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
@@ -277,7 +262,7 @@ def test_files_with_a_byte_order_mark_give_the_same_answers(tmp_path, encoding, 
         assert "255 answers kept" in capsys.readouterr().out
 
 
-def label_studio_flat(study: Study, path: Path) -> list[dict]:
+def label_studio_flat(study, path: Path) -> list[dict]:
     """The study as Label Studio writes JSON-MIN (a .json path) or CSV (label_studio_sdk's
     converter): one record per annotation, the task's data fields, its id, annotator (the
     user's email), annotation_id, times, and one field per question named after its Choices;
@@ -286,7 +271,7 @@ def label_studio_flat(study: Study, path: Path) -> list[dict]:
     items = list(dict.fromkeys(a.item_id for a in study.answers))
     for a in study.answers:
         n = items.index(a.item_id)
-        records.append({"image": URL.format(a.item_id), "item_id": a.item_id, "id": n + 1,
+        records.append({"image": study.URL.format(a.item_id), "item_id": a.item_id, "id": n + 1,
                         "smile": "Smile" if a.smile else "No smile",
                         "annotator": f"{a.worker.lower()}@lab.example",
                         "annotation_id": len(records) + 1, "lead_time": 3.25,
@@ -294,7 +279,7 @@ def label_studio_flat(study: Study, path: Path) -> list[dict]:
                         "updated_at": "2025-06-02T10:00:00.000000Z"})
     records[0]["expression"] = "Happiness"
     records[1]["smile"] = {"choices": [records[1]["smile"]]}  # a multiple-choice question
-    records.append({"image": URL.format(items[0]), "item_id": items[0], "id": 999})
+    records.append({"image": study.URL.format(items[0]), "item_id": items[0], "id": 999})
     if path.suffix == ".json":
         path.write_text(json.dumps(records, indent=2))
     else:
@@ -310,8 +295,8 @@ def label_studio_flat(study: Study, path: Path) -> list[dict]:
 @pytest.mark.parametrize(("name", "fmt"), [("project-1-at-2025-06-02-min.json",
                                             "label-studio JSON-MIN"),
                                            ("project-1-at-2025-06-02.csv", "label-studio CSV")])
-def test_label_studio_json_min_and_csv_exports_are_read(tmp_path, name, fmt, capsys):
-    study, mapping, truth, _ = study_files(tmp_path)
+def test_label_studio_json_min_and_csv_exports_are_read(tmp_path, name, fmt, capsys, study_files):
+    study, mapping, truth, _ = study_files
     results = tmp_path / name
     label_studio_flat(study, results)
     parsed = read_results(results, known_items=read_mapping(mapping)[0])
@@ -329,8 +314,8 @@ def test_label_studio_json_min_and_csv_exports_are_read(tmp_path, name, fmt, cap
     assert summary["n_answers"] == 255 and summary["versions"][0]["n_answers"] == 255
 
 
-def test_a_report_is_never_replaced_unless_told(tmp_path, capsys):
-    _, mapping, truth, results = study_files(tmp_path)
+def test_a_report_is_never_replaced_unless_told(tmp_path, capsys, study_files):
+    _, mapping, truth, results = study_files
     out = tmp_path / "report"
     args = ["crowd-report", str(results), str(out), "--truth", str(truth), "--mapping",
             str(mapping)]
@@ -345,8 +330,8 @@ def test_a_report_is_never_replaced_unless_told(tmp_path, capsys):
     assert "Crowd report" in (out / "index.html").read_text()
 
 
-def test_the_rows_an_unclosed_quote_swallowed_are_read_again(tmp_path):
-    study, mapping, truth, results = study_files(tmp_path)
+def test_the_rows_an_unclosed_quote_swallowed_are_read_again(tmp_path, study_files):
+    study, mapping, truth, results = study_files
     _mturk_unclosed_quote(tmp_path, study, mapping, truth, results)
     parsed = read_results(results, known_items=read_mapping(mapping)[0])
     assert len(parsed.problems) == 1 and parsed.n_records == 255
@@ -355,14 +340,14 @@ def test_the_rows_an_unclosed_quote_swallowed_are_read_again(tmp_path):
     assert got == {(a.worker, a.item_id): a.smile for a in study.answers if a is not lost}
 
 
-def test_line_breaks_where_they_belong_are_kept(tmp_path):
+def test_line_breaks_where_they_belong_are_kept(tmp_path, crowd_study):
     """A free-text answer (comments) and an original path may hold line breaks."""
     results = tmp_path / "b.csv"
     with results.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["WorkerId", "Input.image_url", "Answer.smile", "Answer.comments"])
-        w.writerow(["W1", URL.format("a1"), "smile", "nice hit,\nthanks, really"])
-        w.writerow(["W2", URL.format("a1"), "no_smile", ""])
+        w.writerow(["W1", crowd_study.URL.format("a1"), "smile", "nice hit,\nthanks, really"])
+        w.writerow(["W2", crowd_study.URL.format("a1"), "no_smile", ""])
     parsed = read_results(results, known_items={"a1"})
     assert parsed.problems == [] and len(parsed.answers) == 2
     mapping = tmp_path / "m.csv"
@@ -387,13 +372,13 @@ def _paths(value, prefix=()):
         yield from _paths(child, (*prefix, key))
 
 
-def test_label_studio_value_of_any_shape_is_counted_once(tmp_path):
+def test_label_studio_value_of_any_shape_is_counted_once(tmp_path, crowd_study):
     """Every node of a task replaced by every JSON shape: the other tasks are all read, and
     the changed task's one annotation is an answer, a problem or a skip, exactly once."""
-    study = Study(3, 2, {"original": 0.8}, seed=1)
-    good = label_studio(study, tmp_path / "good.json")
+    study = crowd_study(3, 2, {"original": 0.8}, seed=1)
+    good = study.label_studio(tmp_path / "good.json")
     item = next(iter(study.mapping))
-    target = {"id": 99, "data": {"image": URL.format(item), "item_id": item},
+    target = {"id": 99, "data": {"image": study.URL.format(item), "item_id": item},
               "annotations": [{"completed_by": "WX", "was_cancelled": False, "result": [
                   {"from_name": "smile", "to_name": "image", "type": "choices",
                    "value": {"choices": ["Smile"]}}]}]}
@@ -429,8 +414,8 @@ def test_problem_text_survives_values_too_deep_to_show():
     assert short("x" * 10_000) == repr("x" * 10_000)[:59] + "…"
 
 
-def test_truth_and_mapping_over_long_fields_keep_the_other_rows(tmp_path):
-    study, mapping, truth, _ = study_files(tmp_path)
+def test_truth_and_mapping_over_long_fields_keep_the_other_rows(tmp_path, study_files):
+    study, mapping, truth, _ = study_files
     _truth_overlong(tmp_path, study, mapping, truth, _)
     labels, problems = read_truth(truth)
     assert len(labels) == 16 and len(problems) == 1 and "line 5" in problems[0]
@@ -443,8 +428,9 @@ def test_truth_and_mapping_over_long_fields_keep_the_other_rows(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["proc", "file", "under a file", "read-only folder"])
-def test_unwritable_report_folder_fails_at_once_with_one_message(tmp_path, where):
-    _, mapping, truth, _ = study_files(tmp_path)
+def test_unwritable_report_folder_fails_at_once_with_one_message(tmp_path, where, study_files,
+                                                                 hand_made):
+    _, mapping, truth, _ = study_files
     (tmp_path / "file").write_text("not a folder")
     out = {"proc": Path("/proc/studio-crowd-report"), "file": tmp_path / "file",
            "under a file": tmp_path / "file" / "report",
@@ -458,13 +444,35 @@ def test_unwritable_report_folder_fails_at_once_with_one_message(tmp_path, where
     with pytest.raises(StudioError, match="cannot"):
         check_writable_dir(out)
     with pytest.raises(StudioError, match="cannot write the crowd report"):
-        write_report(hand_made(), out)
+        write_report(hand_made, out)
     # The results file does not exist: the folder must be refused before it is read.
     proc = crowd_report(tmp_path / "missing.csv", mapping, truth, out)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
     assert proc.stderr.startswith("error: cannot ") and str(out) in proc.stderr
     assert "missing.csv" not in proc.stderr and not proc.stdout
+
+
+def test_a_report_that_fails_midway_leaves_no_index_and_no_partial_file(tmp_path, hand_made,
+                                                                         monkeypatch):
+    import studio.core.crowd.report as report_module
+    from studio.core.assets import atomic_file
+
+    real = report_module.write_atomic
+
+    def full_disk(path, data, *args, **kwargs):
+        if Path(path).name == "summary.json":  # the figures are written, then the disk fills
+            with atomic_file(path, True) as fh:
+                fh.write(data[: len(data) // 2])
+                raise OSError(28, "No space left on device")
+        return real(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(report_module, "write_atomic", full_disk)
+    out = tmp_path / "report"
+    with pytest.raises(StudioError, match="No space left"):
+        write_report(hand_made, out)
+    left = sorted(p.name for p in out.iterdir())
+    assert left and all(name.endswith(".png") for name in left), left  # no index, no half
 
 
 def test_writable_check_creates_nothing(tmp_path):
@@ -474,8 +482,8 @@ def test_writable_check_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_input_folder_and_bad_draws_are_one_line_errors(tmp_path):
-    _, mapping, truth, results = study_files(tmp_path)
+def test_missing_input_folder_and_bad_draws_are_one_line_errors(tmp_path, study_files):
+    _, mapping, truth, results = study_files
     for args, needle in (((tmp_path, mapping, truth), "not a file"),
                          ((results, tmp_path / "nope.csv", truth), "no such file"),
                          ((results, mapping, truth, "--draws", "0"), "--draws")):
@@ -486,10 +494,10 @@ def test_missing_input_folder_and_bad_draws_are_one_line_errors(tmp_path):
 # --- what comes from outside is escaped -------------------------------------------------------
 
 
-def test_hostile_and_undecodable_text_is_escaped_in_the_report(tmp_path):
-    study, mapping, truth, _ = study_files(tmp_path)
+def test_hostile_and_undecodable_text_is_escaped_in_the_report(tmp_path, study_files):
+    study, mapping, truth, _ = study_files
     results = tmp_path / os.fsdecode(b"export-\xff.json")  # not UTF-8: a surrogate in argv
-    tasks = label_studio(study, results)
+    tasks = study.label_studio(results)
     tasks[0]["annotations"][0]["completed_by"] = "<script>alert(1)</script>"
     tasks[1]["annotations"][0]["completed_by"] = "\ud800"
     tasks[2]["data"] = {"item_id": "<img src=x onerror=alert(1)>"}

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from test_gui import open_and_wait, window  # noqa: F401 (window: the fixture)
 
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.surrogates.registry import IN_CONTEXT
@@ -48,10 +47,10 @@ def _press_c(qtbot, win) -> None:
     qtbot.keyClick(win.photo, Qt.Key.Key_C)
 
 
-def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,  # noqa: F811
-                                                   tmp_path):
+def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,
+                                                   tmp_path, open_and_wait):
     win, state = window, window.state
-    open_and_wait(qtbot, win, utk_face_path)
+    open_and_wait(win, utk_face_path)
     photo_before = state.image.rgb.copy()
     original, size = _shown(win.photo)
     assert win.photo.shown == "original" and size == (state.image.width, state.image.height)
@@ -117,11 +116,11 @@ def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,
 
 
 def test_group_photo_every_face_replaced_the_chosen_one_measured(
-        qtbot, window, tmp_path, group_photo):  # noqa: F811
+        qtbot, window, tmp_path, group_photo, open_and_wait):
     win, state = window, window.state
     path = tmp_path / "group.png"
     Image.fromarray(group_photo).save(path)
-    open_and_wait(qtbot, win, path)
+    open_and_wait(win, path)
     faces = state.analysis.faces
     assert len(faces) == 2
     qtbot.mouseClick(win.photo.viewport(), Qt.MouseButton.LeftButton,
@@ -146,9 +145,9 @@ def test_group_photo_every_face_replaced_the_chosen_one_measured(
     assert path.read_bytes() == original_bytes
 
 
-def test_a_limited_pose_edit_is_said(qtbot, window, utk_face_path):  # noqa: F811
+def test_a_limited_pose_edit_is_said(qtbot, window, utk_face_path, open_and_wait):
     win, state = window, window.state
-    open_and_wait(qtbot, win, utk_face_path)
+    open_and_wait(win, utk_face_path)
     _show_context(qtbot, win)
     yaw = state.face.attributes.yaw
     with qtbot.waitSignal(state.context_changed, timeout=60000):
@@ -164,7 +163,7 @@ def test_a_limited_pose_edit_is_said(qtbot, window, utk_face_path):  # noqa: F81
     assert "limited" not in win.photo_bar.caption.text()
 
 
-def test_in_context_shortcut_is_unique_and_in_the_view_menu(window):  # noqa: F811
+def test_in_context_shortcut_is_unique_and_in_the_view_menu(window):
     keys = [a.shortcut().toString() for a in window.findChildren(QAction)
             if not a.shortcut().isEmpty()]
     assert keys.count("C") == 1
@@ -173,31 +172,30 @@ def test_in_context_shortcut_is_unique_and_in_the_view_menu(window):  # noqa: F8
     assert window.context_action.isCheckable()
 
 
-def test_state_announces_the_view_and_drops_a_stale_photo(qtbot):
+def test_state_announces_the_view_and_drops_a_stale_photo(qtbot, emits):
     from types import SimpleNamespace
-
-    from test_gui import _emits
 
     from studio.ui.state import ContextPhoto, StudioState
 
     state = StudioState()
-    _emits(qtbot, state.context_view_changed, lambda: state.set_context_shown(True))
-    _emits(qtbot, state.context_view_changed, lambda: state.set_context_shown(True), 0)
+    emits(state.context_view_changed, lambda: state.set_context_shown(True))
+    emits(state.context_view_changed, lambda: state.set_context_shown(True), 0)
     face, other = SimpleNamespace(attributes=None), SimpleNamespace(attributes=None)
     image = SimpleNamespace(rgb=np.zeros((4, 4, 3), np.uint8))
     state.image, state.analysis, state.face_index = image, SimpleNamespace(faces=[face]), 0
     result = SimpleNamespace(faces=[], notes=("face 1: limited",))
     photo = ContextPhoto(result, (image.rgb, 1.0), image, face, None, 5.0, (0,))
-    _emits(qtbot, state.context_changed, lambda: state.set_context(photo))
+    emits(state.context_changed, lambda: state.set_context(photo))
     assert state.context is photo and state.timings["context"] == 5.0
-    _emits(qtbot, state.context_changed, lambda: state.set_context(replace(photo, face=other)),
+    emits(state.context_changed, lambda: state.set_context(replace(photo, face=other)),
            0)
-    _emits(qtbot, state.context_changed, lambda: state.set_context(None))
+    emits(state.context_changed, lambda: state.set_context(None))
     assert replace(photo, order=(2, 0, 1)).notes() == ["face 3: limited"]
 
 
-def test_window_marks_faces_it_will_blur_or_mask_and_covers_them(qtbot, window,  # noqa: F811
-                                                                  utk_face, tmp_path):
+def test_window_marks_faces_it_will_blur_or_mask_and_covers_them(qtbot, window,
+                                                                  utk_face, tmp_path,
+                                                                  open_and_wait):
     """Issue 25: every face found is drawn; one that cannot be replaced is marked with what
     will be done to it, and the in-context photo changes it too."""
     from studio.core.datasets import utk_split, utkface
@@ -209,7 +207,7 @@ def test_window_marks_faces_it_will_blur_or_mask_and_covers_them(qtbot, window, 
     canvas[120:148, 350:378] = small
     path = tmp_path / "two.png"
     Image.fromarray(canvas).save(path)
-    open_and_wait(qtbot, window, path)
+    open_and_wait(window, path)
     state = window.state
     found = [f.box for f in state.analysis.faces] + [u.box for u in state.analysis.unfitted]
     assert len(found) == 2

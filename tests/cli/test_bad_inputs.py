@@ -27,7 +27,7 @@ from studio.core.errors import ImageLoadError
 
 pytestmark = pytest.mark.data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from studio.core.analysis import offline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STRACE = shutil.which("strace")
 needs_strace = pytest.mark.skipif(
     STRACE is None, reason="strace is not installed (`make test` installs it: Makefile DEBS)")

@@ -13,18 +13,12 @@ from studio.core.morphable.face_mesh import canonical_mesh
 from studio.core.morphable.model import (
     MORPHABLE_FILE,
     SMILE_BLENDSHAPES,
-    MorphableModel,
     rotation_from_angles,
     to_model,
     umeyama,
 )
 
 SMILE = [BLENDSHAPE_NAMES.index(n) for n in SMILE_BLENDSHAPES]
-
-
-@pytest.fixture(scope="module")
-def model() -> MorphableModel:
-    return MorphableModel.load()
 
 
 @pytest.fixture(scope="module")

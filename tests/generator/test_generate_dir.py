@@ -22,15 +22,9 @@ from studio.core.generator.dataset_export import (
     read_labels,
 )
 from studio.core.generator.latent import z_for_seed
-from studio.core.generator.sampler import Sampler
 
 FIXED = Attributes(0.85, 0.2, -12.5, 4.0, 0.0)
 FLAGS = ["--joy", "0.85", "--male", "0.2", "--yaw", "-12.5", "--pitch", "4"]
-
-
-@pytest.fixture(scope="module")
-def gen() -> Sampler:
-    return Sampler(device="cpu")
 
 
 def generate(*args: str) -> int:
@@ -70,8 +64,8 @@ def rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_n_native_size_files_and_their_labels(fixed_set, gen):
-    size = gen.config.image_size  # the model's, read from its file
+def test_n_native_size_files_and_their_labels(fixed_set, sampler):
+    size = sampler.config.image_size  # the model's, read from its file
     names = [file_name(i, 11) for i in range(11)]
     assert names[0] == "000000.png" and names[-1] == "000010.png"
     assert sorted(p.name for p in fixed_set.iterdir()) == sorted([*names, LABELS_FILE])
@@ -94,7 +88,7 @@ def test_the_pngs_carry_no_metadata(fixed_set):
         assert Image.open(path).info == {}
 
 
-def test_a_row_regenerates_its_file_exactly(fixed_set, varied_set, gen, tmp_path):
+def test_a_row_regenerates_its_file_exactly(fixed_set, varied_set, sampler, tmp_path):
     sets = [(fixed_set, read_labels(fixed_set / LABELS_FILE)),
             (varied_set, read_labels(varied_set / LABELS_FILE))]
     threads = torch.get_num_threads()
@@ -102,7 +96,7 @@ def test_a_row_regenerates_its_file_exactly(fixed_set, varied_set, gen, tmp_path
         torch.set_num_threads(1)  # another thread count than the export's
         for out, table in sets:
             for name, seed, attrs in (table[0], table[5], table[-1]):
-                assert np.array_equal(draw_one(gen, seed, attrs),
+                assert np.array_equal(draw_one(sampler, seed, attrs),
                                       np.asarray(Image.open(out / name))), (out, name)
     finally:
         torch.set_num_threads(threads)
@@ -116,10 +110,10 @@ def test_a_row_regenerates_its_file_exactly(fixed_set, varied_set, gen, tmp_path
     assert read_labels(again / LABELS_FILE) == [("000000.png", seed, attrs)]
 
 
-def test_the_seed_is_the_studios_face(fixed_set, gen):
+def test_the_seed_is_the_studios_face(fixed_set, sampler):
     """Float64 moves a pixel by a grey level or so from the Sampler's face for the seed."""
     for name, seed, attrs in read_labels(fixed_set / LABELS_FILE)[:4]:
-        fast = gen.sample(attrs, z=z_for_seed(seed, gen.config.z_dim)[None])[0]
+        fast = sampler.sample(attrs, z=z_for_seed(seed, sampler.config.z_dim)[None])[0]
         diff = np.abs(np.asarray(Image.open(fixed_set / name)).astype(int) - fast)
         assert diff.mean() < 0.5 and diff.max() <= 4, (name, diff.mean(), diff.max())
 
@@ -169,12 +163,12 @@ def test_the_faces_follow_the_varied_pose(tmp_path, analyzer):
     assert np.corrcoef(wanted, seen)[0, 1] > 0.85
 
 
-def test_batches_report_progress(gen, tmp_path):
+def test_batches_report_progress(sampler, tmp_path):
     calls = []
-    done = export_dataset(gen, tmp_path / "seven", 7, FIXED, seed=0, batch=3,
+    done = export_dataset(sampler, tmp_path / "seven", 7, FIXED, seed=0, batch=3,
                           progress=lambda *call: calls.append(call))
     assert calls == [(0, 7, "faces"), (3, 7, "faces"), (6, 7, "faces"), (7, 7, "faces")]
-    assert (done.count, done.seed, done.size, done.varied) == (7, 0, gen.config.image_size, ())
+    assert (done.count, done.seed, done.size, done.varied) == (7, 0, sampler.config.image_size, ())
     assert len(read_labels(done.labels)) == 7
 
 

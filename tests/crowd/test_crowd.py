@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,84 +28,6 @@ from studio.core.crowd.power import simulate_differences, t_test_zero
 from studio.core.crowd.report import make_figures, render_html
 from studio.core.crowd.statistics import analyze, paired_test
 
-MTURK_COLUMNS = ["HITId", "HITTypeId", "Title", "Reward", "CreationTime", "AssignmentId",
-                 "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime", "WorkTimeInSeconds",
-                 "LifetimeApprovalRate", "Input.image_url", "Answer.smile", "Answer.taskAnswers",
-                 "Approve", "Reject"]
-URL = "https://bucket.s3.amazonaws.com/batch1/{}.png"
-
-
-# --- simulated crowds -------------------------------------------------------------------------
-
-
-class Study:
-    """A simulated crowd: every worker labels every image of every version once."""
-
-    def __init__(self, n_images: int, n_workers: int, p: dict[str, float], seed: int = 0,
-                 drop: float = 0.0):
-        rng = np.random.default_rng(seed)
-        self.mapping: dict[str, MappingRow] = {}
-        self.truth: dict[str, bool] = {}
-        self.answers: list[Answer] = []
-        self.correct = dict.fromkeys(p, 0)
-        self.total = dict.fromkeys(p, 0)
-        for i in range(n_images):
-            key = f"{i:08x}:0"
-            self.truth[key] = bool(i % 2)
-            joy = float(rng.uniform(0.02, 0.98))
-            for version, p_correct in p.items():
-                item = rng.bytes(6).hex()
-                self.mapping[item] = MappingRow(item, key, version, None if version ==
-                                                "original" else i, "item", None, joy)
-                for w in range(n_workers):
-                    if rng.random() < drop:
-                        continue
-                    right = bool(rng.random() < p_correct)
-                    smile = self.truth[key] if right else not self.truth[key]
-                    self.answers.append(Answer(f"W{w:03d}", item, smile, "sim"))
-                    self.correct[version] += right
-                    self.total[version] += 1
-
-    def parsed(self) -> ParsedResults:
-        return ParsedResults("sim", "mturk", answers=list(self.answers),
-                             n_records=len(self.answers))
-
-    def write(self, folder: Path) -> tuple[Path, Path, Path]:
-        """mapping.csv, truth.csv and an MTurk batch CSV (one row per assignment)."""
-        mapping, truth, results = folder / "mapping.csv", folder / "truth.csv", folder / "b.csv"
-        with mapping.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(MAPPING_COLUMNS)
-            for r in self.mapping.values():
-                w.writerow([r.item_id, r.original_key, r.version, "" if r.seed is None
-                            else r.seed, r.kind, "", f"{r.joy:.4f}"])
-        with truth.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["original_key", "label"])
-            for key, smile in self.truth.items():
-                w.writerow([key, "smile" if smile else "no_smile"])
-        with results.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(MTURK_COLUMNS)
-            for n, a in enumerate(self.answers):
-                w.writerow(mturk_row(a.worker, a.item_id, "smile" if a.smile else "no_smile",
-                                     n=n))
-        return mapping, truth, results
-
-
-def mturk_row(worker: str, item: str, answer: str = "", task_answers: str = "",
-              status: str = "Approved", url: str | None = None, n: int = 0) -> list[str]:
-    values = {"HITId": f"3HIT{n:06d}", "HITTypeId": "3TYPE", "Title": "Is this person smiling?",
-              "Reward": "$0.02", "CreationTime": "Mon Mar 04 10:00:00 PST 2024",
-              "AssignmentId": f"3ASG{n:06d}", "WorkerId": worker, "AssignmentStatus": status,
-              "AcceptTime": "Mon Mar 04 10:01:00 PST 2024",
-              "SubmitTime": "Mon Mar 04 10:01:09 PST 2024", "WorkTimeInSeconds": "9",
-              "LifetimeApprovalRate": "100% (12/12)",
-              "Input.image_url": url if url is not None else URL.format(item),
-              "Answer.smile": answer, "Answer.taskAnswers": task_answers, "Approve": "",
-              "Reject": ""}
-    return [values[c] for c in MTURK_COLUMNS]
-
 
 def mapping_of(*rows: tuple) -> dict[str, MappingRow]:
     return {r[0]: MappingRow(*r) for r in rows}
@@ -115,8 +36,8 @@ def mapping_of(*rows: tuple) -> dict[str, MappingRow]:
 # --- significance -----------------------------------------------------------------------------
 
 
-def test_known_effect_is_significant_with_the_right_sign():
-    study = Study(60, 40, {"original": 0.85, "gan": 0.70}, seed=1)
+def test_known_effect_is_significant_with_the_right_sign(crowd_study):
+    study = crowd_study(60, 40, {"original": 0.85, "gan": 0.70}, seed=1)
     a = analyze(study.parsed(), study.mapping, study.truth)
     (test,) = a.tests
     assert (test.a, test.b, test.n) == ("original", "gan", 60)
@@ -161,7 +82,8 @@ def test_zero_variance_differences_are_decided_without_warnings():
 # --- parsers ----------------------------------------------------------------------------------
 
 
-def test_mturk_batch_with_rejections_garbage_and_unknown_items(tmp_path):
+def test_mturk_batch_with_rejections_garbage_and_unknown_items(tmp_path, crowd_study):
+    mturk_row = crowd_study.mturk_row
     known = {"a3f9c2e1b0d4", "b1b2b3b4b5b6", "c0ffee000001", "d00d00d00d00", "e1e1e1e1e1e1"}
     good = [mturk_row("A1X", "a3f9c2e1b0d4", "smile", n=1),
             mturk_row("A2Y", "a3f9c2e1b0d4", "No smile", n=2),
@@ -182,7 +104,7 @@ def test_mturk_batch_with_rejections_garbage_and_unknown_items(tmp_path):
     path = tmp_path / "Batch_5123_batch_results.csv"
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(MTURK_COLUMNS)
+        w.writerow(crowd_study.MTURK_COLUMNS)
         w.writerows(good[:3])
         w.writerow(mturk_row("A5V", "a3f9c2e1b0d4", "smile", status="Rejected", n=13))
         fh.write("3HITGARBLED,Is this\x00 per\ufffdson smiling?,A9\n")  # garbled row
@@ -269,20 +191,8 @@ def test_mapping_and_truth_problems_are_reported(tmp_path):
 # --- analysis ---------------------------------------------------------------------------------
 
 
-def hand_made():
-    """Five originals, ten answers each; consensus 1.0, 0.8, 0.7, 0.5 (tie) and 0.9."""
-    votes = {"k1": (True, 10, 0), "k2": (True, 8, 2), "k3": (False, 7, 3), "k4": (False, 5, 5),
-             "k5": (True, 1, 9)}  # truth, smile answers, no-smile answers
-    joys = {"k1": 0.5, "k2": 0.7, "k3": 0.2, "k4": None, "k5": 0.71}
-    mapping = mapping_of(*((f"i{k}", k, "original", None, "item", None, joys[k]) for k in votes))
-    answers = [Answer(f"W{w}", f"i{k}", w < n_smile, "x")
-               for k, (_, n_smile, n_no) in votes.items() for w in range(n_smile + n_no)]
-    truth = {k: v[0] for k, v in votes.items()}
-    return analyze(ParsedResults("hand", "mturk", answers), mapping, truth)
-
-
-def test_majority_vote_at_consensus_levels():
-    a = hand_made()
+def test_majority_vote_at_consensus_levels(hand_made):
+    a = hand_made
     levels = {c.level: (c.n_reached, c.majority_accuracy) for c in a.consensus}
     assert levels == {0.5: (5, pytest.approx(2.5 / 5)), 0.75: (3, pytest.approx(2 / 3)),
                       0.9: (2, pytest.approx(0.5))}
@@ -295,8 +205,8 @@ def test_majority_vote_at_consensus_levels():
     assert a.tests == []  # one version: nothing to compare
 
 
-def test_joy_evidence_is_the_logit_in_half_unit_bins():
-    a = hand_made()
+def test_joy_evidence_is_the_logit_in_half_unit_bins(hand_made):
+    a = hand_made
     ev = {i.original_key: i.evidence for i in a.images}
     assert ev["k1"] == 0.0 and ev["k2"] == pytest.approx(math.log(0.7 / 0.3))
     assert ev["k4"] is None and a.n_images_without_joy == 1
@@ -306,8 +216,8 @@ def test_joy_evidence_is_the_logit_in_half_unit_bins():
                     (0.5, 1.0): (2, pytest.approx(0.45))}
 
 
-def test_workers_sampled_curve_rises_to_the_full_crowd_majority():
-    study = Study(60, 21, {"original": 0.8, "gan": 0.65}, seed=3, drop=0.1)
+def test_workers_sampled_curve_rises_to_the_full_crowd_majority(crowd_study):
+    study = crowd_study(60, 21, {"original": 0.8, "gan": 0.65}, seed=3, drop=0.1)
     a = analyze(study.parsed(), study.mapping, study.truth, seed=5, draws=10)
     for curve in a.curves:
         acc = np.array(curve.accuracy)
@@ -343,8 +253,8 @@ def test_gold_and_repeats_check_workers_not_versions():
     assert a.low_gold_workers == ["bad"]
 
 
-def test_figures_and_html_from_an_analysis():
-    a = hand_made()
+def test_figures_and_html_from_an_analysis(hand_made):
+    a = hand_made
     a.problems.append("line 9: unrecognised answer '<script>alert(1)</script>'")
     figures = make_figures(a)
     assert set(figures) == {"accuracy", "differences", "workers", "joy"}
@@ -357,13 +267,13 @@ def test_figures_and_html_from_an_analysis():
 # --- the command ------------------------------------------------------------------------------
 
 
-def test_crowd_report_cli_end_to_end(tmp_path):
-    study = Study(60, 12, {"original": 0.85, "gan": 0.75, "3d": 0.76}, seed=11)
+def test_crowd_report_cli_end_to_end(tmp_path, crowd_study):
+    study = crowd_study(60, 12, {"original": 0.85, "gan": 0.75, "3d": 0.76}, seed=11)
     mapping, truth, results = study.write(tmp_path)
     with results.open("a", newline="") as fh:  # one rejected and one unknown assignment
         w = csv.writer(fh)
-        w.writerow(mturk_row("AREJ", next(iter(study.mapping)), "smile", status="Rejected"))
-        w.writerow(mturk_row("AXX", "0000deadbeef", "smile"))
+        w.writerow(study.mturk_row("AREJ", next(iter(study.mapping)), "smile", status="Rejected"))
+        w.writerow(study.mturk_row("AXX", "0000deadbeef", "smile"))
     out = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "studio", "crowd-report", str(results),
                            str(out), "--truth", str(truth), "--mapping", str(mapping)],

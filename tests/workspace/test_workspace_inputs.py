@@ -28,7 +28,7 @@ pytestmark = pytest.mark.data
 
 
 def studio(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True,
                           text=True, timeout=300, cwd=cwd, env=env)
 
@@ -199,7 +199,7 @@ def test_a_damaged_stored_image_is_refused_by_name(workspace_copy, tmp_path, ana
 # -- 3. batch's exit code is the README's ----------------------------------------------
 
 def test_batch_exit_code_is_the_readmes(tmp_path, genki_test):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "1 some input had no face or could not\nbe read" in readme
     good = faces_folder(tmp_path, genki_test, 2, "good")
     proc = studio("batch", str(good), "--workspace", str(tmp_path / "g.studio"),
@@ -489,7 +489,7 @@ def test_an_accept_waits_for_another_and_undo_takes_back_only_its_own(workspace_
                 [sys.executable, "-m", "studio", "accept", str(workspace_copy), "--rule",
                  "distance >= 0 or not face_found"], stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
             time.sleep(3)  # long enough to have read the candidates, were it not held back
             ws.decide_many([first], "accepted", "by the other command")
         _, err = command.communicate(timeout=60)

@@ -15,11 +15,6 @@ from studio.core.generator.latent import slerp
 from studio.core.generator.sampler import Sampler
 
 
-@pytest.fixture(scope="module")
-def gen() -> Sampler:
-    return Sampler()
-
-
 @pytest.mark.parametrize("choice", CHOICES, ids=lambda c: c.key)
 def test_shipped_weights_are_safetensors_fp16_and_small(choice):
     raw = choice.path.read_bytes()
@@ -40,42 +35,42 @@ def test_missing_weights_message(tmp_path):
         Sampler(bad)
 
 
-def test_fixed_seed_is_deterministic(gen):
+def test_fixed_seed_is_deterministic(sampler):
     a = Attributes(0.8, 0.3, 10.0, 0.0, 0.0)
-    one, two = gen.sample(a, seed=3), gen.sample(a, seed=3)
+    one, two = sampler.sample(a, seed=3), sampler.sample(a, seed=3)
     assert one.shape == (1, 64, 64, 3) and one.dtype == np.uint8
     assert np.array_equal(one, two)
-    assert not np.array_equal(one, gen.sample(a, seed=4))
+    assert not np.array_equal(one, sampler.sample(a, seed=4))
 
 
-def test_interpolation_ends_and_modes(gen):
-    z0, z1 = gen.random_z(2, seed=1)
+def test_interpolation_ends_and_modes(sampler):
+    z0, z1 = sampler.random_z(2, seed=1)
     for mode in ("linear", "slerp"):
-        path = gen.interpolate(z0, z1, 5, mode=mode)
+        path = sampler.interpolate(z0, z1, 5, mode=mode)
         assert path.shape == (5, 64)
         assert np.allclose(path[0], z0, atol=1e-5) and np.allclose(path[-1], z1, atol=1e-5)
     mid = slerp(z0, z1, 0.5)
     lin = (z0 + z1) / 2
     assert np.linalg.norm(mid) > np.linalg.norm(lin)  # slerp keeps the norm up
     with pytest.raises(ValueError):
-        gen.interpolate(z0, z1, 3, mode="cubic")
+        sampler.interpolate(z0, z1, 3, mode="cubic")
 
 
 @pytest.mark.data
-def test_samples_are_detectable_faces(gen, analyzer):
+def test_samples_are_detectable_faces(sampler, analyzer):
     attrs = [Attributes(j, m, y, 0.0, 0.0) for j in (0.1, 0.9) for m in (0.1, 0.9)
              for y in (-15.0, 0.0, 15.0, 5.0)]
-    faces = gen.sample(attrs, seed=5)
+    faces = sampler.sample(attrs, seed=5)
     found = sum(bool(analyzer.analyze(f).faces) for f in faces)
     assert found >= 14  # of 16
 
 
 @pytest.mark.data
-def test_joy_slider_changes_the_smile(gen, analyzer):
-    z = gen.random_z(12, seed=9)
+def test_joy_slider_changes_the_smile(sampler, analyzer):
+    z = sampler.random_z(12, seed=9)
     measured = {}
     for joy in (0.05, 0.95):
-        imgs = gen.sample(Attributes(joy, 0.5, 0.0, 0.0, 0.0), z=z)
+        imgs = sampler.sample(Attributes(joy, 0.5, 0.0, 0.0, 0.0), z=z)
         vals = [analyzer.analyze(i).faces for i in imgs]
         measured[joy] = np.mean([f[0].attributes.joy for f in vals if f])
     assert measured[0.95] - measured[0.05] > 0.4

@@ -23,7 +23,7 @@ from studio.core.datasets import data_root, genki
 from studio.core.errors import ModelFileError
 
 MODEL = third_party_dir() / MODEL_FILE
-REFERENCE = Path(__file__).parent / "data" / "expression7_reference.json"
+REFERENCE = Path(__file__).parents[1] / "data" / "expression7_reference.json"
 #: The port agrees with Keras to ~1e-6 (float32 rounding); 1e-4 still catches any slip.
 TOLERANCE = 1e-4
 

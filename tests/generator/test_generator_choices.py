@@ -1,10 +1,9 @@
 """The shipped generators (issue 16): the default and the thesis's BEGAN-CS as a second
-choice, by name on the command line and from the window's Generator menu."""
+choice, by name on the command line (the window's Generator menu: tests/ui/)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from studio.core.generator.choices import BY_KEY, CHOICES, DEFAULT, resolve_weights, title_of
 from studio.core.generator.sampler import DEFAULT_WEIGHTS, Sampler
@@ -51,39 +50,3 @@ def test_cli_generate_takes_a_generator_by_name(tmp_path):
     t = np.asarray(Image.open(tmp_path / "t" / "000000.png"))
     d = np.asarray(Image.open(tmp_path / "d" / "000000.png"))
     assert t.shape == d.shape == (64, 64, 3) and not np.array_equal(t, d)
-
-
-@pytest.mark.data
-def test_generator_menu_switches_the_drawing_model(qtbot, engine, tmp_path, utk_face_path):
-    from PySide6.QtCore import QSettings, QThreadPool
-
-    from studio.ui.controller import Controller
-    from studio.ui.main_window import MainWindow
-    from studio.ui.state import StudioState
-    from tests.test_gui import open_and_wait
-
-    state = StudioState()
-    controller = Controller(state, engine_factory=lambda: engine)
-    win = MainWindow(state, controller,
-                     QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    controller.load_models()
-    qtbot.waitUntil(lambda: controller.engine is not None, timeout=30000)
-    try:
-        open_and_wait(qtbot, win, utk_face_path)
-        acts = win.generator_actions
-        assert acts[DEFAULT.key].isChecked() and not acts["thesis"].isChecked()
-        before, shown = state.surrogate.image.copy(), win.surrogate.generation
-        acts["thesis"].trigger()
-        qtbot.waitUntil(lambda: state.generator_key == "thesis"
-                        and win.surrogate.generation > shown and controller.idle,
-                        timeout=30000)
-        assert acts["thesis"].isChecked() and not acts[DEFAULT.key].isChecked()
-        assert engine.generator.path == BY_KEY["thesis"].path
-        assert "BEGAN-CS (thesis)" in win.last_message[1]
-        assert not np.array_equal(state.surrogate.image, before)  # same z, other model
-    finally:
-        engine.switch_generator(None)  # the session's engine is shared
-        controller.stop()
-        QThreadPool.globalInstance().waitForDone(30000)
-    assert engine.generator.path == DEFAULT.path

@@ -114,19 +114,6 @@ def test_train_step_checkpoint_and_resume(tmp_path):
 
 
 # -- issue 16: the training levers ------------------------------------------------------------
-def _genki_faces(n: int) -> TrainingSet:
-    from studio.core.analysis.images import load_image
-    from studio.core.datasets import data_available, data_root
-
-    if not data_available():
-        pytest.skip(f"research face data not found at {data_root()}")
-    paths = sorted((data_root() / "genki4k" / "files").glob("file*.jpg"))[:n]
-    images = np.stack([load_image(p).rgb for p in paths])
-    assert images.shape[1:] == (64, 64, 3)
-    labels = np.random.default_rng(0).random((n, 5)).astype(np.float32)
-    return TrainingSet(images, labels, np.zeros(n, np.int8), {})
-
-
 def test_new_runs_use_every_lever_and_legacy_turns_them_off():
     new, old = TrainSettings(), TrainSettings.legacy(batch=8)
     assert new.ema_decay > 0 and new.k_min > 0 and new.diffaugment
@@ -144,9 +131,9 @@ def test_k_floor():
     assert update_k(0.3, 0.001, 0.1, 0.2, 0.01, k_min=0.005) == pytest.approx(0.30001)
 
 
-def test_every_lever_trains_on_real_faces(tmp_path):
+def test_every_lever_trains_on_real_faces(tmp_path, genki_faces):
     settings = TrainSettings(batch=6, objective="began", config=new_run_config_small())
-    t = Trainer(_genki_faces(24), tmp_path, settings, torch.device("cpu"))
+    t = Trainer(genki_faces(24), tmp_path, settings, torch.device("cpu"))
     for _ in range(4):
         m = t.train_step()
     assert all(np.isfinite(v) for v in m.values())

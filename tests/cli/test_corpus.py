@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_crowd import Study
-from test_crowd_inputs import label_studio
 
 from studio.core.analysis.images import load_image
 from studio.core.datasets import utkface
@@ -27,7 +25,7 @@ from studio.core.workspace.batch import run_batch
 from studio.core.workspace.store import Workspace
 
 pytestmark = pytest.mark.data
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -49,8 +47,9 @@ def studio(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, engine, genki_test) -> dict:
-    """Real faces and a real workspace (two GENKI-4K photos, candidates accepted)."""
+def corpus(tmp_path_factory, engine, genki_test, crowd_study) -> dict:
+    """Real faces and a real workspace (two GENKI-4K photos, candidates accepted), and the
+    simulated crowd."""
     root = tmp_path_factory.mktemp("corpus")
     photos = root / "photos"
     photos.mkdir()
@@ -63,7 +62,7 @@ def corpus(tmp_path_factory, engine, genki_test) -> dict:
             ws.decide(c.id, "accepted")
     people = [it for it in utkface() if 20 <= it.age <= 50][::50][:12]
     return {"root": root, "photos": photos, "workspace": workspace,
-            "faces": [load_image(p.path).rgb for p in people]}
+            "faces": [load_image(p.path).rgb for p in people], "study": crowd_study}
 
 
 def wide(c: dict, tmp: Path) -> Case:
@@ -95,17 +94,17 @@ def _crowd(tmp: Path, results: Path, mapping: Path, truth: Path, out: Path) -> l
 
 
 def nested_json(c: dict, tmp: Path) -> Case:
-    mapping, truth, _ = Study(6, 4, {"original": 0.8}, seed=1).write(tmp)
+    mapping, truth, _ = c["study"](6, 4, {"original": 0.8}, seed=1).write(tmp)
     deep = tmp / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
     return Case(_crowd(tmp, deep, mapping, truth, tmp / "report"), (1,), ["nested too deeply"])
 
 
 def label_studio_value(c: dict, tmp: Path) -> Case:
-    study = Study(6, 4, {"original": 0.8}, seed=2)
+    study = c["study"](6, 4, {"original": 0.8}, seed=2)
     mapping, truth, _ = study.write(tmp)
     export = tmp / "ls.json"
-    tasks = label_studio(study, export)
+    tasks = study.label_studio(export)
     tasks[0]["annotations"][0]["result"][0]["value"] = "Smile"  # a string, not an object
     tasks[1]["annotations"][0]["result"][0]["value"] = ["Smile"]
     tasks[2]["annotations"][0]["result"][0]["value"] = 1
@@ -115,7 +114,7 @@ def label_studio_value(c: dict, tmp: Path) -> Case:
 
 
 def unwritable_report(c: dict, tmp: Path) -> Case:
-    mapping, truth, results = Study(6, 4, {"original": 0.8}, seed=3).write(tmp)
+    mapping, truth, results = c["study"](6, 4, {"original": 0.8}, seed=3).write(tmp)
     out = Path("/proc/studio-crowd-report")
     return Case(_crowd(tmp, results, mapping, truth, out), (2,), ["cannot write", str(out)])
 

@@ -40,15 +40,14 @@ def test_too_few_texels_give_even_light_at_the_right_level():
 
 
 @pytest.mark.data
-def test_darkening_one_side_of_a_photo_moves_its_light_to_the_other(utk_face, analyzer):
+def test_darkening_one_side_of_a_photo_moves_its_light_to_the_other(utk_face, analyzer,
+                                                                     model):
     """The same real face, darkened towards the image's left, reads as lit more from the
     right than the untouched photo does."""
     from studio.core.analysis.landmarks import largest_face
-    from studio.core.morphable.model import MorphableModel
     from studio.core.morphable.relight import UvLayout, photo_lighting
     from studio.core.morphable.texture_map import unwrap
 
-    model = MorphableModel.load()
     layout = UvLayout(model)
     face = largest_face(analyzer.analyze(utk_face).faces)
     fit = model.fit(face.landmarks, face.blendshapes)

@@ -301,7 +301,7 @@ def test_tradeoff_labels_never_overlap_in_a_crowded_corner():
     must still stand apart, each no higher than just above its own point."""
     from studio.core.evaluation.figures import LABEL_LINE, label_places
 
-    summary = json.loads((Path(__file__).parents[1] / "docs" / "evaluation"
+    summary = json.loads((Path(__file__).parents[2] / "docs" / "evaluation"
                           / "summary.json").read_text(encoding="utf-8"))
     groups: dict[str, list[tuple[float, float]]] = {}
     for r in summary["results"]:

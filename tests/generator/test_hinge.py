@@ -23,7 +23,6 @@ from studio.core.generator.sampler import Sampler
 from studio.core.generator.settings import new_run_config
 from studio.core.generator.training import Trainer, TrainSettings
 from studio.core.generator.training_data import TrainingSet
-from tests.test_began import _genki_faces
 
 
 def _hinge(batch: int = 6, **changes: object) -> TrainSettings:
@@ -44,9 +43,9 @@ def test_projection_discriminator_reads_the_labels():
     assert not torch.allclose(logit, other)
 
 
-def test_hinge_trains_on_real_faces_and_resumes(tmp_path):
+def test_hinge_trains_on_real_faces_and_resumes(tmp_path, genki_faces):
     settings = _hinge()
-    t = Trainer(_genki_faces(24), tmp_path, settings, torch.device("cpu"))
+    t = Trainer(genki_faces(24), tmp_path, settings, torch.device("cpu"))
     assert isinstance(t.D, ProjectionDiscriminator)
     assert t.opt_d.param_groups[0]["betas"] == (0.0, 0.99)
     before = [p.detach().clone() for p in t.G.parameters()]
@@ -152,12 +151,12 @@ def test_mode_seeking_pairs_share_labels_and_pushes_faces_apart():
     assert torch.equal(y[:3], y[3:]) and np.isfinite(m["mode_spread"]) and m["mode_spread"] > 0
 
 
-def test_r1_flattens_the_discriminator_at_real_faces(monkeypatch):
+def test_r1_flattens_the_discriminator_at_real_faces(monkeypatch, genki_faces):
     """Descending the R1 penalty (through spectral norm, a gradient of a gradient) makes D
     flatter at real faces; a hinge run applies it every ``r1_every`` steps, not more."""
     from studio.core.generator import projection
 
-    data = _genki_faces(24)
+    data = genki_faces(24)
     t = Trainer(data, Path("unused"), _hinge(batch=6, r1=10.0, r1_every=2),
                 torch.device("cpu"))
     torch.manual_seed(1)
@@ -183,12 +182,12 @@ def test_r1_flattens_the_discriminator_at_real_faces(monkeypatch):
         TrainSettings(objective="began", r1=1.0)
 
 
-def test_full_resolution_stage_warm_starts_as_the_saved_discriminator(tmp_path):
+def test_full_resolution_stage_warm_starts_as_the_saved_discriminator(tmp_path, genki_faces):
     """A D without the 64 px stage carries over into a run with it. The stage starts as the
     identity: with its gain at 0 D scores real faces exactly as saved, and at its starting
     gain it ranks them almost as saved. Every weight of the stage then trains from the
     first step. Any other missing tensor is refused."""
-    data = _genki_faces(24)
+    data = genki_faces(24)
     plain = Trainer(data, tmp_path / "a", _hinge(), torch.device("cpu"))
     for _ in range(2):
         plain.train_step()
