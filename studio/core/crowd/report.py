@@ -7,6 +7,7 @@ the app can put the same objects in a Qt tab later and the CLI can save them as 
 from __future__ import annotations
 
 import html
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from studio.core.assets import write_atomic
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, VERSION_STYLES
 from studio.core.crowd.statistics import BIN_WIDTH, JOY_CLIP, CrowdAnalysis
 from studio.core.errors import StudioError
@@ -247,8 +249,13 @@ def check_report_folder(out_dir: Path, overwrite: bool = False) -> None:
                           "new folder or pass --overwrite")
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", errors="backslashreplace")
+
+
 def write_report(analysis: CrowdAnalysis, out_dir: Path) -> ReportFiles:
-    """OUT_DIR/index.html, OUT_DIR/summary.json and one PNG per figure.
+    """OUT_DIR/index.html, OUT_DIR/summary.json and one PNG per figure, each written whole
+    or not at all (``assets.write_atomic``), the index last.
 
     A place that cannot be written is a StudioError (callers check it before the analysis
     with check_writable_dir; this catches what changes or fails in between, e.g. a full
@@ -261,15 +268,17 @@ def write_report(analysis: CrowdAnalysis, out_dir: Path) -> ReportFiles:
         figures = {}
         for name, fig in make_figures(analysis).items():
             figures[name] = out_dir / f"{name}.png"
-            fig.savefig(figures[name])
+            png = io.BytesIO()
+            fig.savefig(png, format="png")
+            write_atomic(figures[name], png.getvalue())
         summary = analysis.to_dict()
         summary["figures"] = {name: path.name for name, path in figures.items()}
         summary_path = out_dir / "summary.json"
-        summary_path.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n",
-                                encoding="utf-8", errors="backslashreplace")
-        index = out_dir / "index.html"
-        index.write_text(render_html(analysis, {n: p.name for n, p in figures.items()}),
-                         encoding="utf-8", errors="backslashreplace")
+        write_atomic(summary_path, _utf8(json.dumps(summary, indent=1, ensure_ascii=False)
+                                         + "\n"))
+        index = out_dir / "index.html"  # last: a report with its index is whole
+        write_atomic(index, _utf8(render_html(analysis,
+                                              {n: p.name for n, p in figures.items()})))
     except OSError as exc:
         raise StudioError(f"cannot write the crowd report to {out_dir}: "
                           f"{exc.strerror or exc}") from None
