@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 ACCEPT_EPILOG = f"""\
 A rule compares stored metrics with numbers, joined by and, or, not (never run as code):
   studio accept w.studio --rule "distance >= 0.6"
+  studio accept w.studio --rule "distance >= 0.6 and arcface_similarity < 0.37"
   studio accept w.studio --rule "distance >= 0.65 and smile_kept and face_found" \\
       --best-per-face
   studio accept w.studio --rule 'abs_d_yaw <= 5 and method == "{IN_CONTEXT}"' --dry-run

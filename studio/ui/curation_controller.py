@@ -53,6 +53,8 @@ class CurationController(QObject):
         self.measure_jobs.result.connect(self._on_measured)
         self.measure_jobs.failed.connect(lambda _id, m: state.set_message(m, error=True))
         self._face = None  # the reviewed face as the comparison code takes it
+        self._original: Path | None = None  # its photo: the second recognizer reads it
+        self._described: tuple = (None, None)  # (face, the face with its second descriptor)
         self._measured_id: int | None = None
         state.filter_changed.connect(lambda _kind: self.reload())
         state.candidates_changed.connect(self._measure_current)
@@ -119,6 +121,7 @@ class CurationController(QObject):
         current = next((i for i, c in enumerate(candidates) if c.decision == "pending"), 0)
         original, error = self._crop(face)
         self._face = face_analysis(face)
+        self._original = self.ws.locate(face.original_id) if not error else None
         state.set_item(row, face, original)
         state.set_candidates(candidates, current)
         if error:
@@ -308,8 +311,27 @@ class CurationController(QObject):
             return
         from studio.core.metrics.comparison import compare
 
-        face, png, method = self._face, self.ws.image(c.id), c.method
-        self.measure_jobs.submit(lambda: (face, compare(analyzer, face, decode(png)), method))
+        face, png, method, path = self._face, self.ws.image(c.id), c.method, self._original
+
+        def job() -> tuple:
+            return face, compare(analyzer, self._with_second(analyzer, face, path),
+                                 decode(png)), method
+
+        self.measure_jobs.submit(job)
+
+    def _with_second(self, analyzer, face, path: Path | None):
+        """The stored face with the second recognizer's descriptor, read from its original
+        (once per face; the store keeps dlib's only), so that the panel shows both figures."""
+        done, described = self._described
+        if done is face:
+            return described
+        described = face
+        if path is not None and getattr(analyzer, "second", None) is not None:
+            from studio.core.analysis.images import load_image
+
+            (described,) = analyzer.describe2(load_image(path).rgb, [face])
+        self._described = (face, described)
+        return described
 
     def _on_measured(self, _job_id: int, value: tuple) -> None:
         face, comparison, method = value

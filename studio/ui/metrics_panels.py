@@ -167,27 +167,41 @@ VERDICT_STYLE = {
 }
 
 
+def figures(comp) -> str:
+    """Both recognizers' figures, each against its own threshold: dlib's distance (another
+    person at ≥ 0.6) and the second recognizer's similarity (the same at ≥ its threshold;
+    – where it could not be read)."""
+    from studio.core.metrics.comparison import threshold2
+
+    sign = "<" if comp.distance < SAME_PERSON_THRESHOLD else "≥"
+    dlib = f"dlib distance {comp.distance:.2f} {sign} {SAME_PERSON_THRESHOLD}"
+    s2 = getattr(comp, "similarity2", None)
+    if s2 is None:
+        return f"{dlib}; ArcFace similarity –"
+    t2 = threshold2()
+    return f"{dlib}; ArcFace similarity {s2:.2f} {'≥' if s2 >= t2 else '<'} {t2:.2f}"
+
+
 def show_verdict(label: QLabel, comp, who: str) -> None:
-    """"SAME PERSON" in red or "Different person" in green, with the distance."""
+    """"SAME PERSON" in red (either recognizer says so, or the second could not read it)
+    or "Different person" in green, with both recognizers' figures."""
     if comp is None or comp.distance is None:
         label.setText(f"{who}: No face in the surrogate" if comp is not None and
                       comp.surrogate is None else f"{who}: –")
         style = VERDICT_STYLE[None]
     elif comp.same_person:
-        label.setText(f"{who}: SAME PERSON  (distance {comp.distance:.2f} < "
-                      f"{SAME_PERSON_THRESHOLD})")
+        label.setText(f"{who}: SAME PERSON  ({figures(comp)})")
         style = VERDICT_STYLE[True]
     else:
-        label.setText(f"{who}: Different person  (distance {comp.distance:.2f} ≥ "
-                      f"{SAME_PERSON_THRESHOLD})")
+        label.setText(f"{who}: Different person  ({figures(comp)})")
         style = VERDICT_STYLE[False]
     if label.styleSheet() != style:  # restyling re-polishes the widget: only on a change
         label.setStyleSheet(style)
 
 
 class IdentityPanel(QGroupBox):
-    """dlib distance against the 0.6 threshold for each method's surrogate, and the
-    history of recent surrogates."""
+    """Each method's surrogate against both recognizers (dlib's distance and the second's
+    similarity, each with its threshold), and the history of dlib's distances."""
 
     def __init__(self, state: ComparisonState) -> None:
         super().__init__("Identity similarity")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +26,9 @@ from studio.core.analysis.landmarks import (
 )
 from studio.core.analysis.search_settings import MIN_FACE_DEFAULT
 
+if TYPE_CHECKING:  # torch: loaded only where surrogates are checked
+    from studio.core.analysis.recognizer import SecondRecognizer
+
 
 @dataclass(frozen=True)
 class FaceAnalysis:
@@ -34,7 +39,9 @@ class FaceAnalysis:
     blendshapes: np.ndarray = field(repr=False)  # (52,)
     transform: np.ndarray = field(repr=False)  # (4, 4)
     attributes: Attributes
-    descriptor: np.ndarray | None = field(default=None, repr=False)  # (128,)
+    descriptor: np.ndarray | None = field(default=None, repr=False)  # (128,) dlib's
+    #: (192,) the second recognizer's (``analysis.recognizer``): None until it is loaded
+    descriptor2: np.ndarray | None = field(default=None, repr=False)
 
     def top_blendshapes(self, k: int = 5) -> list[tuple[str, float]]:
         order = np.argsort(-self.blendshapes)[:k]
@@ -94,6 +101,33 @@ class FaceAnalyzer:
         self.identity = IdentityEncoder() if identity else None
         self.min_face = min_face
         self.detector = FaceDetector() if recall else None
+        #: The second recognizer, loaded by ``load_second`` where surrogates are checked;
+        #: once loaded, every face given a dlib descriptor gets its descriptor too.
+        self.second: SecondRecognizer | None = None
+        self._second_lock = threading.Lock()
+
+    def load_second(self) -> SecondRecognizer:
+        """The second recognizer, loaded once (thread-safe). A missing or corrupt file is a
+        ModelFileError naming it and ``make models``: never caught, so nothing falls back
+        to dlib alone."""
+        with self._second_lock:
+            if self.second is None:
+                from studio.core.analysis.recognizer import SecondRecognizer
+
+                self.second = SecondRecognizer()
+            return self.second
+
+    def describe2(self, rgb: np.ndarray, faces: list[FaceAnalysis]) -> list[FaceAnalysis]:
+        """``faces`` of ``rgb`` with the second recognizer's descriptors where they lack
+        one, in one batch (loading the recognizer if needed)."""
+        todo = [i for i, f in enumerate(faces) if f.descriptor2 is None]
+        if not todo:
+            return list(faces)
+        descs = self.load_second().descriptors(rgb, [faces[i].landmarks for i in todo])
+        out = list(faces)
+        for i, d in zip(todo, descs, strict=True):
+            out[i] = replace(out[i], descriptor2=d)
+        return out
 
     def close(self) -> None:
         self.landmarker.close()
@@ -113,10 +147,12 @@ class FaceAnalyzer:
         return Attributes(joy, p_male, float(yaw), float(pitch), float(roll))
 
     def analyze(self, image: np.ndarray | LoadedImage, source: str = "<array>",
-                recall: bool = True) -> ImageAnalysis:
+                recall: bool = True, second: bool = True) -> ImageAnalysis:
         """Every face of an image. ``recall=False`` skips the recall detector even where it
         is loaded: for reading back a surrogate the studio made, where the faces' places
-        are known and a full search of a large photo would only cost time."""
+        are known and a full search of a large photo would only cost time.
+        ``second=False`` leaves the second descriptors out even where the recognizer is
+        loaded: a read-back describes only the faces it matched (``describe2``)."""
         notes: tuple[str, ...] = ()
         if isinstance(image, LoadedImage):
             rgb, source = image.rgb, image.source
@@ -133,10 +169,14 @@ class FaceAnalyzer:
         descriptors = [self.identity.descriptor(rgb, f.landmarks) if self.identity else None
                        for f in detected]
         t3 = time.perf_counter()
-        timings.update(detect=(t1 - t0) * 1e3, attributes=(t2 - t1) * 1e3,
-                       identity=(t3 - t2) * 1e3, analysis=(t3 - t0) * 1e3)
         faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a, d)
                  for f, a, d in zip(detected, attrs, descriptors, strict=True)]
+        if second and self.identity is not None and self.second is not None:
+            faces = self.describe2(rgb, faces)
+            timings["identity2"] = (time.perf_counter() - t3) * 1e3
+        t4 = time.perf_counter()
+        timings.update(detect=(t1 - t0) * 1e3, attributes=(t2 - t1) * 1e3,
+                       identity=(t3 - t2) * 1e3, analysis=(t4 - t0) * 1e3)
         return ImageAnalysis(source, rgb.shape[1], rgb.shape[0], faces, timings,
                              notes + detection.notes, tuple(unfitted))
 
@@ -163,22 +203,34 @@ class FaceAnalyzer:
         chips = ([identity_chip(rgb, f.landmarks) for rgb, (det, _), _ in found
                   for f in det.faces] if describe else [])
         descs = iter(self.identity.descriptors_of_chips(np.stack(chips)) if chips else [])
+        descs2 = iter(self._second_of_chips(found) if describe and self.second else [])
         out = []
         for rgb, (detection, unfitted), attrs in found:
             faces = [FaceAnalysis(f.box, f.landmarks, f.blendshapes, f.transform, a,
-                                  next(descs, None))
+                                  next(descs, None), next(descs2, None))
                      for f, a in zip(detection.faces, attrs, strict=True)]
             out.append(ImageAnalysis("<array>", rgb.shape[1], rgb.shape[0], faces, {},
                                      detection.notes, tuple(unfitted)))
         return out
 
+    def _second_of_chips(self, found: list) -> np.ndarray:
+        """The second descriptors of every face of ``analyze_many``'s images, one batch."""
+        from studio.core.analysis.recognizer import aligned_chip, five_points
+
+        chips = [aligned_chip(rgb, five_points(f.landmarks)) for rgb, (det, _), _ in found
+                 for f in det.faces]
+        return self.second.descriptors_of_chips(np.stack(chips)) if chips else np.zeros(0)
+
     def describe(self, rgb: np.ndarray, analysis: ImageAnalysis) -> ImageAnalysis:
-        """The same analysis with identity descriptors for faces that have none."""
+        """The same analysis with identity descriptors for faces that have none (dlib's,
+        and the second recognizer's where it is loaded)."""
         if self.identity is None:
             raise RuntimeError("the identity encoder is not loaded")
         faces = [f if f.descriptor is not None else
                  replace(f, descriptor=self.identity.descriptor(rgb, f.landmarks))
                  for f in analysis.faces]
+        if self.second is not None:
+            faces = self.describe2(rgb, faces)
         return replace(analysis, faces=faces)
 
     def analyze_path(self, path: str | os.PathLike[str]) -> ImageAnalysis:

@@ -175,6 +175,7 @@ def run_check(generator: Sampler, analyzer: FaceAnalyzer, cache_records: dict[st
     # One draw measures the generator; the studio's redrawn surrogates (gan_draws) are
     # what batch, evaluate and the crowd study hand out, said beside it.
     faces = held.unseen(("genki4k-test",))[:privacy_faces]
+    analyzer.load_second()  # the redrawn surrogates answer to both recognizers
     far = total = redrawn_far = redrawn = 0
     real_desc = []
     for it in track(faces, progress, "privacy (own labels)"):

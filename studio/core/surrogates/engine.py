@@ -54,8 +54,9 @@ class SurrogateEngine:
 
     With ``staged=True`` only the analysis half loads (MediaPipe, gender, calibration: no
     torch), so a window can show a photo's landmarks and attributes about three seconds
-    sooner; ``load_generation`` then adds the identity encoder and the generator, with its
-    frozen one-sample path for live sliders.
+    sooner; ``load_generation`` then adds the two recognizers (dlib's and the second, which
+    every surrogate answers to) and the generator, with its frozen one-sample path for live
+    sliders.
     """
 
     def __init__(self, weights: str | Path | None = None, staged: bool = False,
@@ -82,6 +83,7 @@ class SurrogateEngine:
 
         if self.analyzer.identity is None:
             self.analyzer.identity = IdentityEncoder()
+        self.analyzer.load_second()
         if self.generator is None:
             self.generator = self._sampler(self._weights)
 
@@ -195,6 +197,7 @@ class SurrogateEngine:
             from studio.core.analysis.identity import IdentityEncoder
 
             self.analyzer.identity = IdentityEncoder()
+        self.analyzer.load_second()
         return replace_verified(maker, self.analyzer, image.rgb, faces, request,
                                 prepared=cached[1]).result
 

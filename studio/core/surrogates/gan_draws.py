@@ -10,7 +10,10 @@ each draw is analysed as the studio analyses a photo, and drawn again (a new z f
 next seed) until it is at least ``GAN_MARGIN`` from the original and keeps both decisions.
 Some people sit close to whatever the generator draws for their labels (one celeba-id
 woman's eight draws lay 0.54–0.67 away), so after ``GAN_DRAWS`` draws the best one is
-kept: another person first (dlib's 0.6), then the smile, the gender, and the distance.
+kept: another person first, then the smile, the gender, and the distance.
+
+"Another person" answers to two recognizers (issue 28): dlib's distance ≥ 0.6 and the
+second recognizer's similarity under its calibrated threshold (``metrics.comparison``).
 
 The live sliders draw once: they are for exploring, and the window shows the distance.
 """
@@ -22,8 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalysis, FaceAnalyzer
-from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
-from studio.core.metrics.comparison import Comparison, compare
+from studio.core.metrics.comparison import Comparison, another_person, compare
 
 #: The distance from the original a kept draw needs: above dlib's same-person line (0.6),
 #: where none of the measured attack I hits lay.
@@ -31,7 +33,8 @@ GAN_MARGIN = 0.7
 #: Draws per surrogate at most (one is enough for ~84% of faces; a draw costs ~30 ms).
 GAN_DRAWS = 6
 #: Written into the evaluation cache's key, so that a new rule re-measures the GAN rows.
-RULE = f"gan draws: margin {GAN_MARGIN}, at most {GAN_DRAWS}, seeds by SeedSequence"
+RULE = (f"gan draws: margin {GAN_MARGIN}, at most {GAN_DRAWS}, seeds by SeedSequence, "
+        "another person by dlib and the second recognizer")
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,20 @@ def _score(c: Comparison, margin: float) -> tuple[bool, bool, bool, bool, float]
     if seen is None:
         return (False, False, False, False, -1.0)
     distance = -1.0 if c.distance is None else float(c.distance)
-    return (distance >= SAME_PERSON_THRESHOLD, bool(c.smile_kept), bool(c.gender_kept),
-            distance >= margin, distance)
+    return (another_person(c.distance, c.similarity2), bool(c.smile_kept),
+            bool(c.gender_kept), distance >= margin, distance)
 
 
 def draw_verified(generator, analyzer: FaceAnalyzer, face: FaceAnalysis, seed: int,
                   margin: float = GAN_MARGIN, draws: int = GAN_DRAWS) -> GanDraw:
     """A surrogate of ``face`` from its own labels, checked as described above. ``face``
-    needs its identity descriptor for the distance; without one only the decisions are
-    checked, and every draw is made."""
+    needs both recognizers' descriptors (an analyzer with ``load_second`` gives them);
+    without them no draw is another person, and every draw is made."""
     from studio.core.generator.latent import z_for_seed
+
+    if face.descriptor is not None and face.descriptor2 is None:
+        raise ValueError("the original face lacks the second recognizer's descriptor: "
+                         "analyse it after FaceAnalyzer.load_second()")
 
     best, best_score, made, first = None, None, 0, None
     for k in range(max(1, draws)):

@@ -46,12 +46,15 @@ def save_png(rgb: np.ndarray, path: str | Path) -> Path:
 
 
 def candidate_metrics(original: FaceAnalysis, comparison: Comparison) -> dict:
-    """What the curation view filters on: identity distance and expression kept."""
+    """What the curation view filters on: identity by both recognizers (dlib's distance,
+    the second's ``arcface_similarity``) and expression kept."""
     seen = comparison.surrogate
     if seen is None:
-        return {"found": False, "distance": None, "smile_kept": None}
+        return {"found": False, "distance": None, "arcface_similarity": None,
+                "smile_kept": None}
     a, b = original.attributes, seen.attributes
-    return {"found": True, "distance": comparison.distance, "smile_kept": comparison.smile_kept,
+    return {"found": True, "distance": comparison.distance,
+            "arcface_similarity": comparison.similarity2, "smile_kept": comparison.smile_kept,
             "joy": b.joy, "yaw": b.yaw, "pitch": b.pitch, "roll": b.roll,
             "d_joy": b.joy - a.joy, "d_yaw": b.yaw - a.yaw, "d_pitch": b.pitch - a.pitch,
             "d_roll": b.roll - a.roll}

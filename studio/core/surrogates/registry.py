@@ -170,26 +170,28 @@ DEFAULT_ANONYMIZE = IN_CONTEXT
 _MAKERS = "studio.core.surrogates.method_makers"
 _NAIVE = f"{_MAKERS}:NaiveMethod"  # the baselines: a function of surrogates.baselines
 for _spec in (
+    # gan 1: a draw is another person only when both recognizers say so (issue 28).
     MethodSpec(GAN, "GAN surrogate", "#dd8452", f"{_MAKERS}:GanMethod", short="GAN",
-               seeded=True, needs=frozenset({NEEDS_GENERATOR}), anonymize=True,
+               seeded=True, needs=frozenset({NEEDS_GENERATOR}), revision=1, anonymize=True,
                candidate=True, batch_default=True),
     # 3d 1: the new identity set along the gender axis, grey in a grayscale photo.
     MethodSpec(MORPHABLE, "3D surrogate", "#55a868", f"{_MAKERS}:MorphableMethod", short="3D",
                seeded=True, needs=frozenset({NEEDS_RENDERER}), revision=1, anonymize=True,
                candidate=True, batch_default=True),
-    # context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25).
+    # context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25);
+    # 5: the read-back answers to both recognizers (issue 28), as context-blur 5, raw 1.
     MethodSpec(IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
                short="in context", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=4, anonymize=True, candidate=True,
+               needs=frozenset({NEEDS_RENDERER}), revision=5, anonymize=True, candidate=True,
                takes_context=True),
     MethodSpec("context-blur", "in-context surrogate, context blurred", "#937860",
                f"{_MAKERS}:InContextMethod", {"context": "blur"},
                family_label="in-context, context blurred", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=4),
+               needs=frozenset({NEEDS_RENDERER}), revision=5),
     # The composite before the refiner (issue 27), so that realism measures both.
     MethodSpec("context-raw", "in-context composite, unrefined", "#da8bc3",
                f"{_MAKERS}:InContextMethod", {"refine": False}, seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), evaluated=False),
+               needs=frozenset({NEEDS_RENDERER}), revision=1, evaluated=False),
     MethodSpec("blur-light", "blur, σ 5% of face width", "#4c72b0", _NAIVE,
                {"baseline": "blur", "strength": 0.05}, family="blur", family_label="blur",
                in_photo=True, light=True),

@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # this module stays light: `studio accept --help` lists its n
 #: name -> (kind, what it is). Kinds: number, bool, text.
 NAMES: dict[str, tuple[str, str]] = {
     "distance": ("number", "identity distance to the original (0.6: dlib's same-person line)"),
+    "arcface_similarity": ("number", "the second recognizer's similarity to the original "
+                                     "(at or above its calibrated threshold, in "
+                                     "models/recognizer_calibration.json: the same person)"),
     "smile_kept": ("bool", "the surrogate smiles as the original does"),
     "found": ("bool", "a face was found in the surrogate"),
     "face_found": ("bool", "the same as found"),
@@ -50,7 +53,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "method": ("text", "how it was made, a method in quotes: "
                        + ", ".join(f'"{k}"' for k in REGISTRY.candidates())),
 }
-_STORED = ("distance", "joy", "yaw", "pitch", "roll", "d_joy", "d_yaw", "d_pitch", "d_roll")
+_STORED = ("distance", "arcface_similarity", "joy", "yaw", "pitch", "roll", "d_joy", "d_yaw",
+           "d_pitch", "d_roll")
 _ORDER = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _SAME = (ast.Eq, ast.NotEq)
 MAX_LENGTH = 1000
@@ -73,7 +77,8 @@ def _methods() -> tuple[str, ...]:
 
 def names_help() -> str:
     """The names a rule may use and what each is, one a line: for ``--help``."""
-    return "\n".join(f"  {name:<12} {kind:<6} {text}" for name, (kind, text) in NAMES.items())
+    width = max(12, *map(len, NAMES))
+    return "\n".join(f"  {name:<{width}} {kind:<6} {text}" for name, (kind, text) in NAMES.items())
 
 
 def _refuse(problem: str, rule: str) -> RuleError:

@@ -1,0 +1,86 @@
+"""The read-back answers to both recognizers (issue 28): a surrogate the second recognizer
+still matches to its original is drawn again, the batch's metrics carry its figure, and a
+missing or corrupt recognizer file stops the check instead of leaving dlib alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from studio.core.analysis import recognizer
+from studio.core.analysis.landmarks import largest_face
+from studio.core.analysis.recognizer import MODEL_FILE
+from studio.core.errors import ModelFileError
+from studio.core.surrogates.incontext import ContextRequest
+from studio.core.surrogates.verified import MARGINS, replace_verified
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def face(engine, utk_face):
+    """A real held-out face, analysed by the engine (both recognizers' descriptors)."""
+    found = largest_face(engine.analyzer.analyze(utk_face).faces)
+    assert found.descriptor is not None and found.descriptor2 is not None
+    return found
+
+
+def _everyone_is_the_same(monkeypatch) -> None:
+    """The second recognizer's threshold below every similarity: it says "same" always."""
+    monkeypatch.setattr(recognizer, "same_person_threshold", lambda: -2.0)
+
+
+def test_in_context_face_the_second_recognizer_matches_is_redrawn_then_blurred(
+        engine, utk_face, face, monkeypatch):
+    maker, analyzer = engine.incontext, engine.analyzer
+    honest = replace_verified(maker, analyzer, utk_face, [face], ContextRequest(seed=5))
+    (check,) = honest.checks
+    assert check.distance >= 0.6 and check.similarity2 is not None  # both read it
+    assert check.similarity2 < recognizer.same_person_threshold()
+
+    _everyone_is_the_same(monkeypatch)
+    strict = replace_verified(maker, analyzer, utk_face, [face], ContextRequest(seed=5))
+    assert strict.draws == len(MARGINS)  # dlib alone would have stopped at the first
+    assert not strict.result.faces[0].replaced and "blurred" in " ".join(strict.result.notes)
+
+
+def test_gan_draw_the_second_recognizer_matches_is_drawn_again(engine, face, monkeypatch):
+    from studio.core.surrogates.gan_draws import GAN_DRAWS, draw_verified
+
+    honest = draw_verified(engine.generator, engine.analyzer, face, 7)
+    assert honest.comparison.similarity2 is not None
+    _everyone_is_the_same(monkeypatch)
+    strict = draw_verified(engine.generator, engine.analyzer, face, 7)
+    assert strict.draws == GAN_DRAWS and not strict.passed
+    with pytest.raises(ValueError, match="second recognizer"):
+        draw_verified(engine.generator, engine.analyzer, replace(face, descriptor2=None), 7)
+
+
+def test_batch_metrics_carry_both_figures(engine, utk_face, face):
+    from studio.core.analysis.images import LoadedImage
+    from studio.core.surrogates.making import CandidateMaker
+
+    image = LoadedImage(utk_face, "<utk>", "RGB", False)
+    for method in ("gan", "context"):
+        ((png, metrics),) = CandidateMaker(engine).make_many(method, image, face, [3])
+        assert png.startswith(b"\x89PNG")
+        assert -1.0 <= metrics["arcface_similarity"] <= 1.0 and metrics["distance"] > 0
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_missing_or_corrupt_recognizer_stops_the_check(engine, utk_face, face, tmp_path,
+                                                       monkeypatch, corrupt):
+    monkeypatch.setenv("STUDIO_THIRD_PARTY_DIR", str(tmp_path))
+    if corrupt:
+        (tmp_path / MODEL_FILE).write_bytes(b"not the model")
+    monkeypatch.setattr(engine.analyzer, "second", None)  # as a fresh analyzer has it
+    with pytest.raises(ModelFileError) as err:
+        replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
+                         ContextRequest(seed=5))
+    assert MODEL_FILE in str(err.value) and "make models" in str(err.value)
+    with pytest.raises(ModelFileError, match="make models"):
+        from studio.core.metrics.comparison import compare
+
+        compare(engine.analyzer, face, np.ascontiguousarray(utk_face[:, ::-1]))
