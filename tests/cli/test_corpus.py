@@ -97,7 +97,7 @@ def nested_json(c: dict, tmp: Path) -> Case:
     mapping, truth, _ = c["study"](6, 4, {"original": 0.8}, seed=1).write(tmp)
     deep = tmp / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
-    return Case(_crowd(tmp, deep, mapping, truth, tmp / "report"), (1,), ["nested too deeply"])
+    return Case(_crowd(tmp, deep, mapping, truth, tmp / "report"), (2,), ["nested too deeply"])
 
 
 def label_studio_value(c: dict, tmp: Path) -> Case:
