@@ -145,7 +145,7 @@ class CandidateMaker:
 
         engine = self.engine
         check_methods([method])
-        measured = REGISTRY.maker(method).measured(engine, face, seeds)
+        measured = REGISTRY.maker(method).measured(engine, image, face, seeds)
         if measured is not None:  # each draw was read back already
             rgbs, comparisons = measured
         else:

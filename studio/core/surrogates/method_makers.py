@@ -34,7 +34,8 @@ class MethodMaker:
              others: list | None = None) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def measured(self, engine, face: FaceAnalysis, seeds: list[int]) -> tuple[list, list] | None:
+    def measured(self, engine, image: LoadedImage, face: FaceAnalysis, seeds: list[int]
+                 ) -> tuple[list, list] | None:
         """(images, comparisons) where the draws were read back already, else None."""
         return None
 
@@ -78,11 +79,14 @@ class GanMethod(MethodMaker):
             engine.generator = Sampler()
 
     def make(self, engine, image, face, seeds, others=None) -> list[np.ndarray]:
-        return self.measured(engine, face, seeds)[0]
+        return self.measured(engine, image, face, seeds)[0]
 
-    def measured(self, engine, face, seeds):
+    def measured(self, engine, image, face, seeds):
+        """Each draw read back by both recognizers: the original's second descriptor is
+        made here when the face was analysed without it."""
         from studio.core.surrogates.making import gan_draws
 
+        (face,) = engine.analyzer.describe2(image.rgb, [face])
         draws = gan_draws(engine, face, seeds)
         return [d.image for d in draws], [d.comparison for d in draws]
 
