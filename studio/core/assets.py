@@ -144,7 +144,9 @@ def _partial_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL}")
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
+    """The folder's entries (a rename into it) flushed to the disk, where the platform
+    allows it."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -155,6 +157,20 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sync_tree(folder: str | os.PathLike[str]) -> None:
+    """Every file below ``folder``, and the folders themselves, flushed to the disk: for a
+    folder written under a temporary name and renamed whole (an export, a study), so that
+    what the rename makes visible is on the disk, not only in the page cache."""
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+        elif path.is_dir():
+            sync_folder(path)
+    sync_folder(folder)
 
 
 def _link_new(tmp: Path, path: Path) -> None:
@@ -195,7 +211,7 @@ def atomic_file(path: str | os.PathLike[str], binary: bool = False, private: boo
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str, private: bool = False,

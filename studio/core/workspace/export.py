@@ -30,7 +30,7 @@ from PIL import Image
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
 from studio.core.analysis.landmarks import largest_face
-from studio.core.assets import check_writable_dir, open_private
+from studio.core.assets import check_writable_dir, open_private, sync_folder, sync_tree
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, MAPPING_COLUMNS
 from studio.core.crowd.tables import csv_writer, dict_writer
 from studio.core.errors import StudioError
@@ -365,8 +365,13 @@ def write_batch(rows: list[tuple[dict, bytes]], out_dir: Path, mapping: Path,
             w = dict_writer(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(row for row, _ in rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        sync_tree(tmp)
         os.replace(tmp_map, mapping)
         tmp.rename(out_dir)
+        for folder in {out_dir.parent, mapping.parent}:
+            sync_folder(folder)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp_map.unlink(missing_ok=True)
