@@ -56,6 +56,18 @@ def test_paste_change_only_where_weighted() -> None:
     assert (out == photo).all()
 
 
+def test_the_change_fades_in_from_a_photo_edge_the_box_reaches_past() -> None:
+    photo = np.full((40, 40, 3), 100, np.uint8)
+    box = CropBox(-10, 10, 50)  # past the left and bottom edges: 0 there, 1 inside
+    weight = np.ones((30, 40), np.float32)
+    out = paste_change(photo, np.full((8, 8, 3), 40.0), weight, box).astype(int)
+    assert (out[20, 0] <= 106).all() and (out[20, 20] == 140).all()  # faded at the edge
+    assert (out[39, 20] <= 106).all() and (np.diff(out[20, :6, 0]) >= 0).all()  # rising in
+    inside = paste_change(photo, np.full((8, 8, 3), 40.0), np.ones((20, 20), np.float32),
+                          CropBox(10, 10, 20))
+    assert (inside[10:30, 10:30] == 140).all()  # a box inside the photo: no fade
+
+
 def test_refiner_starts_as_identity_and_never_changes_outside_the_mask() -> None:
     net = RefinerUNet(RefinerConfig(base=8, depth=2, size=32))
     x = torch.rand(2, 4, 32, 32) * 2 - 1

@@ -179,15 +179,16 @@ for _spec in (
                seeded=True, needs=frozenset({NEEDS_RENDERER}), revision=1, anonymize=True,
                candidate=True, batch_default=True),
     # context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25);
-    # 5: the read-back answers to both recognizers (issue 28), as context-blur 5, raw 1.
+    # 5: the read-back answers to both recognizers (issue 28), as context-blur 5, raw 1;
+    # 6: the refiner at step 3,131, its change faded in from the photo's edge (issue 27).
     MethodSpec(IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
                short="in context", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=5, anonymize=True, candidate=True,
+               needs=frozenset({NEEDS_RENDERER}), revision=6, anonymize=True, candidate=True,
                takes_context=True),
     MethodSpec("context-blur", "in-context surrogate, context blurred", "#937860",
                f"{_MAKERS}:InContextMethod", {"context": "blur"},
                family_label="in-context, context blurred", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=5),
+               needs=frozenset({NEEDS_RENDERER}), revision=6),
     # The composite before the refiner (issue 27), so that realism measures both.
     MethodSpec("context-raw", "in-context composite, unrefined", "#da8bc3",
                f"{_MAKERS}:InContextMethod", {"refine": False}, seeded=True, in_photo=True,
