@@ -23,7 +23,7 @@ from studio.core.evaluation.check_generator import nearest_distances
 from studio.core.evaluation.held_out import FaceLoop, held_out
 from studio.core.progress import Progress
 from studio.core.surrogates.incontext import ContextRequest, InContextMaker
-from studio.core.surrogates.verified import read_back, replace_verified
+from studio.core.surrogates.verified import MARGINS, read_back, replace_verified
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def metrics(rows: list[Row], no_face: int, training: np.ndarray) -> list[Metric]
     detail = f"{len(found)} of {n} held-out faces ({no_face} originals had no face)"
     return [
         Metric("face found in the output", det, ">= 0.98", det >= 0.98, detail),
-        Metric("replaced (not blurred after 4 draws)", replaced, ">= 0.98", replaced >= 0.98,
+        Metric(f"replaced (not blurred after {len(MARGINS)} draws)", replaced, ">= 0.98",
+               replaced >= 0.98,
                f"draws: median {np.median(draws):.0f}, mean {draws.mean():.2f}"),
         Metric("smile agreement", smile, ">= 0.95", smile >= 0.95, detail),
         Metric("joy correlation", joy_r, ">= 0.85", joy_r >= 0.85, detail),

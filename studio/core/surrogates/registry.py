@@ -180,7 +180,8 @@ for _spec in (
                candidate=True, batch_default=True),
     # context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25);
     # 5: the read-back answers to both recognizers (issue 28), as context-blur 5, raw 1;
-    # 6: the refiner at step 3,131, its change faded in from the photo's edge (issue 27).
+    # 6: the refiner at step 3,131, its change faded in from the photo's edge (issue 27);
+    # six draws, not four (the second recognizer rejects more).
     MethodSpec(IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
                short="in context", seeded=True, in_photo=True,
                needs=frozenset({NEEDS_RENDERER}), revision=6, anonymize=True, candidate=True,
