@@ -51,6 +51,7 @@ def test_toggle_slider_measure_and_save_in_context(qtbot, window, utk_face_path,
                                                    tmp_path, open_and_wait):
     win, state = window, window.state
     open_and_wait(win, utk_face_path)
+    state.set_identity(seed_a=1)  # a photo opens with a random identity: one fixed here
     photo_before = state.image.rgb.copy()
     original, size = _shown(win.photo)
     assert win.photo.shown == "original" and size == (state.image.width, state.image.height)
