@@ -30,11 +30,9 @@ system-deps:
 $(PY):
 	python3 -m venv $(VENV)
 
-# --no-compile: the modules the studio imports are compiled when first imported; compiling
-# every module of every wheel at install time cost a fresh set-up about half a minute.
 $(STAMP): pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -c requirements.txt -e '.[dev,ray]'
+	$(PY) -m pip install --quiet -c requirements.txt -e '.[dev,ray]'
 	touch $@
 
 models: $(STAMP)
