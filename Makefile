@@ -3,6 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
+# Test files run in two processes (pytest-xdist; a file's tests stay together): most tests
+# wait on child processes, Ray actors or models loading, and the suite took 9 min alone.
+TEST_WORKERS ?= 2
 # What Qt (xcb) and offscreen OpenGL need on Debian; installed when missing and we are root.
 # libseccomp2 keeps MediaPipe off the network, strace checks that (docs/privacy.md).
 DEBS := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libegl1 \
@@ -43,7 +46,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check studio tests benchmarks

@@ -151,19 +151,19 @@ def test_ray_batch_fills_the_workspace_as_the_plain_batch_though_a_worker_dies(
 
     plain, on_ray = tmp_path / "plain.studio", tmp_path / "ray.studio"
     with Workspace(plain, create=True) as ws:
-        expected = run_batch(photo_folder, ws, engine, candidates=2)
+        expected = run_batch(photo_folder, ws, engine, candidates=1)
     victim = photo_folder / f"person_{genki_test[1].path.stem}.jpg"
     marker = tmp_path / "died-once"
     monkeypatch.setenv(CRASH_HOOK_ENV, f"{victim.name}|{marker}")
     seen = []
     with Workspace(on_ray, create=True) as ws:
-        report = ray_batch(photo_folder, ws, candidates=2, workers=2,
+        report = ray_batch(photo_folder, ws, candidates=1, workers=2,
                            progress=lambda *call: seen.append(call))
     assert marker.exists()  # the worker did die on the victim (the marker is made first)
     assert [(d, t) for d, t, _ in seen] == [(i, 5) for i in range(6)]  # every photo, once
     for what in ("originals", "unreadable", "faces", "candidates", "duplicates", "problems"):
         assert getattr(report, what) == getattr(expected, what), what
-    assert report.faces == FACES and report.candidates == FACES * 4  # 2 GAN + 2 3D each
+    assert report.faces == FACES and report.candidates == FACES * 2  # a GAN and a 3D each
     assert report.crashes == []
     got = contents(on_ray)
     assert got == contents(plain)  # nothing lost, nothing twice, every byte the same
@@ -171,10 +171,10 @@ def test_ray_batch_fills_the_workspace_as_the_plain_batch_though_a_worker_dies(
     assert statuses[str(victim)] == "ok"
     assert sorted(statuses.values()) == ["ok"] * FACES + ["unreadable"]
     assert len(got["paths"]) == FACES + 2  # the copy kept as a second path, the broken file
-    assert len(got["candidates"]) == FACES * 4
+    assert len(got["candidates"]) == FACES * 2
     # Resuming on Ray skips everything done.
     with Workspace(on_ray) as ws:
-        again = ray_batch(photo_folder, ws, candidates=2, workers=2)
+        again = ray_batch(photo_folder, ws, candidates=1, workers=2)
     assert again.skipped_done == FACES + 1 and len(again.duplicates) == 1  # the copy
     assert again.faces == 0 and again.unreadable == 1
     assert contents(on_ray) == got
