@@ -191,3 +191,13 @@ def crowd_study() -> type[Study]:
     ``.label_studio(path)`` a Label Studio export; ``crowd_study.mturk_row(...)`` one MTurk
     row, ``crowd_study.URL`` the image URL pattern."""
     return Study
+
+
+@pytest.fixture(scope="session")
+def held_out_adults() -> list:
+    """Eight held-out UTKFace adults (nobody the generator or the 3D model was built from)."""
+    from studio.core.datasets import utk_split, utkface
+
+    if not data_available():
+        pytest.skip(f"research face data not found at {data_root()}")
+    return [it for it in utk_split(utkface(), "test") if 25 <= it.age <= 50][:8]

@@ -24,13 +24,8 @@ SECRET_EXIF = {0x010F: "SecretCam", 0x013B: "Jane Doe", 0x010E: "at home in Leed
 
 
 @pytest.fixture(scope="module")
-def held_out():
-    """Held-out UTKFace adults (nobody the generator or the 3D model was built from)."""
-    from studio.core.datasets import data_available, data_root, utk_split, utkface
-
-    if not data_available():
-        pytest.skip(f"research face data not found at {data_root()}")
-    return [it for it in utk_split(utkface(), "test") if 25 <= it.age <= 50][:8]
+def held_out(held_out_adults):
+    return held_out_adults
 
 
 @pytest.fixture(scope="module")
