@@ -13,7 +13,14 @@ from studio.core.refiner import checkpoint
 from studio.core.refiner.crops import CropBox, cut, paste_change
 from studio.core.refiner.model import REFINER_FILE, Refiner, load_refiner
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
-from studio.core.refiner.training import PairSet, RefinerTrainer, open_ring
+from studio.core.refiner.training import (
+    LOG_HEADER,
+    PairSet,
+    RefinerSettings,
+    RefinerTrainer,
+    open_ring,
+    widen_log,
+)
 
 
 @pytest.fixture()
@@ -170,3 +177,40 @@ def test_in_context_falls_back_unrefined_and_says_so(analyzer, utk_face, context
     raw = context_maker.make(utk_face, faces, ContextRequest(seed=4, refine=False))
     assert result.image.tobytes() == raw.image.tobytes()
     assert any("x.st" in n and "not refined" in n for n in result.notes)
+
+
+def test_part_critics_train_and_an_older_state_resumes_without_them(pair_folder,
+                                                                     tmp_path) -> None:
+    """The eye and mouth critics learn beside the whole-crop one; a state saved before
+    they existed (g and d only) still resumes, with fresh critics; weight 0 leaves them."""
+    torch.set_num_threads(1)
+    pairs = PairSet(pair_folder)
+    config = RefinerConfig(base=8, depth=2, size=32)
+    trainer = RefinerTrainer(tmp_path / "run", config)
+    before = [p.detach().clone() for p in trainer.dp.parameters()]
+    losses = trainer.train_step(pairs)
+    assert losses["parts_d"] > 0 and np.isfinite(losses["parts_adv"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.dp.parameters(),
+                                                      strict=True))
+    old = tmp_path / "old.safetensors"
+    checkpoint.save(old, {**checkpoint.module_tensors(trainer.g, "g"),
+                          **checkpoint.module_tensors(trainer.d, "d")}, trainer.meta())
+    again = RefinerTrainer(tmp_path / "again", config)
+    again.load_state(old)
+    assert again.step == 1
+    assert torch.equal(next(again.g.parameters()), next(trainer.g.parameters()))
+    off = RefinerTrainer(tmp_path / "off", config, RefinerSettings(parts=0.0))
+    frozen = [p.detach().clone() for p in off.dp.parameters()]
+    assert off.train_step(pairs)["parts_d"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(frozen, off.dp.parameters(), strict=True))
+
+
+def test_a_log_from_an_older_run_is_widened_not_mixed(tmp_path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("step,hours,pairs,d,adv,l1\n25,0.01,12,1.9,-0.3,0.05\n")
+    widen_log(log)
+    rows = log.read_text().splitlines()
+    assert rows[0].split(",") == list(LOG_HEADER)
+    assert rows[1].split(",") == ["25", "0.01", "12", "1.9", "-0.3", "0.05", "", ""]
+    widen_log(log)
+    assert log.read_text().splitlines() == rows

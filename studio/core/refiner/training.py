@@ -4,6 +4,10 @@ expression are measured with, and a loss on them would flatter the measures.
 
 Masks are dilated by a random amount on half the samples, the ring filled with a blur of
 the crop, so the same network learns to paint a new outline (the strict privacy preset).
+
+From step 3,606 the eyes and the mouth have critics of their own (``refiner.parts``): the
+whole-crop critic had taught the grain but not the structure. A run whose state has no
+part critics (an older carry-over) starts them fresh.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 from studio.core.progress import Progress, Stop, never_stop, no_progress
 from studio.core.refiner import checkpoint
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
+from studio.core.refiner.parts import PartCritics
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class RefinerSettings:
     max_dilate: float = 0.12
     #: The ring a dilation opens is filled with the crop blurred by this (share of side).
     ring_blur: float = 0.05
+    #: Weight of the eye and mouth critics in the refiner's loss (0: not trained).
+    parts: float = 1.0
     seed: int = 0
 
 
@@ -107,6 +114,26 @@ class PairSet:
         return x, to_tensor(real)
 
 
+#: The losses written to the run's log.csv, in its columns' order.
+LOGGED = ("d", "adv", "l1", "parts_d", "parts_adv")
+LOG_HEADER = ("step", "hours", "pairs", *LOGGED)
+
+
+def widen_log(log: Path) -> None:
+    """A log begun by an older run (fewer columns) rewritten whole with today's header,
+    its rows padded, so that a resumed run appends rows that fit."""
+    with open(log, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if rows and tuple(rows[0]) == LOG_HEADER:
+        return
+    tmp = log.with_name(log.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(LOG_HEADER)
+        writer.writerows(r + [""] * (len(LOG_HEADER) - len(r)) for r in rows[1:])
+    tmp.replace(log)
+
+
 class RefinerTrainer:
     def __init__(self, out: Path, config: RefinerConfig | None = None,
                  settings: RefinerSettings | None = None) -> None:
@@ -116,8 +143,10 @@ class RefinerTrainer:
         torch.manual_seed(settings.seed)
         self.g = RefinerUNet(config)
         self.d = PatchDiscriminator()
+        self.dp = PartCritics()
         self.opt_g = torch.optim.Adam(self.g.parameters(), settings.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), settings.lr, betas=(0.5, 0.999))
+        self.opt_dp = torch.optim.Adam(self.dp.parameters(), settings.lr, betas=(0.5, 0.999))
         self.step, self.seconds = 0, 0.0
         self.rng = np.random.default_rng(settings.seed)
 
@@ -125,10 +154,14 @@ class RefinerTrainer:
     def state_path(self) -> Path:
         return self.out / "state.safetensors"
 
-    def tensors(self) -> dict[str, torch.Tensor]:
+    def networks(self) -> dict[str, torch.Tensor]:
         return {**checkpoint.module_tensors(self.g, "g"), **checkpoint.module_tensors(self.d, "d"),
-                **checkpoint.optimizer_tensors(self.opt_g, "opt_g"),
-                **checkpoint.optimizer_tensors(self.opt_d, "opt_d")}
+                **checkpoint.module_tensors(self.dp, "dp")}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**self.networks(), **checkpoint.optimizer_tensors(self.opt_g, "opt_g"),
+                **checkpoint.optimizer_tensors(self.opt_d, "opt_d"),
+                **checkpoint.optimizer_tensors(self.opt_dp, "opt_dp")}
 
     def meta(self) -> dict[str, object]:
         return {"step": self.step, "seconds": self.seconds, "config": asdict(self.config),
@@ -137,8 +170,7 @@ class RefinerTrainer:
     def save_state(self, path: Path | None = None, optimisers: bool = True) -> None:
         """The whole run; without ``optimisers`` (a carry-over small enough to commit)
         Adam restarts from it."""
-        tensors = self.tensors() if optimisers else {
-            **checkpoint.module_tensors(self.g, "g"), **checkpoint.module_tensors(self.d, "d")}
+        tensors = self.tensors() if optimisers else self.networks()
         checkpoint.save(path or self.state_path, tensors, self.meta())
 
     def load_state(self, path: Path | None = None, optimisers: bool = True) -> None:
@@ -146,9 +178,14 @@ class RefinerTrainer:
         tensors, meta = checkpoint.load(path)
         checkpoint.load_module(self.g, tensors, "g", path)
         checkpoint.load_module(self.d, tensors, "d", path)
+        has_parts = any(k.startswith("dp.") for k in tensors)
+        if has_parts:
+            checkpoint.load_module(self.dp, tensors, "dp", path)
         if optimisers and any(k.startswith("opt_g.") for k in tensors):
             checkpoint.load_optimizer(self.opt_g, tensors, "opt_g")
             checkpoint.load_optimizer(self.opt_d, tensors, "opt_d")
+            if has_parts:
+                checkpoint.load_optimizer(self.opt_dp, tensors, "opt_dp")
         self.step, self.seconds = int(meta.get("step", 0)), float(meta.get("seconds", 0.0))
         self.rng = np.random.default_rng([self.settings.seed, self.step])
 
@@ -170,14 +207,33 @@ class RefinerTrainer:
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
+        parts_d, parts_adv = self.part_step(real, fake)
         adv = -self.d(torch.cat([fake, mask], 1)).mean()
         l1 = (fake - real).abs().mean()
-        loss_g = adv + s.l1 * l1
+        loss_g = adv + s.l1 * l1 + s.parts * parts_adv
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.step += 1
-        return {"d": loss_d.item(), "adv": adv.item(), "l1": l1.item()}
+        return {"d": loss_d.item(), "adv": adv.item(), "l1": l1.item(),
+                "parts_d": parts_d, "parts_adv": parts_adv.item()}
+
+    def part_step(self, real: torch.Tensor, fake: torch.Tensor
+                  ) -> tuple[float, torch.Tensor]:
+        """One hinge step of the eye and mouth critics; their adversarial loss for the
+        refiner (zero, and the critics untouched, where ``settings.parts`` is 0)."""
+        if self.settings.parts <= 0:
+            return 0.0, fake.new_zeros(())
+        shifts = PartCritics.shifts(self.rng, real.shape[-1])
+        d_real = self.dp(real, shifts)
+        d_fake = self.dp(fake.detach(), shifts)
+        loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean()
+                   for r, f in zip(d_real, d_fake, strict=True))
+        self.opt_dp.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_dp.step()
+        adv = sum(-o.mean() for o in self.dp(fake, shifts))
+        return float(loss.item()), adv
 
     def sample_grid(self, pairs: PairSet, path: Path, n: int = 8) -> None:
         """Rows: composite, refined, real, for ``n`` fixed pairs (held-out ones)."""
@@ -200,6 +256,8 @@ class RefinerTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         log = self.out / "log.csv"
         new_log = not log.exists()
+        if not new_log:
+            widen_log(log)
         start = time.perf_counter()
         last_save = last_refresh = start
         base = self.seconds
@@ -207,7 +265,7 @@ class RefinerTrainer:
         with open(log, "a", newline="") as fh:
             writer = csv.writer(fh)
             if new_log:
-                writer.writerow(["step", "hours", "pairs", "d", "adv", "l1"])
+                writer.writerow(LOG_HEADER)
             while not stop():
                 now = time.perf_counter()
                 if now - start >= minutes * 60:
@@ -219,7 +277,7 @@ class RefinerTrainer:
                 self.seconds = base + time.perf_counter() - start
                 if self.step % 25 == 0:
                     writer.writerow([self.step, f"{self.seconds / 3600:.4f}", len(pairs),
-                                     *(f"{losses[k]:.4f}" for k in ("d", "adv", "l1"))])
+                                     *(f"{losses[k]:.4f}" for k in LOGGED)])
                     fh.flush()
                     report(int(now - start), total, f"refiner: step {self.step}, l1 "
                            f"{losses['l1']:.3f}, {len(pairs)} pairs")
