@@ -107,11 +107,12 @@ def main() -> None:
             rows = [row(engine, load_image(it.path).rgb, 100 + k, extra=False)
                     for k, it in enumerate(picks)]
             save(np.vstack(rows), Path("docs/figures-local/incontext_heldout.png"))
-            from studio.core.evaluation.check_generator_realism import held_out
+            from studio.core.evaluation.held_out import held_out
             from studio.core.evaluation.sources import spread
             from studio.core.generator.report import real_vs_generated
+            from studio.core.generator.training_data import GENERATOR
 
-            sources = spread(held_out(engine.generator.path).unseen(), 16)
+            sources = spread(held_out(engine.generator.path, GENERATOR).unseen(), 16)
             grid = real_vs_generated(engine.generator, engine.analyzer,
                                      [s.path for s in sources])
             save(np.asarray(grid), Path("docs/figures-local/generator_real_vs_generated.png"))
