@@ -3,9 +3,6 @@ its agreement with the Keras original on real faces, and its behaviour on GENKI 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,33 +15,27 @@ from studio.core.analysis.expression7 import (
     gray_crop,
 )
 from studio.core.analysis.images import load_image
-from studio.core.assets import third_party_dir
 from studio.core.datasets import data_root, genki
 from studio.core.errors import ModelFileError
 
-MODEL = third_party_dir() / MODEL_FILE
-REFERENCE = Path(__file__).parents[1] / "data" / "expression7_reference.json"
-#: The port agrees with Keras to ~1e-6 (float32 rounding); 1e-4 still catches any slip.
-TOLERANCE = 1e-4
-
 
 @pytest.fixture(scope="module")
-def judge() -> ExpressionJudge:
-    if not MODEL.is_file():
-        pytest.skip(f"{MODEL} not fetched (make models)")
+def judge(fetched) -> ExpressionJudge:
+    fetched(MODEL_FILE)
     return ExpressionJudge()
 
 
 @pytest.mark.data
-def test_port_matches_stored_keras_outputs_on_real_faces(judge):
-    ref = json.loads(REFERENCE.read_text(encoding="utf-8"))
+def test_port_matches_stored_keras_outputs_on_real_faces(judge, reference_outputs,
+                                                          port_tolerance):
+    ref = reference_outputs("expression7")
     assert tuple(ref["classes"]) == CLASSES
     crops = np.stack([gray_crop(load_image(data_root() / f["path"]).rgb) for f in ref["faces"]])
     expected = np.array([f["keras"] for f in ref["faces"]])
     got = judge.probabilities(crops)
     assert got.shape == (len(ref["faces"]), 7)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
-    assert np.abs(got - expected).max() < TOLERANCE
+    assert np.abs(got - expected).max() < port_tolerance
     # The reference covers more than one expression, so a port stuck on one class fails.
     assert len(set(expected.argmax(axis=1))) >= 3
 

@@ -4,9 +4,6 @@ landmarks, people told apart on celeba-id's test identities, and the file's fail
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -24,32 +21,27 @@ from studio.core.analysis.recognizer import (
     similarity,
 )
 from studio.core.analysis.tflite_format import parse_tflite, read_tflite
-from studio.core.assets import ThirdPartyFile, manifest, third_party_dir
+from studio.core.assets import ThirdPartyFile, manifest
 from studio.core.datasets import celeba_id, celeba_split, data_root
 from studio.core.errors import ModelFileError
 
-MODEL = third_party_dir() / MODEL_FILE
-REFERENCE = Path(__file__).parents[1] / "data" / "recognizer_reference.json"
-#: The port agrees with the TFLite runtime to ~1e-6 on unit vectors; 1e-4 catches any slip.
-TOLERANCE = 1e-4
-
 
 @pytest.fixture(scope="module")
-def recognizer() -> SecondRecognizer:
-    if not MODEL.is_file():
-        pytest.skip(f"{MODEL} not fetched (make models)")
+def recognizer(fetched) -> SecondRecognizer:
+    fetched(MODEL_FILE)
     return SecondRecognizer()
 
 
 @pytest.mark.data
-def test_port_matches_stored_tflite_outputs_on_real_faces(recognizer):
-    ref = json.loads(REFERENCE.read_text(encoding="utf-8"))["faces"]
+def test_port_matches_stored_tflite_outputs_on_real_faces(recognizer, reference_outputs,
+                                                          port_tolerance):
+    ref = reference_outputs("recognizer")["faces"]
     chips = np.stack([aligned_chip(load_image(data_root() / f["path"]).rgb,
                                    np.array(f["points"], np.float32)) for f in ref])
     got = recognizer.descriptors_of_chips(chips)
     expected = np.array([f["descriptor"] for f in ref])
     assert got.shape == (len(ref), DESCRIPTOR_SIZE) and got.dtype == np.float32
-    assert np.abs(got - expected).max() < TOLERANCE
+    assert np.abs(got - expected).max() < port_tolerance
 
 
 @pytest.mark.data
@@ -88,10 +80,9 @@ def test_the_same_persons_photos_are_closer_than_other_peoples(recognizer, analy
     assert (cross < same_person_threshold()).mean() >= 0.9  # measured: 0.96
 
 
-def test_the_fused_prelu_equals_the_five_operators_tflite_spells_it_with(monkeypatch):
-    if not MODEL.is_file():
-        pytest.skip(f"{MODEL} not fetched (make models)")
-    graph = read_tflite(MODEL)
+def test_the_fused_prelu_equals_the_five_operators_tflite_spells_it_with(monkeypatch, fetched,
+                                                                        port_tolerance):
+    graph = read_tflite(fetched(MODEL_FILE))
     fused = recognizer_module.TfliteNet(graph).eval()
     monkeypatch.setattr(recognizer_module, "_is_prelu", lambda ops, i: False)
     spelled = recognizer_module.TfliteNet(graph).eval()
@@ -99,7 +90,7 @@ def test_the_fused_prelu_equals_the_five_operators_tflite_spells_it_with(monkeyp
     x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.5, (2, 3, 112, 112))
                          .astype(np.float32))
     with torch.inference_mode():
-        assert (fused(x) - spelled(x)).abs().max() < TOLERANCE
+        assert (fused(x) - spelled(x)).abs().max() < port_tolerance
 
 
 def test_missing_file_names_the_file_and_make_models(tmp_path, monkeypatch):
