@@ -7,6 +7,11 @@ import json
 from pathlib import Path
 
 from studio.cli.options import add_quiet, add_seed, add_strict, data_present, progress_for
+from studio.core.surrogates.registry import IN_CONTEXT, REGISTRY
+
+#: What ``evaluate-incontext`` can measure: the refined surrogate and the composite before
+#: the refiner (issue 27 measures both).
+INCONTEXT_CHECKED = (IN_CONTEXT, "context-raw")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--utk", type=_count(0), default=200, help="held-out UTKFace images")
     p.add_argument("--training", type=_count(1), default=None,
                    help="training faces to compare with (default: all the build read)")
+    p.add_argument("--method", choices=INCONTEXT_CHECKED, default=INCONTEXT_CHECKED[0],
+                   help="the refined surrogate (default) or the unrefined composite")
     add_strict(p)
     add_quiet(p)
     p.set_defaults(func=cmd_evaluate_incontext)
@@ -124,6 +131,7 @@ def cmd_evaluate_incontext(args: argparse.Namespace) -> int:
     with FaceAnalyzer() as analyzer, InContextMaker() as maker, \
             progress_for(args) as progress:
         metrics = run_check(analyzer, maker, n_genki=args.genki, n_utk=args.utk,
-                            training_limit=args.training, progress=progress)
+                            training_limit=args.training, progress=progress,
+                            refine=REGISTRY[args.method].options.get("refine", True))
     print(format_table(metrics))
     return 0 if all(m.passed for m in metrics) or not args.strict else 1

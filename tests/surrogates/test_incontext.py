@@ -169,9 +169,11 @@ def test_the_acceptance_check_measures_real_faces(maker, analyzer):
 
     metrics = {m.name: m for m in run_check(analyzer, maker, n_genki=3, n_utk=3,
                                             training_limit=12)}
-    assert len(metrics) == 11
+    assert len(metrics) == 12
     for m in metrics.values():
         assert np.isfinite(m.value), m
+    seven = metrics["7-class agreement (FER judge)"]  # issue 27: the independent judge
+    assert 0 <= seven.value <= 1 and "mirrored original (the judge with itself)" in seven.detail
     assert metrics["de-identified: >= 0.6 from the original"].value >= 0.5
     shown = metrics["no real person shown: >= 0.6 from every training face"]
     assert "against 12 training faces" in shown.detail or "against 11" in shown.detail

@@ -1,8 +1,9 @@
 """``studio evaluate-incontext``: the in-context surrogate measured against issue 15's
-targets on held-out faces, by the same face analysis.
+targets on held-out faces, by the same face analysis, and against issue 27's 7-class
+agreement by the independent FER judge (``analysis.expression7``).
 
 Held out: the GENKI-4K test split and the UTKFace hold-out (``held_out``), less any photo
-in the morphable model's training manifest. Each face is replaced in its photo as
+in the morphable model's or the refiner's training manifest. Each face is replaced in its photo as
 ``studio anonymize`` replaces it (read back, drawn again if needed), and the photo
 re-analysed. "No real person shown" compares each new face with every training face the
 model drew on (the morphable build's images).
@@ -16,6 +17,7 @@ import numpy as np
 
 from studio.core.analysis.analyzer import FaceAnalyzer
 from studio.core.analysis.attributes import Attributes
+from studio.core.analysis.expression7 import gray_crop
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import largest_face
 from studio.core.evaluation.acceptance import Metric, face_descriptors
@@ -35,21 +37,62 @@ class Row:
     distance: float | None
     draws: int
     replaced: bool
+    #: The 7-class judge's verdicts (indices into expression7.CLASSES): on the original,
+    #: on the original mirrored (the judge's own consistency) and on the output, each
+    #: cropped at the original's face box (as ``studio evaluate`` judges aligned outputs).
+    judged: tuple[int, int, int] = (0, 0, 0)
+
+
+def judge_crops(original: np.ndarray, output: np.ndarray,
+                box: tuple[float, float, float, float]) -> np.ndarray:
+    """(3, 64, 64): the judge's crops of the original, the original mirrored and the
+    output, all at the original's face box."""
+    width = original.shape[1]
+    x0, y0, x1, y1 = box
+    return np.stack([gray_crop(original, box),
+                     gray_crop(np.ascontiguousarray(original[:, ::-1]),
+                               (width - x1, y0, width - x0, y1)),
+                     gray_crop(output, box)])
 
 
 def measure(analyzer: FaceAnalyzer, maker: InContextMaker, paths: list,
-            progress: Progress | None = None) -> tuple[list[Row], int]:
-    rows, loop = [], FaceLoop(paths, progress)
+            progress: Progress | None = None, refine: bool = True) -> tuple[list[Row], int]:
+    from studio.core.evaluation.observations import expression_judge
+
+    rows, loop, judge = [], FaceLoop(paths, progress), expression_judge()
     for i, image, face in loop.faces(analyzer):
         rgb = image.rgb
-        v = replace_verified(maker, analyzer, rgb, [face], ContextRequest(seed=1000 + i))
+        v = replace_verified(maker, analyzer, rgb, [face],
+                             ContextRequest(seed=1000 + i, refine=refine))
         found = largest_face(analyzer.analyze(v.result.image).faces)
         (check,) = read_back(analyzer, v.result.image, [face])
+        verdicts = judge.probabilities(judge_crops(rgb, v.result.image, face.box)).argmax(1)
         rows.append(Row(face.attributes, face.descriptor,
                         None if found is None else found.attributes,
                         None if found is None else found.descriptor, check.distance,
-                        v.draws, v.result.replaced == 1))
+                        v.draws, v.result.replaced == 1,
+                        tuple(int(k) for k in verdicts)))
     return rows, loop.no_face
+
+
+def expression_metric(rows: list[Row]) -> Metric:
+    """The judge's 7-class agreement between each original and its output; the detail
+    gives the judge's agreement with itself on the mirrored original (the most it can be
+    expected to reach) and the commonest changes of class."""
+    from collections import Counter
+
+    from studio.core.analysis.expression7 import CLASSES, HAPPY
+
+    judged = np.array([r.judged for r in rows]).reshape(-1, 3)
+    seven = float(np.mean(judged[:, 0] == judged[:, 2])) if len(rows) else float("nan")
+    mirror = float(np.mean(judged[:, 0] == judged[:, 1])) if len(rows) else float("nan")
+    happy = float(np.mean((judged[:, 0] == HAPPY) == (judged[:, 2] == HAPPY))) \
+        if len(rows) else float("nan")
+    flips = Counter((CLASSES[a], CLASSES[b]) for a, _, b in judged if a != b)
+    common = ", ".join(f"{a}->{b} {n}" for (a, b), n in flips.most_common(4)) or "none"
+    return Metric("7-class agreement (FER judge)", seven, ">= 0.70", seven >= 0.7,
+                  f"mirrored original (the judge with itself) {mirror:.3f}; happy-or-not "
+                  f"{happy:.3f}; {len(rows)} faces; changes: {common}")
 
 
 def training_descriptors(analyzer: FaceAnalyzer, limit: int | None = None,
@@ -84,6 +127,7 @@ def metrics(rows: list[Row], no_face: int, training: np.ndarray) -> list[Metric]
     det = len(found) / max(n, 1)
     detail = f"{len(found)} of {n} held-out faces ({no_face} originals had no face)"
     return [
+        expression_metric(rows),
         Metric("face found in the output", det, ">= 0.98", det >= 0.98, detail),
         Metric(f"replaced (not blurred after {len(MARGINS)} draws)", replaced, ">= 0.98",
                replaced >= 0.98,
@@ -110,13 +154,29 @@ def metrics(rows: list[Row], no_face: int, training: np.ndarray) -> list[Metric]
     ]
 
 
+def unseen_by_refiner(paths: list) -> list:
+    """``paths`` less the photos in the refiner's training manifest (none where it has
+    none): its outputs are measured on faces it did not learn from."""
+    from studio.core.assets import sha256_of
+    from studio.core.datasets import TrainingManifest, manifest_path
+    from studio.core.refiner.model import REFINER_FILE
+
+    where = manifest_path(REFINER_FILE)
+    if not where.is_file():
+        return paths
+    seen = TrainingManifest.load(where)
+    return [p for p in paths if not seen.contains_image(sha256_of(p))]
+
+
 def run_check(analyzer: FaceAnalyzer, maker: InContextMaker, n_genki: int = 300,
               n_utk: int = 200, training_limit: int | None = None,
-              progress: Progress | None = None) -> list[Metric]:
+              progress: Progress | None = None, refine: bool = True) -> list[Metric]:
+    """``refine``: False measures the unrefined composite (``context-raw``)."""
     from studio.core.morphable.build import MORPHABLE
     from studio.core.morphable.model import MORPHABLE_FILE
 
     held = held_out(MORPHABLE_FILE, MORPHABLE)
-    rows, no_face = measure(analyzer, maker, held.paths(n_genki, n_utk), progress)
+    paths = unseen_by_refiner(held.paths(n_genki, n_utk))
+    rows, no_face = measure(analyzer, maker, paths, progress, refine)
     training = training_descriptors(analyzer, training_limit, progress)
     return metrics(rows, no_face, training)
