@@ -303,3 +303,72 @@ def test_command_line_exit_codes_and_messages(photos, tmp_path, capsys):
     assert main(["anonymize", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert hashes(out) == written
+
+
+def test_the_command_in_a_fresh_process_gives_the_same_bytes(context_run, photos, tmp_path):
+    """Issue 27's determinism, through the real command: the same photos and seed give the
+    same PNG bytes in another process, with two photos in flight, as in this one."""
+    import subprocess
+    import sys
+
+    _, out, _, _ = context_run
+    again = tmp_path / "again"
+    done = subprocess.run([sys.executable, "-m", "studio", "anonymize", str(photos), "-o",
+                           str(again), "--method", "context", "--seed", "5", "--workers", "2",
+                           "--quiet"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1, done.stderr  # the broken and the face-less photo
+    assert hashes(again) == hashes(out)
+
+
+def test_the_window_s_sliders_repaint_the_same_bytes(engine3d, held_out):
+    """The same photo, seed and sliders give the same in-context photo, verified (Save)
+    or live, with the photo's fit measured anew in between."""
+    from dataclasses import replace
+
+    from studio.core.surrogates.incontext import ContextRequest
+
+    image = load_image(held_out[3].path)
+    faces = engine3d.analyze(image).faces
+    request = ContextRequest(seed=5, targets=replace(faces[0].attributes, joy=0.8, yaw=6.0))
+    for verify in (True, False):
+        first = engine3d.in_context(image, faces, request, verify=verify)
+        engine3d._prepared = None  # the fit and light measured again
+        second = engine3d.in_context(image, faces, request, verify=verify)
+        assert first.image.tobytes() == second.image.tobytes()
+        assert not np.array_equal(first.image, image.rgb)
+
+
+@pytest.mark.parametrize("fault", ["missing", "corrupt"])
+def test_a_bad_refiner_file_is_said_once_and_the_faces_go_unrefined(photos, engine3d,
+                                                                    tmp_path, capsys,
+                                                                    monkeypatch, fault):
+    """Issue 27's bad input, through the real command: a missing or corrupt refiner file
+    is named once (not once per photo), every photo is written whole with the unrefined
+    composite, and the run succeeds."""
+    from studio.cli import main
+    from studio.core.refiner import model
+    from studio.core.surrogates import incontext
+    from studio.core.surrogates.whole_photo import photo_seed, replace_faces
+
+    bad = tmp_path / "refiner_128.safetensors"
+    if fault == "corrupt":
+        bad.write_bytes(b"\x00" * 40)
+    monkeypatch.setattr(incontext, "load_refiner", lambda: model.load_refiner(bad))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("alice.jpg", "bob.jpg"):
+        shutil.copy(photos / name, folder / name)
+    out = tmp_path / "out"
+    assert main(["anonymize", str(folder), "-o", str(out), "--method", "context", "--seed",
+                 "5", "--workers", "1", "--quiet"]) == 0
+    said = capsys.readouterr()
+    why = "are missing" if fault == "missing" else "cannot be read"
+    assert said.err.count(str(bad)) == 1 and why in said.err and "not refined" in said.err
+    assert "2 photos written" in said.out
+    assert sorted(p.name for p in out.iterdir()) == ["alice.png", "bob.png"]  # no partial
+    for name in ("alice", "bob"):
+        image = load_image(folder / f"{name}.jpg")
+        raw = replace_faces(engine3d, image, engine3d.analyze(image).faces, "context-raw",
+                            photo_seed(5, image.rgb))
+        assert np.array_equal(np.asarray(Image.open(out / f"{name}.png")), raw.image)

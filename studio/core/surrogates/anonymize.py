@@ -108,6 +108,9 @@ class _Outcome:
     blurred: int = 0
     masked: int = 0
     unhandled: int = 0
+    #: Notes that hold for the whole run (``SurrogateEngine.run_notes``): said once in the
+    #: report, not once per photo.
+    run_notes: tuple[str, ...] = ()
 
 
 def check_options(method: str, context: str | None) -> str:
@@ -143,10 +146,12 @@ def _process(job: Job, engine, run: _Settings) -> _Outcome:
         done = replace_faces(engine, image, analysis.faces, run.method,
                              photo_seed(run.seed, image.rgb), run.context, analysis.unfitted,
                              run.unfitted)
-        notes = [n for n in (*analysis.notes, *done.notes) if n]
+        wide = engine.run_notes()
+        notes = [n for n in (*analysis.notes, *done.notes) if n and n not in wide]
         message = f"{shown(job.source)}: {'; '.join(notes)}" if notes else ""
         return _Outcome(job, "ok", message, png_bytes(done.image, None), done.replaced,
-                        done.blurred, done.masked, done.unhandled)
+                        done.blurred, done.masked, done.unhandled,
+                        tuple(n for n in done.notes if n in wide))
     except StudioError:
         raise
     except Exception as exc:  # recorded against the photo; the run goes on
@@ -334,5 +339,6 @@ def _record(outcome: _Outcome, report: AnonymizeReport, book: Mapping | None,
     report.faces_blurred += outcome.blurred
     report.faces_masked += outcome.masked
     report.faces_unhandled += outcome.unhandled
+    report.messages += [n for n in outcome.run_notes if n not in report.messages]
     if outcome.message:
         report.messages.append(outcome.message)

@@ -74,6 +74,7 @@ class SurrogateEngine:
         self._fits: dict[int, tuple] = {}  # id(face) -> (face, Fit): one fit per face
         self._incontext: InContextMaker | None = None
         self._prepared: tuple[int, list[PreparedFace]] | None = None  # id(rgb), the faces
+        self._grey: tuple[np.ndarray, bool] | None = None  # the photo on screen: grey?
         if not staged:
             self.load_generation()
             self.load_3d()
@@ -145,10 +146,18 @@ class SurrogateEngine:
             self._fits = {id(face): (face, fit)}  # only the face on screen is kept
         else:
             fit = cached[1]
-        if not request.grey and is_grayscale(image.rgb):  # a grey photo gets a grey face
+        if not request.grey and self._is_grey(image.rgb):  # a grey photo gets a grey face
             request = replace(request, grey=True)
         return maker.make(image.rgb, face.landmarks, face.blendshapes, face.attributes,
                           request, fit=fit)
+
+    def _is_grey(self, rgb: np.ndarray) -> bool:
+        """``is_grayscale`` of the photo on screen, measured once per photo, not on every
+        slider move."""
+        cached = self._grey
+        if cached is None or cached[0] is not rgb:
+            cached = self._grey = (rgb, is_grayscale(rgb))
+        return cached[1]
 
     # -- in context --------------------------------------------------------------------
     @property
@@ -160,6 +169,15 @@ class SurrogateEngine:
             maker = self.maker3d
             self._incontext = InContextMaker(model=maker.model, renderer=maker.renderer)
         return self._incontext
+
+    def run_notes(self) -> tuple[str, ...]:
+        """Notes that hold for every photo this engine replaces, for a run to say once, not
+        with each photo: the in-context faces go unrefined (the refiner's file is missing
+        or unreadable; ``refiner.model.load_refiner`` names it)."""
+        maker = self._incontext
+        if maker is None or maker.refiner is not None:
+            return ()
+        return (maker.refiner_note,)
 
     def in_context(self, image: LoadedImage, faces: list[FaceAnalysis],
                    request: ContextRequest, verify: bool = True,

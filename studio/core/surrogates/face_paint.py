@@ -92,13 +92,18 @@ def paint_eyes(rgb: np.ndarray, new_points: np.ndarray, original: np.ndarray,
         big[:] = np.array([236, 228, 220], np.float32) * 0.8
         c = tuple(int(v) for v in np.round((centre - (x0, y0)) * SUPER))
         r = max(round(radius * SUPER), 1)
-        yy, xx = np.mgrid[0:h, 0:w]
+        # The iris lies inside the square of side 2r around its centre: only that part of
+        # the canvas is computed (the slider repaints it; a full canvas is ~6x the pixels).
+        sx0, sy0 = max(c[0] - r, 0), max(c[1] - r, 0)
+        sx1, sy1 = max(min(c[0] + r + 1, w), sx0), max(min(c[1] + r + 1, h), sy0)
+        yy, xx = np.mgrid[sy0:sy1, sx0:sx1]
         dist = np.hypot(xx - c[0], yy - c[1]) / r
         ring_dark = np.clip(1.15 - 0.45 * dist ** 3, 0.55, 1.15)[..., None]
         streaks = 1 + 0.12 * np.sin(np.arctan2(yy - c[1], xx - c[0]) * int(rng.integers(9, 15)))
         iris_px = dist <= 1.0
-        big[iris_px] = (iris_rgb * ring_dark * streaks[..., None])[iris_px]
-        big[dist <= 0.42] = (18, 16, 16)
+        square = big[sy0:sy1, sx0:sx1]  # a view: written into ``big``
+        square[iris_px] = (iris_rgb * ring_dark * streaks[..., None])[iris_px]
+        square[dist <= 0.42] = (18, 16, 16)
         # The upper lid casts a shadow on the eyeball's top.
         top = new[:, 1].min() - y0
         bottom = new[:, 1].max() - y0
