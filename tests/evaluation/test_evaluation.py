@@ -27,21 +27,9 @@ pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
-def people(tmp_path_factory) -> Path:
-    """Six celeba-id people with two photos each, one sub-folder per person (copies in a
-    temporary folder, never in the repository)."""
-    from studio.core.datasets import celeba_id
-
-    by_id: dict[int, list] = {}
-    for item in celeba_id():
-        by_id.setdefault(item.identity, []).append(item.path)
-    folder = tmp_path_factory.mktemp("people")
-    pairs = [paths[:2] for paths in by_id.values() if len(paths) >= 2][:6]
-    for i, paths in enumerate(pairs):
-        (folder / f"person{i}").mkdir()
-        for path in paths:
-            shutil.copy(path, folder / f"person{i}" / path.name)
-    return folder
+def people(celeba_people) -> Path:
+    """Six celeba-id people with two photos each, one sub-folder per person."""
+    return celeba_people(6)
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,13 @@
-"""The evaluation's figures: privacy against utility, distance histograms, ROC curves.
-Colours by method family, shared with the window."""
+"""The evaluation's figures: privacy against utility, each recognizer's distance or
+similarity histogram and ROC curves. Colours by method family, shared with the window."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.evaluation.methods import METHODS, family_colour
+from studio.core.evaluation.privacy import RECOGNIZERS
 from studio.core.evaluation.summary import BARS, MethodResult
 from studio.core.evaluation.tables import pct
 from studio.core.report_html import figure
@@ -20,42 +20,55 @@ def _style(method: str) -> dict:
 
 
 def distance_figure(results: list[MethodResult]) -> Figure:
-    fig = figure(7.5, 4.2)
-    ax = fig.add_subplot()
-    bins = np.linspace(0, 1.2, 49)
-    for r in results:
-        d = r.distances[np.isfinite(r.distances)]
-        if r.method != "original" and d.size:
-            ax.hist(d, bins=bins, histtype="step", density=True, lw=1.4, label=r.label,
-                    **_style(r.method))
-    ax.axvline(SAME_PERSON_THRESHOLD, color="#c62828", lw=1)
-    ax.text(SAME_PERSON_THRESHOLD, ax.get_ylim()[1] * 0.97, " same person ← | → another",
-            color="#c62828", fontsize=8, va="top")
-    ax.set_xlabel("dlib distance, original to output")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    """Each recognizer's figure from original to output, one panel each, with the line
+    past which it calls the output another person."""
+    fig = figure(11.0, 4.2)
+    for i, rec in enumerate(RECOGNIZERS):
+        ax = fig.add_subplot(1, len(RECOGNIZERS), i + 1)
+        dlib = rec.score == "distance"
+        bins = np.linspace(0, 1.2, 49) if dlib else np.linspace(-0.4, 1.0, 57)
+        for r in results:
+            d = r.privacy[rec.key].scores
+            d = d[np.isfinite(d)]
+            if r.method != "original" and d.size:
+                ax.hist(np.clip(d, bins[0], bins[-1]), bins=bins, histtype="step",
+                        density=True, lw=1.4, label=r.label, **_style(r.method))
+        t = rec.threshold()
+        ax.axvline(t, color="#c62828", lw=1)
+        ax.text(t, ax.get_ylim()[1] * 0.97, " same ← | → another" if dlib else
+                "another ← | → same ", color="#c62828", fontsize=8, va="top",
+                ha="left" if dlib else "right")
+        ax.set_xlabel(f"{rec.name}: {'distance' if dlib else 'cosine similarity'}, "
+                      "original to output", fontsize=8)
+        ax.set_ylabel("density")
+        ax.set_title(f"another person: {rec.rule()}", fontsize=9)
+        if i == 0:
+            ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
     return fig
 
 
 def roc_figure(results: list[MethodResult]) -> Figure:
-    fig = figure(6.5, 4.6)
-    ax = fig.add_subplot()
-    for r in results:
-        if r.roc is None:
-            continue
-        far = np.maximum(r.roc.far, 1e-5)
-        ax.step(far, r.roc.tar, where="post", lw=1.4,
-                label=f"{r.label} (TAR {pct(r.tar_at_far_1e3)})", **_style(r.method))
-    ax.axvline(1e-3, color="#888", lw=0.8, ls=":")
+    """An attacker who compares outputs with originals, by each recognizer."""
+    fig = figure(11.0, 4.6)
     chance = np.logspace(-5, 0, 60)
-    ax.plot(chance, chance, color="#bbb", lw=0.8)  # an attacker who guesses
-    ax.set_xscale("log")
-    ax.set_xlim(1e-5, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("false accept rate (impostor pairs)")
-    ax.set_ylabel("true accept rate (original vs its output)")
-    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    for i, rec in enumerate(RECOGNIZERS):
+        ax = fig.add_subplot(1, len(RECOGNIZERS), i + 1)
+        for r in results:
+            p = r.privacy[rec.key]
+            if p.roc is None:
+                continue
+            ax.step(np.maximum(p.roc.far, 1e-5), p.roc.tar, where="post", lw=1.4,
+                    label=f"{r.label} (TAR {pct(p.tar_at_far_1e3)})", **_style(r.method))
+        ax.axvline(1e-3, color="#888", lw=0.8, ls=":")
+        ax.plot(chance, chance, color="#bbb", lw=0.8)  # an attacker who guesses
+        ax.set_xscale("log")
+        ax.set_xlim(1e-5, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(rec.name, fontsize=9)
+        ax.set_xlabel("false accept rate (impostor pairs)")
+        ax.set_ylabel("true accept rate (original vs its output)")
+        ax.legend(fontsize=6, frameon=False, loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -99,7 +112,7 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
     """One point per method and strength: privacy across, utility up."""
     fig = figure(6.5, 4.6)
     ax = fig.add_subplot()
-    points = [(r.deidentified, r.smile_agreement) for r in results]
+    points = [(r.deidentified_both, r.smile_agreement) for r in results]
     for r, (x, y), (_, label_y) in zip(results, points, label_places(points), strict=True):
         style = _style(r.method)
         hollow = METHODS[r.method].light
@@ -117,7 +130,7 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
     ax.axhline(BARS["smile_agreement"], color="#bbb", lw=0.8, ls=":")
     ax.set_xlim(-0.03, 1.1)
     ax.set_ylim(-0.03, 1.05)
-    ax.set_xlabel("de-identified share (distance ≥ 0.6 from the original)")
+    ax.set_xlabel("de-identified share: another person to both recognizers")
     ax.set_ylabel("smile agreement with the original")
     ax.set_title("privacy → , utility ↑ : the top right is where surrogates should sit",
                  fontsize=9)
@@ -126,11 +139,15 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
 
 
 FIGURES = {"tradeoff": (tradeoff_figure, "Privacy against utility, one point per method "
-                        "and strength (hollow: the lighter strength)."),
-           "distances": (distance_figure, "Identity distance from each original to its "
-                         "output; right of the red line dlib takes them for different people."),
+                        "and strength (hollow: the lighter strength); privacy is the share "
+                        "both recognizers call another person (dlib: distance ≥ 0.6; "
+                        "MobileFaceNet ArcFace: cosine under its calibrated threshold)."),
+           "distances": (distance_figure, "Each recognizer's figure from each original "
+                         "to its output: dlib's distance (right of the red line: another "
+                         "person) and the second recognizer's cosine similarity (left of "
+                         "it: another person)."),
            "roc": (roc_figure, "Verification ROC of an attacker who compares outputs with "
-                   "originals; lower is more private.")}
+                   "originals, by each recognizer; lower is more private.")}
 
 
 def by_dataset(results: list[MethodResult]) -> dict[str, list[MethodResult]]:

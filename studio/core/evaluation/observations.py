@@ -18,7 +18,7 @@ from studio.core.analysis.attributes import NAMES
 from studio.core.analysis.expression7 import gray_crop
 from studio.core.analysis.images import LoadedImage, load_image
 from studio.core.analysis.landmarks import largest_face
-from studio.core.assets import MODELS_DIR, sha256_of, user_cache_dir
+from studio.core.assets import MODELS_DIR, sha256_of, third_party_file, user_cache_dir
 from studio.core.errors import StudioError
 from studio.core.evaluation.methods import Method
 from studio.core.evaluation.realism import method_crop, realism_features, to_realism_size
@@ -26,7 +26,8 @@ from studio.core.surrogates.making import candidate_seed
 from studio.core.surrogates.registry import REGISTRY
 
 #: Bump when the way an observation is made changes: cached ones are then made again.
-CACHE_VERSION = 2
+#: 3: every observation carries the second recognizer's descriptor too (issue 28).
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Observation:
     pitch: float = math.nan
     roll: float = math.nan
     descriptor: np.ndarray | None = field(default=None, repr=False)
+    #: The second recognizer's unit descriptor (analysis.recognizer), taken where dlib's is
+    descriptor2: np.ndarray | None = field(default=None, repr=False)
     #: The independent 7-class judge's probabilities (analysis.expression7.CLASSES)
     expression7: tuple[float, ...] | None = None
     #: Realism features of the face at the common realism size (evaluation.realism), for
@@ -56,18 +59,23 @@ class Observation:
         return None if self.expression7 is None else int(np.argmax(self.expression7))
 
     @classmethod
-    def of(cls, face: FaceAnalysis | None, descriptor: np.ndarray | None = None
-           ) -> Observation:
+    def of(cls, face: FaceAnalysis | None, descriptor: np.ndarray | None = None,
+           descriptor2: np.ndarray | None = None) -> Observation:
+        """``descriptor``, ``descriptor2``: taken elsewhere (an aligned output's, at the
+        original's landmarks); else the face's own."""
         if face is None:
-            return cls(False, descriptor=descriptor)
+            return cls(False, descriptor=descriptor, descriptor2=descriptor2)
         a = face.attributes
         desc = descriptor if descriptor is not None else face.descriptor
-        return cls(True, a.joy, a.p_male, a.yaw, a.pitch, a.roll, desc)
+        desc2 = descriptor2 if descriptor2 is not None else face.descriptor2
+        return cls(True, a.joy, a.p_male, a.yaw, a.pitch, a.roll, desc, desc2)
 
     def to_json(self) -> str:
         d = {k: getattr(self, k) for k in ("found", *NAMES)}
         d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
-        d["descriptor"] = None if self.descriptor is None else self.descriptor.tolist()
+        for key in ("descriptor", "descriptor2"):
+            value = getattr(self, key)
+            d[key] = None if value is None else value.tolist()
         d["expression7"] = None if self.expression7 is None else list(self.expression7)
         d["realism"] = self.realism
         return json.dumps(d)
@@ -75,10 +83,11 @@ class Observation:
     @classmethod
     def from_json(cls, text: str) -> Observation:
         d = json.loads(text)
-        desc, judged, real = d.pop("descriptor"), d.pop("expression7", None), d.pop("realism",
-                                                                                  None)
+        desc = {k: d.pop(k, None) for k in ("descriptor", "descriptor2")}
+        judged, real = d.pop("expression7", None), d.pop("realism", None)
         values = {k: (math.nan if v is None else v) for k, v in d.items()}
-        return cls(descriptor=None if desc is None else np.asarray(desc, np.float32),
+        return cls(**{k: None if v is None else np.asarray(v, np.float32)
+                      for k, v in desc.items()},
                    expression7=None if judged is None else tuple(judged), realism=real,
                    **values)
 
@@ -129,12 +138,23 @@ class Fingerprints:
 
 def models_fingerprint() -> Fingerprints:
     """The fingerprints of the models as they are now on disk."""
+    from studio.core.analysis.recognizer import (
+        CALIBRATION_FILE,
+        MODEL_FILE,
+        same_person_threshold,
+    )
     from studio.core.generator.choices import DEFAULT
     from studio.core.surrogates.gan_draws import RULE
     from studio.core.surrogates.registry import NEEDS_GENERATOR
 
+    # Every observation holds the second recognizer's descriptor, and the read-back of the
+    # surrogates answers to its threshold: a new file or calibration measures all anew. A
+    # missing or corrupt file stops here, naming it and `make models`.
+    same_person_threshold()  # the calibration, read (ModelFileError where it cannot be)
+    second = sha256_of(third_party_file(MODEL_FILE)) + sha256_of(CALIBRATION_FILE)
+
     def digest(paths: list[Path], rule: str = "") -> str:
-        h = hashlib.sha256(f"v{CACHE_VERSION}{rule}".encode())
+        h = hashlib.sha256(f"v{CACHE_VERSION}{rule}{second}".encode())
         for path in [MODELS_DIR / "analysis_calibration.json", *sorted(paths)]:
             h.update(sha256_of(path).encode())
         return h.hexdigest()[:16]
@@ -158,14 +178,17 @@ def cache_key(fingerprints: Fingerprints, sha: str, method: str) -> str:
 
 def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
             ) -> dict[str, Observation]:
-    """The original and every method's output, analysed. Runs in worker threads."""
+    """The original and every method's output, analysed by both recognizers. Runs in
+    worker threads."""
     analyzer = engine.analyzer
+    second = analyzer.load_second()  # every face is described by both (issue 28)
     face = largest_face(analyzer.analyze(image).faces)
     original = Observation.of(face)
     out = {"original": original}
     if face is None:
         return out
     from studio.core.analysis.identity import identity_chip
+    from studio.core.analysis.recognizer import aligned_chip, five_points
 
     seed = candidate_seed(sha, 0, 0)
     made = [(m, make_output(engine, m, image, face, seed)) for m in methods
@@ -184,8 +207,11 @@ def observe(engine, image: LoadedImage, sha: str, methods: list[Method]
         analyses = analyzer.analyze_many([rgb for _, rgb in naive], identity=False)
         chips = np.stack([identity_chip(rgb, face.landmarks) for _, rgb in naive])
         descriptors = analyzer.identity.descriptors_of_chips(chips)
-        for (m, rgb), a, d in zip(naive, analyses, descriptors, strict=True):
-            out[m.key] = Observation.of(largest_face(a.faces), d)
+        points = five_points(face.landmarks)
+        descriptors2 = second.descriptors_of_chips(
+            np.stack([aligned_chip(rgb, points) for _, rgb in naive]))
+        for (m, rgb), a, d, d2 in zip(naive, analyses, descriptors, descriptors2, strict=True):
+            out[m.key] = Observation.of(largest_face(a.faces), d, d2)
             crops[m.key] = gray_crop(rgb, face.box)
     judged = expression_judge().probabilities(np.stack(list(crops.values())))
     for key, p in zip(crops, judged, strict=True):

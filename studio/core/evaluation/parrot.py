@@ -44,8 +44,10 @@ def seeded(methods: list[Method]) -> list[Method]:
 
 def observe_parrot(engine, image: LoadedImage, sha: str, methods: list[Method]
                    ) -> dict[str, Observation]:
-    """The gallery photo anonymised by each seeded method with a fresh seed, analysed."""
+    """The gallery photo anonymised by each seeded method with a fresh seed, analysed by
+    both recognizers."""
     analyzer = engine.analyzer
+    analyzer.load_second()
     face = largest_face(analyzer.analyze(image).faces)
     if face is None:
         return {}

@@ -13,9 +13,11 @@ import numpy as np
 
 from studio.core.analysis.attributes import NAMES
 from studio.core.evaluation.figures import FIGURES, by_dataset
+from studio.core.evaluation.privacy import RECOGNIZERS, Privacy, read_back, steering
 from studio.core.evaluation.study import EvaluationRun
 from studio.core.evaluation.summary import MethodResult
 from studio.core.evaluation.tables import checks, overview_table, tables
+from studio.core.metrics.comparison import another_person
 from studio.core.report_html import page, table
 
 
@@ -27,23 +29,33 @@ def slug(name: str) -> str:
 
 
 def write_csv(run: EvaluationRun, path: Path) -> None:
-    """One row per source face and method: every measurement behind the tables."""
+    """One row per source face and method: every measurement behind the tables, with each
+    recognizer's figure and verdict, and whether the studio read the method's outputs back
+    with both (``read_back_by``: it steered on them, so their verdicts are not
+    independent)."""
     fields = ("found", *NAMES)
     truth_keys = sorted({k for m in run.measurements for k in m.truth})
+    steered = {m.key: " and ".join(r.key for r in RECOGNIZERS) if read_back(m.key) else ""
+               for m in run.methods}
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["dataset", "source", "identity", "method", *(f"truth_{k}" for k in truth_keys),
                     *(f"original_{f}" for f in fields[1:]), *(f"output_{f}" for f in fields),
-                    "distance", "smile_kept"])
+                    "distance", "smile_kept", "arcface_similarity",
+                    *(f"another_person_{r.key}" for r in RECOGNIZERS), "another_person_both",
+                    "read_back_by"])
         for m in run.measurements:
             o, s = m.original, m.output
-            d = (float(np.linalg.norm(o.descriptor - s.descriptor))
-                 if o.descriptor is not None and s.descriptor is not None else None)
+            d, sim = (float(r.scores(r.descriptors([o]), r.descriptors([s]))[0])
+                      for r in RECOGNIZERS)
+            verdicts = [r.another(x) for r, x in zip(RECOGNIZERS, (d, sim), strict=True)]
+            both = another_person(d, sim) if None not in verdicts else None
             w.writerow([m.dataset, m.source, m.identity, m.method,
                         *(m.truth.get(k, "") for k in truth_keys),
                         *(_cell(getattr(o, f)) for f in fields[1:]),
                         *(_cell(getattr(s, f)) for f in fields), _cell(d),
-                        _cell(s.smiling == o.smiling)])
+                        _cell(s.smiling == o.smiling), _cell(sim), *map(_cell, verdicts),
+                        _cell(both), steered.get(m.method, "")])
 
 
 def _cell(v) -> str:
@@ -73,6 +85,20 @@ def _identification(result, other_photo: float | None) -> dict:
             "rank1_other_photo": other_photo}
 
 
+def _attacks(p: Privacy) -> dict:
+    """One recognizer's attack I, parrot and attack II figures, where they were measured."""
+    out: dict = {}
+    if p.attack1 is not None:
+        out["attack1"] = _identification(p.attack1, p.attack1_other_photo)
+    if p.parrot is not None:
+        out["attack_parrot"] = _identification(p.parrot, p.parrot_other_photo)
+    if p.attack2 is not None:
+        out["attack2"] = {"accuracy": p.attack2.accuracy, "chance": p.attack2.chance,
+                          "winner": p.attack2.winner, "by_classifier": p.attack2.by_classifier,
+                          "identities": p.attack2.n_identities}
+    return out
+
+
 def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
     rows = []
     for r in results:
@@ -89,19 +115,24 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
                              "smile_agreement": b.smile_agreement, "joy_error": b.joy_error,
                              "expression7_agreement": b.expression7_agreement}
                             for b in r.joy_bins]}
-        if r.attack1 is not None:
-            row["attack1"] = _identification(r.attack1, r.attack1_other_photo)
-        if r.parrot is not None:
-            row["attack_parrot_rank1"] = r.parrot.rates[1]
-            row["attack_parrot_chance"] = r.parrot.chance[1]
-            row["attack_parrot"] = _identification(r.parrot, r.parrot_other_photo)
-        if r.attack2 is not None:
-            row["attack2"] = {"accuracy": r.attack2.accuracy, "chance": r.attack2.chance,
-                              "winner": r.attack2.winner,
-                              "by_classifier": r.attack2.by_classifier,
-                              "identities": r.attack2.n_identities}
+        # dlib's figures keep their first keys; "recognizers" holds both, side by side
+        row.update(_attacks(r.dlib))
+        row["attack_parrot_rank1"] = r.parrot.rates[1] if r.parrot else None
+        row["attack_parrot_chance"] = r.parrot.chance[1] if r.parrot else None
+        row["deidentified_both"] = r.deidentified_both
+        row["read_back"] = read_back(r.method)
+        row["recognizers"] = {
+            rec.key: {"deidentified": r.privacy[rec.key].deidentified,
+                      f"median_{rec.score}": r.privacy[rec.key].median,
+                      "tar_at_far_1e-3": r.privacy[rec.key].tar_at_far_1e3,
+                      "auc": r.privacy[rec.key].roc.auc if r.privacy[rec.key].roc else None,
+                      **_attacks(r.privacy[rec.key])} for rec in RECOGNIZERS}
         rows.append(row)
-    data = {"datasets": [{"name": d.name, "kind": d.kind, "sources": len(d.sources),
+    data = {"steering": steering(),
+            "recognizers": [{"key": rec.key, "name": rec.name, "model": rec.model,
+                             "another_person": rec.rule(), "threshold": rec.threshold(),
+                             "steered_on": True} for rec in RECOGNIZERS],
+            "datasets": [{"name": d.name, "kind": d.kind, "sources": len(d.sources),
                           "no_face": run.no_face.get(d.name, 0)} for d in run.datasets],
             "methods": [m.key for m in run.methods], "results": rows,
             "checks": [{"dataset": d, "measure": n, "value": v, "passed": ok}
@@ -154,10 +185,12 @@ READING = (
     "Realism: does it look like a photograph of a face? Every realism figure stands beside "
     "the same measure between two halves of the real faces. The GAN and in-context "
     "surrogates are measured as the studio hands them out: each is read back by the "
-    "studio's analysis and drawn again until it is another person with the original's "
-    "smile and gender decisions, so their smile and gender agreement and their "
-    "de-identified share are helped by that choice; the 7-class judge, the realism "
-    "measures and the attacks choose nothing. Which models saw which photos "
+    "studio's analysis and drawn again until both of its recognizers (dlib and the "
+    "second, MobileFaceNet ArcFace) call it another person with the original's smile and "
+    "gender decisions, so their smile and gender agreement and their de-identified share "
+    "by either recognizer are helped by that choice; the 7-class judge, the realism "
+    "measures and the attacks choose nothing. Every privacy figure is given by both "
+    "recognizers, side by side. Which models saw which photos "
     "is read from their training manifests and said for each data set below: a figure "
     "measured on faces a model trained on flatters that model.")
 
@@ -178,6 +211,8 @@ def render_html(run: EvaluationRun, results: list[MethodResult],
     if command:
         parts.append(f"<p class='note'>Made by <code>{e(command)}</code>.</p>")
     parts.append(f"<p>{e(READING)}</p>")
+    parts.append(f"<p class='note'><strong>Which recognizers the studio steers on.</strong> "
+                 f"{e(steering())}</p>")
     parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in _intro(run)) + "</ul>")
     glance = overview_table(results)
     parts.append(f"<h2>{e(glance.title)}</h2>" + table(
@@ -216,7 +251,8 @@ def render_markdown(run: EvaluationRun, results: list[MethodResult], figure_dir:
     out = ["# Privacy and utility: surrogates against blur, pixelation and masks", ""]
     if command:
         out += [f"Re-made by `{command}`.", ""]
-    out += [READING, ""] + [f"- {x}" for x in _intro(run)] + [""]
+    out += [READING, "", f"**Which recognizers the studio steers on.** {steering()}", ""]
+    out += [f"- {x}" for x in _intro(run)] + [""]
     glance = overview_table(results)
     out += [f"## {glance.title}", "", md_table(glance.head, glance.rows), "",
             f"*{glance.note}*", ""]

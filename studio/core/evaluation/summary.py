@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,21 +17,17 @@ from studio.core.analysis.attributes import ANGLES
 from studio.core.errors import StudioError
 from studio.core.evaluation.methods import METHODS
 from studio.core.evaluation.observations import Observation
+from studio.core.evaluation.privacy import (
+    ARCFACE,
+    DLIB,
+    RECOGNIZERS,
+    Privacy,
+    deidentified_both,
+    measure,
+)
 from studio.core.evaluation.realism import RealismFeatures, RealismResult, realism
 from studio.core.evaluation.study import EvaluationRun, Measurement
-from studio.core.metrics.attacks import (
-    ClassifierAttack,
-    Identification,
-    ParrotAttack,
-    Roc,
-    classifier_attack,
-    deidentified_share,
-    gallery_rows,
-    identify,
-    impostor_distances,
-    parrot_attack,
-    verification_roc,
-)
+from studio.core.metrics.attacks import ClassifierAttack, Identification, ParrotAttack, Roc
 
 #: The issue's bars for the GAN surrogate.
 BARS = {"deidentified": 0.95, "rank1_over_chance": 2.0, "smile_agreement": 0.85}
@@ -65,26 +60,67 @@ class MethodResult:
     angle_error: dict[str, float]  # mean |output - original|, degrees, outputs with a face
     gender_agreement: float
     truth: dict[str, float]  # against ground truth, where the data set has it
-    deidentified: float  # share of outputs with a face >= 0.6 from their original
-    median_distance: float
-    distances: np.ndarray = field(repr=False)  # per source; NaN: no descriptor
-    roc: Roc | None = field(repr=False, default=None)
-    attack1: Identification | None = None
-    attack1_other_photo: float | None = None  # rank-1 when the gallery holds another photo
-    attack2: ClassifierAttack | None = None
+    #: Privacy by each recognizer (``privacy.RECOGNIZERS``' keys: "dlib", "arcface")
+    privacy: dict[str, Privacy] = field(default_factory=dict, repr=False)
+    #: Share of outputs both recognizers call another person (the studio's own rule)
+    deidentified_both: float = math.nan
     joy_bins: list[JoyBin] = field(default_factory=list)
     #: The independent judge: its 7-class verdict, and happy-or-not, kept from the original
     expression7_agreement: float = math.nan
     happy_agreement: float = math.nan
     #: Realism against the data set's own originals, beside real-versus-real
     realism: RealismResult | None = None
-    #: The parrot attack: outputs matched against the gallery anonymised by the same method
-    parrot: ParrotAttack | None = None
-    parrot_other_photo: float | None = None
+
+    # dlib's figures under their first names (the window, the bars, older reports)
+    @property
+    def dlib(self) -> Privacy:
+        return self.privacy[DLIB.key]
+
+    @property
+    def second(self) -> Privacy:
+        """The second recognizer's figures."""
+        return self.privacy[ARCFACE.key]
+
+    @property
+    def deidentified(self) -> float:
+        """Share of outputs with a face >= 0.6 from their original by dlib."""
+        return self.dlib.deidentified
+
+    @property
+    def median_distance(self) -> float:
+        return self.dlib.median
+
+    @property
+    def distances(self) -> np.ndarray:
+        return self.dlib.scores
+
+    @property
+    def roc(self) -> Roc | None:
+        return self.dlib.roc
+
+    @property
+    def attack1(self) -> Identification | None:
+        return self.dlib.attack1
+
+    @property
+    def attack1_other_photo(self) -> float | None:
+        return self.dlib.attack1_other_photo
+
+    @property
+    def attack2(self) -> ClassifierAttack | None:
+        return self.dlib.attack2
+
+    @property
+    def parrot(self) -> ParrotAttack | None:
+        return self.dlib.parrot
+
+    @property
+    def parrot_other_photo(self) -> float | None:
+        return self.dlib.parrot_other_photo
 
     @property
     def tar_at_far_1e3(self) -> float:
-        return math.nan if self.roc is None else self.roc.tar_at(1e-3)
+        return self.dlib.tar_at_far_1e3
 
     def checks(self) -> dict[str, tuple[float, bool]]:
         """The issue's bars, for the GAN surrogate."""
@@ -95,11 +131,6 @@ class MethodResult:
             ratio = self.attack1.over_chance[1]
             out["rank1_over_chance"] = (ratio, ratio <= BARS["rank1_over_chance"])
         return out
-
-
-def _descriptors(observations) -> np.ndarray:
-    return np.stack([o.descriptor if o.descriptor is not None else np.full(128, np.nan)
-                     for o in observations]).astype(np.float64)
 
 
 def _mean(values) -> float:
@@ -188,24 +219,10 @@ def joy_bins(rows: list[Measurement]) -> list[JoyBin]:
 
 def summarise(rows: list[Measurement], identities_known: bool,
               parrot: dict[tuple[str, str, str], Observation] | None = None) -> MethodResult:
-    """One method on one data set."""
+    """One method on one data set; its privacy by each recognizer."""
     r0 = rows[0]
     found = [r for r in rows if r.output.found]
-    original, output = _descriptors(r.original for r in rows), _descriptors(r.output for r in rows)
-    distances = np.linalg.norm(original - output, axis=1)  # NaN without a descriptor
-    ids = np.array([r.identity for r in rows])
-    finite = distances[np.isfinite(distances)]
-    roc = None
-    impostors = impostor_distances(original, ids, output, ids)
-    if finite.size and impostors.size:
-        roc = verification_roc(distances, impostors)
-    attack1 = other = attack2 = parrot_result = parrot_other = None
-    if identities_known:
-        attack1, other = _attack_one(rows, original, output, ids)
-        parrot_result, parrot_other = _parrot(rows, output, ids, parrot or {})
-        described = Counter(ids[np.isfinite(output).all(axis=1)])
-        if sum(n >= 2 for n in described.values()) >= 2:  # someone to train and test on
-            attack2 = classifier_attack(output, ids)
+    privacy = {rec.key: measure(rows, rec, identities_known, parrot) for rec in RECOGNIZERS}
     judged = [r for r in found if math.isfinite(r.output.p_male) and
               math.isfinite(r.original.p_male)]
     return MethodResult(
@@ -217,56 +234,10 @@ def summarise(rows: list[Measurement], identities_known: bool,
                                for r in found]) for a in ANGLES},
         gender_agreement=(float(np.mean([(r.output.p_male >= 0.5) == (r.original.p_male >= 0.5)
                                          for r in judged])) if judged else math.nan),
-        truth=truth_metrics(rows),
-        deidentified=deidentified_share(distances),
-        median_distance=float(np.median(finite)) if finite.size else math.nan,
-        distances=distances, roc=roc, attack1=attack1, attack1_other_photo=other,
-        attack2=attack2, joy_bins=joy_bins(rows),
-        expression7_agreement=expression_agreement(rows),
-        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows),
-        parrot=parrot_result, parrot_other_photo=parrot_other)
-
-
-def _attack_one(rows: list[Measurement], original: np.ndarray, output: np.ndarray,
-                ids: np.ndarray) -> tuple[Identification, float | None]:
-    """Gallery: one original per identity (its first photo). Probes: every output. Rank-1
-    is also given for the probes whose own photo is not the gallery's."""
-    gallery = np.array(gallery_rows(ids))
-    result = identify(output, ids, original[gallery], ids[gallery])
-    other = _other_photo(ids, gallery)
-    rate = float(np.mean(result.ranks[other] <= 1)) if other.any() else None
-    return result, rate
-
-
-def _other_photo(ids: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """True for the rows whose photo is not their person's gallery photo."""
-    mask = np.ones(len(ids), bool)
-    mask[gallery] = False
-    return mask
-
-
-def _parrot(rows: list[Measurement], output: np.ndarray, ids: np.ndarray,
-            gallery_outputs: dict[tuple[str, str, str], Observation]
-            ) -> tuple[ParrotAttack | None, float | None]:
-    """The parrot attack: a surrogate's gallery is made anew with a fresh seed (see
-    evaluation.parrot); a deterministic method's is its own output of the gallery photo."""
-    method = rows[0].method
-    if method == "original":
-        return None, None
-    gallery = np.array(gallery_rows(ids))
-    if METHODS[method].seeded:
-        found = [gallery_outputs.get((rows[i].dataset, rows[i].source, method)) for i in gallery]
-        if not any(o is not None for o in found):
-            return None, None  # not made (an old cache or a cancelled run)
-        anonymised = _descriptors([o or Observation(False) for o in found])
-    else:
-        anonymised = output[gallery]
-    try:
-        result = parrot_attack(output, ids, anonymised, ids[gallery])
-    except ValueError:
-        return None, None
-    other = _other_photo(ids, gallery)
-    return result, (result.rate(1, among=other) if other.any() else None)
+        truth=truth_metrics(rows), privacy=privacy,
+        deidentified_both=deidentified_both(privacy[DLIB.key], privacy[ARCFACE.key]),
+        joy_bins=joy_bins(rows), expression7_agreement=expression_agreement(rows),
+        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows))
 
 
 def summarise_run(run: EvaluationRun,

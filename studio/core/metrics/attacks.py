@@ -4,8 +4,10 @@ Attack I matches outputs against a gallery of originals; the parrot attack match
 against the gallery anonymised by the same method; attack II trains classifiers on outputs
 of known people.
 
-Everything is measured on dlib's 128-d descriptors compared by Euclidean distance, the metric
-behind ``SAME_PERSON_THRESHOLD``. A NaN descriptor (or distance) means no face was found on an
+Everything is measured on descriptors compared by Euclidean distance: dlib's 128-d, the
+metric behind ``SAME_PERSON_THRESHOLD``, or the second recognizer's unit 192-d, where the
+distance √(2 − 2·cos) ranks as its cosine similarity does (``evaluation.privacy`` runs each
+measure with both). A NaN descriptor (or distance) means no face was found on an
 output; each measure says how it treats those, because dropping them silently would flatter
 whichever side they happen to help.
 """

@@ -27,6 +27,10 @@ FACE_SEED_STEP = 7919
 class MethodMaker:
     """A method that draws a face crop per identity seed and pastes it back into photos."""
 
+    #: Its faces are read back and drawn again until both recognizers call them another
+    #: person (``metrics.comparison.another_person``): the evaluation says it steers on them.
+    read_back = False
+
     def load(self, engine, workers: int = 1) -> None:
         """Load what the method needs into ``engine`` (nothing by default)."""
 
@@ -67,6 +71,8 @@ class MethodMaker:
 
 class GanMethod(MethodMaker):
     """The conditional generator's face, drawn until it is another person (``gan_draws``)."""
+
+    read_back = True
 
     def load(self, engine, workers: int = 1) -> None:
         import torch
@@ -132,7 +138,10 @@ class MorphableMethod(MethodMaker):
 
 
 class InContextMethod(MethodMaker):
-    """The face replaced inside the photo (``surrogates.incontext``)."""
+    """The face replaced inside the photo (``surrogates.incontext``), read back
+    (``surrogates.verified``)."""
+
+    read_back = True
 
     def __init__(self, context: str = "keep", refine: bool = True) -> None:
         self.context, self.refine = context, refine

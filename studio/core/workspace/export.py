@@ -28,14 +28,20 @@ import numpy as np
 from PIL import Image
 
 from studio.core.analysis.analyzer import FaceAnalysis
-from studio.core.analysis.identity import SAME_PERSON_THRESHOLD, identity_distance
-from studio.core.analysis.landmarks import largest_face
-from studio.core.assets import check_writable_dir, open_private, sync_folder, sync_tree
+from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
+from studio.core.assets import (
+    check_writable_dir,
+    open_private,
+    sha256_of,
+    sync_folder,
+    sync_tree,
+)
 from studio.core.crowd.formats import BASIC_EXPRESSIONS, MAPPING_COLUMNS
 from studio.core.crowd.tables import csv_writer, dict_writer
 from studio.core.errors import StudioError
+from studio.core.metrics.comparison import another_person, compare, threshold2
 from studio.core.surrogates.making import png_bytes
-from studio.core.workspace.store import Candidate, FaceRecord, Workspace
+from studio.core.workspace.store import Candidate, FaceRecord, Workspace, face_analysis
 
 FORMATS = ("mturk", "labelstudio")
 BOTH = "both"  # --format both: every one of FORMATS
@@ -118,28 +124,69 @@ def local_files_url(path: Path, root: Path) -> str:
 
 
 class IdentityGate:
-    """Re-measures every surrogate against its original's descriptor at export time: the
-    stored metrics are not trusted, and a candidate whose face cannot be found is refused
-    too, since its distance cannot be checked."""
+    """Re-measures every surrogate against its original at export time, with both
+    recognizers as the read-back does (``metrics.comparison.another_person``): the stored
+    metrics are not trusted, and a candidate whose face cannot be found is refused too,
+    since its identity cannot be checked. The workspace keeps dlib's descriptor only, so
+    the second recognizer reads each original from its photo, once per face; a photo that
+    is gone or changed refuses its candidates, never leaving dlib to judge alone. A missing
+    or corrupt recognizer file stops the gate before it measures anything."""
 
-    def __init__(self, analyzer) -> None:
+    def __init__(self, analyzer, workspace: Workspace | None = None) -> None:
         self.analyzer = analyzer
+        self.workspace = workspace
+        analyzer.load_second()  # ModelFileError naming the file and `make models`
+        self._originals: dict[int, FaceAnalysis | str] = {}  # face id -> face, or why not
 
     def check(self, face: FaceRecord, rgb: np.ndarray) -> str | None:
-        return self.measure(face.descriptor, rgb)[0]
+        original = self.original(face)
+        if isinstance(original, str):
+            return original
+        return self.measure(original, rgb)[0]
 
-    def measure(self, descriptor: np.ndarray | None, rgb: np.ndarray
+    def original(self, face: FaceRecord) -> FaceAnalysis | str:
+        """The stored face with the second recognizer's descriptor of its original photo,
+        or why the photo cannot be read."""
+        if face.id not in self._originals:
+            self._originals[face.id] = self._describe(face)
+        return self._originals[face.id]
+
+    def _describe(self, face: FaceRecord) -> FaceAnalysis | str:
+        from studio.core.analysis.images import load_image
+        from studio.core.errors import ImageLoadError
+
+        path = self.workspace.locate(face.original_id) if self.workspace else None
+        if path is None:
+            return ("its original photo is not where the workspace saw it, so the second "
+                    "recognizer cannot check it (`studio relink` points the workspace at a "
+                    "moved folder)")
+        try:
+            if sha256_of(path) != face.original_sha256:
+                return f"{path.name} has changed since the batch, so it cannot be checked"
+            rgb = load_image(path).rgb
+        except (OSError, ImageLoadError) as exc:
+            return f"its original photo {path.name} cannot be read ({exc})"
+        return self.analyzer.describe2(rgb, [face_analysis(face)])[0]
+
+    def measure(self, original: FaceAnalysis, rgb: np.ndarray
                 ) -> tuple[str | None, FaceAnalysis | None]:
-        """(why it is refused or None, the face read in the picture or None)."""
-        if descriptor is None:
+        """(why it is refused or None, the face read in the picture or None). ``original``
+        carries both recognizers' descriptors."""
+        if original.descriptor is None or original.descriptor2 is None:
             return "the original has no identity descriptor", None
-        seen = largest_face(self.analyzer.analyze(rgb, recall=False).faces)
-        if seen is None or seen.descriptor is None:
-            return "no face found in the surrogate, so its identity cannot be checked", seen
-        d = identity_distance(descriptor, seen.descriptor)
-        if d < SAME_PERSON_THRESHOLD:
-            return f"identity distance {d:.2f} < {SAME_PERSON_THRESHOLD} (same person)", seen
-        return None, seen
+        c = compare(self.analyzer, original, rgb)
+        if c.surrogate is None or c.distance is None or c.similarity2 is None:
+            return ("no face found in the surrogate, so its identity cannot be checked",
+                    c.surrogate)
+        if another_person(c.distance, c.similarity2):
+            return None, c.surrogate
+        same = []
+        if c.same_person_dlib:
+            same.append(f"identity distance {c.distance:.2f} < {SAME_PERSON_THRESHOLD} (dlib)")
+        if c.same_person2:
+            same.append(f"similarity {c.similarity2:.2f} >= {threshold2():.2f} (the second "
+                        "recognizer, MobileFaceNet ArcFace)")
+        return f"{' and '.join(same)}: the same person", c.surrogate
 
 
 def _item_id(taken: set[str]) -> str:
@@ -264,7 +311,7 @@ def export_batch(workspace: Workspace, out_dir: str | Path, analyzer,
                                     local_root)
     accepted = workspace.candidates(decision="accepted")
     faces = {f.id: f for f in workspace.faces()}
-    gate = IdentityGate(analyzer)
+    gate = IdentityGate(analyzer, workspace)
     rng = np.random.default_rng(seed)
     report = ExportReport(out_dir, mapping, set_aside=workspace.set_aside())
     rows: list[tuple[dict, bytes]] = []

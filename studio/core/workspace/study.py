@@ -155,6 +155,7 @@ def _make(engine, gate: IdentityGate, sha: str, image, face, index: int, others,
           ) -> tuple[dict[str, tuple[int | None, bytes, float]], str | None]:
     """Every version of one original, or (partial, why it cannot be used)."""
     made: dict[str, tuple[int | None, bytes, float]] = {}
+    (face,) = gate.analyzer.describe2(image.rgb, [face])  # the gate asks both recognizers
     if "original" in versions:
         made["original"] = (None, png_bytes(original_crop(image.rgb, face.landmarks,
                                                           EXPORT_SIZE)), face.attributes.joy)
@@ -163,7 +164,7 @@ def _make(engine, gate: IdentityGate, sha: str, image, face, index: int, others,
         for attempt in range(TRIES):
             seed = candidate_seed(sha, index, attempt)
             rgb = surrogate_images(engine, method, image, face, [seed], others)[0]
-            problem, seen = gate.measure(face.descriptor, rgb)
+            problem, seen = gate.measure(face, rgb)
             if problem is None:
                 made[method] = (seed, png_bytes(rgb), seen.attributes.joy)
                 break
