@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the refiner alone (float16) here, with its training manifest")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--d-lr", type=float, default=None, metavar="RATE",
+                   help="the critics' learning rate (default the training settings' 4e-4)")
     p.add_argument("--parts", type=float, default=None, metavar="WEIGHT",
                    help="weight of the eye and mouth critics (0: off; default the "
                         "training settings' 1)")
@@ -79,10 +81,11 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     if not len(pairs):
         raise StudioError(f"no pairs in {args.pairs}: run studio refiner-pairs first")
     preview = PairSet(Path(args.preview)) if Path(args.preview).is_dir() else None
-    parts = {} if args.parts is None else {"parts": args.parts}
+    chosen = {"parts": args.parts, "d_lr": args.d_lr}
+    given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,
-                                                     **parts))
+                                                     **given))
     if args.resume and trainer.state_path.is_file():
         trainer.load_state()
         print(f"resumed at step {trainer.step} ({trainer.seconds / 3600:.2f} h trained)")
