@@ -133,6 +133,26 @@ def test_requested_gender_moves_the_classifier(maker, analyzer, held_out):
         assert read[1] > read[0] + 0.1, read
 
 
+def test_the_new_texture_sits_on_the_smile_axis_where_its_joy_does(maker, held_out):
+    """Issue 27's smile axis: a new identity's texture is set to where the training faces
+    of the joy it is drawn with sit (its random amount of smile read as another expression
+    to the independent judge), and left as drawn where no joy is given."""
+    from studio.core.surrogates.incontext import Redraw
+
+    smile = maker.extras.smile
+    assert smile is not None and smile.positions[0] < smile.positions[1]
+    for _, rgb, face in held_out:
+        fit = maker.prepare(rgb, face).fit
+        along = [float(maker.new_identity(fit, 9, 0.5, Redraw(joy=joy))[1] @ smile.direction)
+                 for joy in (0.0, 0.5, 1.0)]
+        assert along == pytest.approx([smile.positions[0], np.mean(smile.positions),
+                                       smile.positions[1]])
+        shape, texture = maker.new_identity(fit, 9, 0.5, Redraw())
+        gender_only = maker.extras.gender.apply(*maker.model.sample_identity(
+            9, spread=1.0, away_from=fit, margin=1.0), 0.5)
+        assert np.allclose(texture, gender_only[1]) and np.allclose(shape, gender_only[0])
+
+
 def test_a_large_pose_edit_is_limited_and_said(maker, held_out):
     from dataclasses import replace
 

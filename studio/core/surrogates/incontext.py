@@ -252,10 +252,15 @@ class InContextMaker:
     def new_identity(self, fit: Fit, seed: int, p_male: float, redraw: Redraw
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Shape and texture coefficients of the face drawn in place of ``fit``: away from
-        it, then set along the gender axis (the refiner's training pairs override this)."""
+        it, then set along the gender axis and, to the joy it is drawn with (``redraw.joy``),
+        along the smile axis (the refiner's training pairs override this)."""
         identity, tex_coef = self.model.sample_identity(seed, spread=SPREAD, away_from=fit,
                                                         margin=redraw.margin)
-        return self.extras.gender.apply(identity, tex_coef, p_male, redraw.gender_emphasis)
+        identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male,
+                                                      redraw.gender_emphasis)
+        if self.extras.smile is not None and redraw.joy is not None:
+            tex_coef = self.extras.smile.apply(tex_coef, redraw.joy)
+        return identity, tex_coef
 
     def _render_face(self, photo: np.ndarray, p: PreparedFace, seed: int,
                      targets: Attributes | None, skin: str, grey: bool, redraw: Redraw
@@ -278,7 +283,9 @@ class InContextMaker:
             p_male = targets.p_male
         if redraw.joy is not None:
             expression = joy_edit(expression, redraw.joy)
-        identity, tex_coef = self.new_identity(fit, seed, p_male, redraw)
+        drawn_joy = redraw.joy if redraw.joy is not None else (
+            targets.joy if targets is not None else attrs.joy)
+        identity, tex_coef = self.new_identity(fit, seed, p_male, replace(redraw, joy=drawn_joy))
         if skin == "match" and fit.texture is not None:
             tex_coef = self.layout.with_tone(tex_coef, fit.texture, TONE_STRENGTH)
         new = model.posed(fit, identity, expression, rotation)
