@@ -2,8 +2,9 @@
 single-face photos (read, analysed, every face replaced, PNG written), and the time to
 replace one face in a 640x480 photo (fit, relight, render, blend; then with the read-back
 check anonymize adds) and to repaint it after a slider move. Targets: >= 5 photos/s,
-<= 100 ms median per face, <= 60 ms p95 per slider repaint.
-Model loading is not counted.
+<= 100 ms median per face, <= 80 ms p95 per slider repaint (issue 27, with the refiner).
+Model loading is not counted. The repaint's CPU time is printed beside its wall time: on a
+machine other work keeps busy, it is what the repaint would take on a core of its own.
 
 Run: ``.venv/bin/python benchmarks/bench_anonymize.py [--photos N] [--workers W]``.
 Faces: held-out UTKFace photos from ../shared/data (200x200), copied into a temp folder;
@@ -82,7 +83,7 @@ def main() -> None:
         print(f"  one face in a 640x480 photo ({len(photos)} photos, face ~300 px):")
         for label, limit in (("replace", small_blas), ("same, BLAS threads left as they are",
                                                        nullcontext)):
-            times, checked, slider = [], [], []
+            times, checked, slider, slider_cpu = [], [], [], []
             with limit():  # as anonymize runs it: one BLAS thread (whole_photo.small_blas)
                 for k, (image, faces, _) in enumerate(photos):
                     engine._prepared = None  # each photo's fit and light measured anew
@@ -91,11 +92,12 @@ def main() -> None:
                     times.append((time.perf_counter() - t0) * 1e3)
                     for joy in (0.1, 0.5, 0.9):  # the window's slider: fit and light kept
                         targets = replace(faces[0].attributes, joy=joy)
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         engine.in_context(image, faces, ContextRequest(seed=k + 1,
                                                                        targets=targets),
                                           verify=False)
                         slider.append((time.perf_counter() - t0) * 1e3)
+                        slider_cpu.append((time.process_time() - c0) * 1e3)
                     t0 = time.perf_counter()
                     replace_faces(engine, image, faces, "context", seed=k + 1)
                     checked.append((time.perf_counter() - t0) * 1e3)
@@ -105,7 +107,8 @@ def main() -> None:
                 print(f"    with the read-back check      {stats(checked)}   (as anonymize "
                       "makes it: analysis of the new face, redraws)")
                 print(f"    slider repaint                {stats(slider)}   (target p95 <= "
-                      "60 ms)")
+                      "80 ms)")
+                print(f"      its CPU time                {stats(slider_cpu)}")
             else:
                 print(f"    ({label}: {stats(times).strip()})")
         print(f"    analysis  {stats([a for *_, a in photos])}   (landmarks and attributes, "
