@@ -41,15 +41,31 @@ def photo_grain(rgb: np.ndarray, mask: np.ndarray) -> float:
 
 
 def face_masks(coverage: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """The clone mask (uint8, the rendered face eroded) and the feathered alpha inside it."""
+    """The clone mask (uint8, the rendered face eroded) and the feathered alpha inside it.
+
+    Eroded and blurred on the rendered part's box only, grown by the reach of both (zeros
+    there, as around it): the same masks (the feather to a float's last bit), where a
+    12-megapixel photo's slider repaint spent 0.9 s of its 1.3 s CPU eroding and blurring
+    the empty rest of the frame."""
     erode = max(1, round(0.03 * width))
-    hard = (coverage > 0.5).astype(np.uint8) * 255
-    hard = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                                                     (2 * erode + 1, 2 * erode + 1)))
     feather = max(1.0, 0.025 * width)
-    soft = cv2.GaussianBlur(cv2.erode(hard, np.ones((3, 3), np.uint8)).astype(np.float32)
-                            / 255, (0, 0), feather)
-    return hard, soft * (hard > 0)
+    drawn = coverage > 0.5
+    hard = np.zeros(coverage.shape, np.uint8)
+    soft = np.zeros(coverage.shape, np.float32)
+    rows, cols = np.flatnonzero(drawn.any(1)), np.flatnonzero(drawn.any(0))
+    if len(rows) == 0:
+        return hard, soft
+    grow = erode + 2 + int(np.ceil(4 * feather)) + 2  # both erosions, the blur's kernel
+    y0, y1 = max(rows[0] - grow, 0), min(rows[-1] + grow + 1, coverage.shape[0])
+    x0, x1 = max(cols[0] - grow, 0), min(cols[-1] + grow + 1, coverage.shape[1])
+    part = drawn[y0:y1, x0:x1].astype(np.uint8) * 255
+    part = cv2.erode(part, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                     (2 * erode + 1, 2 * erode + 1)))
+    feathered = cv2.GaussianBlur(cv2.erode(part, np.ones((3, 3), np.uint8)).astype(np.float32)
+                                 / 255, (0, 0), feather)
+    hard[y0:y1, x0:x1] = part
+    soft[y0:y1, x0:x1] = feathered * (part > 0)
+    return hard, soft
 
 
 def match_low_frequencies(render: np.ndarray, photo: np.ndarray, weight: np.ndarray,
