@@ -84,3 +84,22 @@ def test_missing_or_corrupt_recognizer_stops_the_check(engine, utk_face, face, t
         from studio.core.metrics.comparison import compare
 
         compare(engine.analyzer, face, np.ascontiguousarray(utk_face[:, ::-1]))
+
+
+def test_a_face_inside_the_read_back_margin_is_drawn_again_then_kept_and_said(
+        engine, utk_face, face, monkeypatch):
+    """A new face must clear each threshold by the read-back's margin; one that reaches
+    the thresholds but never the margin is drawn to the last margin, then kept (it is
+    another person to both) with a note, not blurred."""
+    from studio.core.surrogates import verified
+
+    first = replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
+                             ContextRequest(seed=5))
+    assert first.draws < len(MARGINS)
+    monkeypatch.setattr(verified, "READ_BACK", verified.ReadBackMargin(dlib=0.0, second=5.0))
+    unreachable = replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
+                                   ContextRequest(seed=5))
+    assert unreachable.draws == len(MARGINS)
+    assert unreachable.result.faces[0].replaced
+    notes = " ".join(unreachable.result.notes)
+    assert "inside the read-back's margin" in notes and "blurred" not in notes
