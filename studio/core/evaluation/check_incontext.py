@@ -6,7 +6,7 @@ Held out: the GENKI-4K test split and the UTKFace hold-out (``held_out``), less 
 in the morphable model's or the refiner's training manifest. Each face is replaced in its photo as
 ``studio anonymize`` replaces it (read back, drawn again if needed), and the photo
 re-analysed. "No real person shown" compares each new face with every training face the
-model drew on (the morphable build's images).
+model drew on (the morphable build's images) and with a spread of the refiner's.
 """
 
 from __future__ import annotations
@@ -95,12 +95,36 @@ def expression_metric(rows: list[Row]) -> Metric:
                   f"{happy:.3f}; {len(rows)} faces; changes: {common}")
 
 
+#: UTKFace photos the refiner trained on, spread over its 22,285, added to the training
+#: faces "no real person shown" compares with: a refiner that memorised faces shows there.
+REFINER_SAMPLE = 1500
+
+
+def refiner_training_sample(n: int = REFINER_SAMPLE) -> list:
+    """``n`` photos spread over UTKFace's training split that the refiner's manifest
+    holds (none where the weights have no manifest)."""
+    from studio.core.assets import sha256_of
+    from studio.core.datasets import TrainingManifest, manifest_path, utk_split, utkface
+    from studio.core.refiner.model import REFINER_FILE
+
+    where = manifest_path(REFINER_FILE)
+    items = utk_split(utkface(), "train") if where.is_file() and n > 0 else []
+    if not items:
+        return []
+    seen = TrainingManifest.load(where)
+    picks = [items[i].path for i in np.linspace(0, len(items) - 1, n).astype(int)]
+    return [path for path in dict.fromkeys(picks) if seen.contains_image(sha256_of(path))]
+
+
 def training_descriptors(analyzer: FaceAnalyzer, limit: int | None = None,
                          progress: Progress | None = None) -> np.ndarray:
-    """Descriptors of the faces the morphable model and its extras were built from."""
+    """Descriptors of the faces the morphable model and its extras were built from, and
+    of a spread of the refiner's training photos (``limit`` caps each)."""
     from studio.core.morphable.build import training_images
 
     paths = [p for _, p in training_images(2000, 1500, 0)][:limit]
+    paths += refiner_training_sample(REFINER_SAMPLE if limit is None
+                                     else min(limit, REFINER_SAMPLE))
     return face_descriptors(analyzer, paths, progress, "training-face descriptors")
 
 
