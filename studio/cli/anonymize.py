@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="methods that replace inside the photo: keep (default) the hair, "
                         "ears and background, or "
                         "blur them")
+    from studio.core.surrogates.privacy import DEFAULT_PRIVACY, PRIVACY_PRESETS
+
+    p.add_argument("--privacy", default=None,
+                   help=literal("; ".join(f"{name}: {preset.summary}" + (
+                       " (default)" if name == DEFAULT_PRIVACY else "")
+                       for name, preset in PRIVACY_PRESETS.items())
+                       + ". docs/privacy.md says what each protects against and what not; "
+                       "methods that replace inside the photo only"))
     p.add_argument("--neutral-names", action="store_true",
                    help="random output names; which came from which original goes to a "
                         "private mapping outside OUT_DIR")
@@ -66,7 +74,8 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         report = anonymize(args.inputs, args.out_dir, method=args.method, seed=args.seed,
                            context=args.context, neutral_names=args.neutral_names,
                            mapping=args.mapping, progress=progress, workers=workers,
-                           ray=address, unfitted=args.unfitted, min_face=args.min_face)
+                           ray=address, unfitted=args.unfitted, min_face=args.min_face,
+                           privacy=args.privacy)
     for message in report.messages:
         print(f"  {message}", file=sys.stderr)
     unhandled = (f"; {report.faces_unhandled} left unchanged by the method and masked"

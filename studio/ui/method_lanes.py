@@ -106,7 +106,8 @@ class InContextLane(Lane):
 
     def listen(self) -> None:
         for signal in (self.state.targets_changed, self.state.identity_changed,
-                       self.state.face_changed, self.state.context_view_changed):
+                       self.state.face_changed, self.state.context_view_changed,
+                       self.state.privacy_changed):
             signal.connect(self.inputs_changed)
 
     def inputs_changed(self) -> None:
@@ -118,9 +119,10 @@ class InContextLane(Lane):
                 self.state.set_context(None)
 
     def _request(self):
-        from studio.core.surrogates.incontext import ContextRequest
+        from studio.core.surrogates.privacy import privacy_preset
 
-        return ContextRequest(seed=self.state.seed_a, targets=self.state.targets)
+        return privacy_preset(self.state.privacy).request(seed=self.state.seed_a,
+                                                          targets=self.state.targets)
 
     def _current_matches(self) -> bool:
         photo, state = self.state.context, self.state

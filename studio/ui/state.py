@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.core.analysis.attributes import Attributes
 from studio.core.generator.choices import DEFAULT
 from studio.core.generator.latent import mix, z_for_seed
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY, privacy_preset
 from studio.core.surrogates.registry import IN_CONTEXT, MORPHABLE
 from studio.ui.comparison_state import ComparisonState
 
@@ -69,6 +70,7 @@ class StudioState(QObject):
     context_view_changed = Signal()  # the photo view shows the original or the in-context photo
     context_changed = Signal()  # a new in-context photo (or none)
     generator_changed = Signal()  # which shipped generator draws the surrogates
+    privacy_changed = Signal()  # the in-context privacy preset (surrogates.privacy)
     timings_changed = Signal()  # how long the last analysis, surrogate, measure, render took
     busy_changed = Signal(str, bool)  # an event, not state: what, busy
     message = Signal(str, str)  # an event, not state: level ("info" | "error"), text
@@ -103,6 +105,7 @@ class StudioState(QObject):
         self.context: ContextPhoto | None = None
         self.timings: dict[str, float] = {}
         self.generator_key = DEFAULT.key  # generator.choices: the one drawing
+        self.privacy = DEFAULT_PRIVACY  # surrogates.privacy: how the in-context faces are made
 
     # -- derived -------------------------------------------------------------------
     @property
@@ -184,6 +187,13 @@ class StudioState(QObject):
         if key != self.generator_key:
             self.generator_key = key
             self.generator_changed.emit()
+
+    def set_privacy(self, name: str) -> None:
+        """The in-context privacy preset; an unknown name is a StudioError."""
+        name = privacy_preset(name).name
+        if name != self.privacy:
+            self.privacy = name
+            self.privacy_changed.emit()
 
     def set_timing(self, **ms: float) -> None:
         """How long a stage took, e.g. ``set_timing(analysis=120.0)``."""

@@ -1,6 +1,6 @@
 """The studio window's commands: its actions, menus (File with Open recent, View, Surrogate
-with the Generator choices, Help) and toolbar, the recent photos kept in the settings, and
-the About box. The window owns the slots; this module lays them out."""
+with the Generator choices and the Privacy presets, Help) and toolbar, the recent photos
+kept in the settings, and the About box. The window owns the slots; this module lays them out."""
 
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ def build_menus(win) -> None:
     sur.addAction(win.walk_action)
     sur.addSeparator()
     win.generator_actions = generator_menu(win, sur.addMenu("&Generator"))
+    win.privacy_actions = privacy_menu(win, sur.addMenu("&Privacy"))
     bar.addMenu("&Help").addAction(win.about_action)
 
     tools = win.addToolBar("Main")
@@ -135,6 +136,31 @@ def generator_menu(win, menu: QMenu) -> dict[str, QAction]:
         actions[win.state.generator_key].setChecked(True)
 
     win.state.generator_changed.connect(show)
+    show()
+    return actions
+
+
+def privacy_menu(win, menu: QMenu) -> dict[str, QAction]:
+    """One checkable entry per privacy preset (``surrogates.privacy``), bound to
+    ``state.privacy``: how the in-context faces are made."""
+    from studio.core.surrogates.privacy import PRIVACY_PRESETS
+
+    group = QActionGroup(win)
+    actions = {}
+    for name, preset in PRIVACY_PRESETS.items():
+        act = make_action(win, f"&{name.capitalize()}: {preset.summary}",
+                          lambda _=False, n=name: win.state.set_privacy(n), None,
+                          f"In-context faces under the {name} privacy preset "
+                          "(docs/privacy.md: what it protects against and what not)")
+        act.setCheckable(True)
+        group.addAction(act)
+        menu.addAction(act)
+        actions[name] = act
+
+    def show() -> None:
+        actions[win.state.privacy].setChecked(True)
+
+    win.state.privacy_changed.connect(show)
     show()
     return actions
 

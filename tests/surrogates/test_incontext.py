@@ -10,17 +10,10 @@ import pytest
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.surrogates import compositing
-from studio.core.surrogates.incontext import ContextRequest, InContextMaker
+from studio.core.surrogates.incontext import ContextRequest
 from studio.core.surrogates.verified import read_back, replace_verified
 
 pytestmark = pytest.mark.data
-
-
-@pytest.fixture(scope="module")
-def maker():
-    m = InContextMaker()
-    yield m
-    m.close()
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from studio.core.surrogates.anonymize_files import (
     write_new,
 )
 from studio.core.surrogates.making import png_bytes
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY, privacy_preset
 from studio.core.surrogates.registry import DEFAULT_ANONYMIZE, REGISTRY
 from studio.core.surrogates.unfitted import check_policy
 from studio.core.surrogates.whole_photo import (
@@ -96,6 +97,7 @@ class _Settings:
     seed: int
     context: str
     unfitted: str = UNFITTED_POLICIES[0]
+    privacy: str = DEFAULT_PRIVACY
 
 
 @dataclass
@@ -113,20 +115,33 @@ class _Outcome:
     run_notes: tuple[str, ...] = ()
 
 
-def check_options(method: str, context: str | None) -> str:
-    """The method's and context's usage errors, before any model loads; returns the context."""
+def check_options(method: str, context: str | None, privacy: str | None = None
+                  ) -> tuple[str, str]:
+    """The method's, context's and privacy preset's usage errors, before any model loads;
+    returns the context and the preset's name."""
     choices = REGISTRY.anonymize_choices()
     if method not in choices:
         raise AnonymizeError(f"unknown method {method!r}; use {', '.join(choices)}")
-    if context is not None and not REGISTRY.for_anonymize(method).takes_context:
-        raise AnonymizeError("--context is for the methods that replace the face in its "
-                             "photo: " + ", ".join(s.key for s in REGISTRY
-                                                   if s.anonymize and s.takes_context))
-    context = context or "keep"
+    takes_context = REGISTRY.for_anonymize(method).takes_context
+    in_photo = ", ".join(s.key for s in REGISTRY if s.anonymize and s.takes_context)
+    if context is not None and not takes_context:
+        raise AnonymizeError(f"--context is for the methods that replace the face in its "
+                             f"photo: {in_photo}")
+    try:
+        preset = privacy_preset(privacy)
+    except StudioError as exc:
+        raise AnonymizeError(str(exc)) from None
+    if preset.name != DEFAULT_PRIVACY and not takes_context:
+        raise AnonymizeError(f"--privacy {preset.name} is for the methods that replace the "
+                             f"face in its photo: {in_photo}")
+    if preset.context != "keep" and context not in (None, preset.context):
+        raise AnonymizeError(f"--privacy {preset.name} blurs the context: leave out "
+                             f"--context {context}")
+    context = context or preset.context
     if context not in compositing.CONTEXTS:
         raise AnonymizeError(f"context must be one of {', '.join(compositing.CONTEXTS)}, "
                              f"not {context!r}")
-    return context
+    return context, preset.name
 
 
 def _process(job: Job, engine, run: _Settings) -> _Outcome:
@@ -145,7 +160,7 @@ def _process(job: Job, engine, run: _Settings) -> _Outcome:
                                            "nothing written")
         done = replace_faces(engine, image, analysis.faces, run.method,
                              photo_seed(run.seed, image.rgb), run.context, analysis.unfitted,
-                             run.unfitted)
+                             run.unfitted, run.privacy)
         wide = engine.run_notes()
         notes = [n for n in (*analysis.notes, *done.notes) if n and n not in wide]
         message = f"{shown(job.source)}: {'; '.join(notes)}" if notes else ""
@@ -181,15 +196,16 @@ def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLi
               neutral_names: bool = False, mapping: str | os.PathLike[str] | None = None,
               progress: Progress | None = None, engine=None, workers: int = 1,
               ray: str | None = None, unfitted: str = UNFITTED_POLICIES[0],
-              min_face: float | None = None) -> AnonymizeReport:
+              min_face: float | None = None, privacy: str | None = None) -> AnonymizeReport:
     """Every face of every photo in ``inputs`` replaced by ``method``, one PNG each under
     ``out_dir``. ``seed`` None draws the run's identities at random. ``engine``: a loaded
     ``SurrogateEngine`` to reuse (else one is made for ``method`` and closed at the end).
     ``ray``: the photos are replaced by Ray workers (``scale``), on a Ray started here
     ("local", ``workers`` CPUs) or on the cluster at that address; this process still
     writes every file. Faces found but not fitted are masked or blurred (``unfitted``);
-    faces are looked for down to ``min_face`` pixels (``analysis.detector``)."""
-    context = check_options(method, context)
+    faces are looked for down to ``min_face`` pixels (``analysis.detector``). ``privacy``:
+    the in-context method's preset (``surrogates.privacy``; None: the default)."""
+    context, privacy = check_options(method, context, privacy)
     check_policy(unfitted)
     inputs = list(inputs)
     out = Path(os.path.abspath(out_dir))
@@ -212,7 +228,8 @@ def anonymize(inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLi
             try:
                 seed = secrets.randbelow(1_000_000) + 1 if seed is None else seed
                 _run_all(jobs, out, book, report, progress, engine,
-                         _Settings(method, seed, context, unfitted), workers, ray, min_face)
+                         _Settings(method, seed, context, unfitted, privacy), workers, ray,
+                         min_face)
             finally:
                 if book is not None:
                     book.close()

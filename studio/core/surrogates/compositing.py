@@ -15,6 +15,11 @@ import numpy as np
 #: Below this landmark-box width (pixels) a face is too small to fit; it is blurred.
 MIN_FACE_PX = 24
 CONTEXTS = ("keep", "blur")
+#: ``ContextRequest.hair``: the hair, ears and neck around a face kept, or blurred.
+HAIRS = ("keep", "blur")
+#: The head around a face that ``blur_head`` blurs: an ellipse about the face's oval,
+#: raised by this share of its height, with semi-axes these shares of its width and height.
+HEAD_RAISE, HEAD_AXES = 0.15, (0.85, 0.85)
 
 
 def face_width(landmarks: np.ndarray) -> float:
@@ -140,6 +145,36 @@ def blur_context(photo: np.ndarray, keep: np.ndarray, width: float) -> np.ndarra
     blurred = cv2.GaussianBlur(photo, (0, 0), sigma).astype(np.float32)
     k = keep[..., None].astype(np.float32)
     return np.clip(photo * k + blurred * (1 - k) + 0.5, 0, 255).astype(np.uint8)
+
+
+def toned_like(photo: np.ndarray, render: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``photo`` (float) scaled per channel so its mean over ``weight`` is the render's:
+    its light's fall-off and shadows without its skin's own tone (``skin="model"``)."""
+    w = weight[..., None].astype(np.float32)
+    total = max(float(w.sum()), 1e-3)
+    mean_photo = (photo.astype(np.float32) * w).sum((0, 1)) / total
+    mean_render = (render.astype(np.float32) * w).sum((0, 1)) / total
+    gain = mean_render / np.maximum(mean_photo, 1.0)
+    return np.clip(photo.astype(np.float32) * gain, 0, 255)
+
+
+def blur_head(photo: np.ndarray, keep: np.ndarray, landmarks: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The hair, ears and neck around one face (a head-sized ellipse about its oval)
+    blurred as ``blur_context`` blurs, the new face (``keep``) and the rest of the photo
+    kept; returns the image and the (H, W) mask of what changed."""
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    w, h = hi - lo
+    centre = ((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2 - HEAD_RAISE * h)
+    axes = (HEAD_AXES[0] * w, HEAD_AXES[1] * h)
+    region = np.zeros(photo.shape[:2], np.uint8)
+    cv2.ellipse(region, (round(centre[0]), round(centre[1])),
+                (max(1, round(axes[0])), max(1, round(axes[1]))), 0, 0, 360, 255, -1)
+    soft = cv2.GaussianBlur(region.astype(np.float32) / 255, (0, 0),
+                            max(1.0, 0.05 * float(w)))
+    blurred = blur_context(photo, np.maximum(keep, 1 - soft), float(w))
+    return blurred, (soft > 1e-3) & (keep < 1)
 
 
 def hull_mask(shape: tuple[int, ...], landmarks: np.ndarray, offset: tuple[int, int] = (0, 0)

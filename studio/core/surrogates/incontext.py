@@ -39,6 +39,7 @@ from studio.core.morphable.texture_map import fill_outside, unwrap
 from studio.core.refiner.model import FaceToRefine, load_refiner
 from studio.core.surrogates import compositing
 from studio.core.surrogates.face_paint import paint_eyes, paint_mouth
+from studio.core.surrogates.outline import OUTLINES, clear_original, covering, open_outline
 
 #: The largest side a face is rendered at; larger faces are rendered at this and resized.
 MAX_RENDER = 1024
@@ -63,6 +64,8 @@ MAX_GRAIN = 4.0
 #: Identities are drawn with the model's full variance: shrinking them towards the mean
 #: made every face the same average face to the identity network.
 SPREAD = 1.0
+#: ``ContextRequest.identity``: drawn away from the original, or from the model alone.
+IDENTITIES = ("away", "free")
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,26 @@ class ContextRequest:
     skin: str = "match"
     #: The learned last step (``refiner``): False gives the unrefined composite.
     refine: bool = True
+    #: "keep": the original's silhouette; "new": the new identity's, over the original's;
+    #: "new-ring": that, and a ring past both painted by the refiner (``surrogates.outline``).
+    outline: str = "keep"
+    #: "keep", or "blur": the hair, ears and neck around each face blurred, the rest of
+    #: the photo kept (``compositing.blur_head``).
+    hair: str = "keep"
+    #: "away": every identity pushed to the far side of the mean face from the original's
+    #: (``MorphableModel.sample_identity``), which every output of one person then shares;
+    #: "free": the first draw from the model alone (a redraw the read-back asks for is
+    #: pushed away as before).
+    identity: str = "away"
 
     def __post_init__(self) -> None:
-        if self.context not in compositing.CONTEXTS:
-            raise StudioError(f"context must be one of {', '.join(compositing.CONTEXTS)}, "
-                              f"not {self.context!r}")
-        if self.skin not in SKIN_TONES:
-            raise StudioError(f"skin must be one of {', '.join(SKIN_TONES)}, not {self.skin!r}")
+        for name, choices in (("context", compositing.CONTEXTS), ("skin", SKIN_TONES),
+                              ("outline", OUTLINES), ("hair", compositing.HAIRS),
+                              ("identity", IDENTITIES)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise StudioError(f"{name} must be one of {', '.join(choices)}, "
+                                  f"not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,7 @@ class Redraw:
     the face is set (extras.GENDER_EMPHASIS)."""
 
     draw: int = 0
-    margin: float = 1.0
+    margin: float | None = 1.0  # None: not pushed away (``ContextRequest.identity``)
     joy: float | None = None
     gender_emphasis: float = GENDER_EMPHASIS
 
@@ -218,19 +234,28 @@ class InContextMaker:
             redraw = (redraws or {}).get(i, Redraw())
             seed = face_seed(request.seed, i, redraw.draw)
             targets = request.targets if i == 0 else None
-            face_rgb, coverage, clamped = self._render_face(out, p, seed, targets, request.skin,
+            face_rgb, coverage, clamped = self._render_face(out, p, seed, targets, request,
                                                             grey, redraw)
             if clamped:
                 notes.append(f"face {i + 1}: the pose edit was limited to ±{MAX_TURN[0]:.0f}° "
                              f"yaw, ±{MAX_TURN[1]:.0f}° pitch and ±{MAX_TURN[2]:.0f}° roll, "
                              "beyond which the original face would show around the new one")
             hard, soft = compositing.face_masks(coverage, width)
+            if request.outline != "keep":  # nothing of the old face under the new edge
+                out, cleared = clear_original(out, p.face.landmarks, hard)
+                face_rgb = np.where(coverage[..., None] > 0, face_rgb, out)
+                changed |= cleared
             out = compositing.blend(out, face_rgb, hard, soft, POISSON)
             changed |= hard > 0
             rendered |= hard > 0
             keep = np.maximum(keep, soft)
             outcomes.append(FaceOutcome(i, True, "replaced", seed))
-            if request.refine and self.refiner is not None:
+            if request.outline == "new-ring":  # a ring past both outlines, painted
+                out, opened, ring = open_outline(out, hard, p.face.landmarks)
+                changed |= ring
+                if request.refine and self.refiner is not None:
+                    drawn.append(opened)
+            elif request.refine and self.refiner is not None:
                 drawn.append(FaceToRefine.of(p.face.landmarks, hard))
         if request.refine and self.refiner is None and any(o.replaced for o in outcomes):
             notes.append(self.refiner_note)
@@ -242,6 +267,10 @@ class InContextMaker:
         if request.context == "blur" and prepared:
             out = compositing.blur_context(out, keep, widest)
             changed[:] = True
+        elif request.hair == "blur":
+            for p in prepared:
+                out, around = compositing.blur_head(out, keep, p.face.landmarks)
+                changed |= around
         if grey:
             notes.append("grayscale photo: the new faces are grey too")
         t2 = time.perf_counter()
@@ -254,8 +283,10 @@ class InContextMaker:
         """Shape and texture coefficients of the face drawn in place of ``fit``: away from
         it, then set along the gender axis and, to the joy it is drawn with (``redraw.joy``),
         along the smile axis (the refiner's training pairs override this)."""
-        identity, tex_coef = self.model.sample_identity(seed, spread=SPREAD, away_from=fit,
-                                                        margin=redraw.margin)
+        away = redraw.margin is not None
+        identity, tex_coef = self.model.sample_identity(
+            seed, spread=SPREAD, away_from=fit if away else None,
+            margin=redraw.margin if away else 0.0)
         identity, tex_coef = self.extras.gender.apply(identity, tex_coef, p_male,
                                                       redraw.gender_emphasis)
         if self.extras.smile is not None and redraw.joy is not None:
@@ -263,10 +294,10 @@ class InContextMaker:
         return identity, tex_coef
 
     def _render_face(self, photo: np.ndarray, p: PreparedFace, seed: int,
-                     targets: Attributes | None, skin: str, grey: bool, redraw: Redraw
-                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+                     targets: Attributes | None, request: ContextRequest, grey: bool,
+                     redraw: Redraw) -> tuple[np.ndarray, np.ndarray, bool]:
         """The photo with the new face drawn over it, and the render's coverage (H, W)."""
-        model, fit, face = self.model, p.fit, p.face
+        model, fit, face, skin = self.model, p.fit, p.face, request.skin
         assert fit is not None and p.light is not None
         attrs = face.attributes
         expression = np.asarray(face.blendshapes, np.float64)
@@ -283,6 +314,8 @@ class InContextMaker:
             p_male = targets.p_male
         if redraw.joy is not None:
             expression = joy_edit(expression, redraw.joy)
+        if request.identity == "free" and redraw.draw == 0:
+            redraw = replace(redraw, margin=None)
         drawn_joy = redraw.joy if redraw.joy is not None else (
             targets.joy if targets is not None else attrs.joy)
         identity, tex_coef = self.new_identity(fit, seed, p_male, replace(redraw, joy=drawn_joy))
@@ -290,7 +323,10 @@ class InContextMaker:
             tex_coef = self.layout.with_tone(tex_coef, fit.texture, TONE_STRENGTH)
         new = model.posed(fit, identity, expression, rotation)
         kept = model.posed(fit, fit.identity, expression, rotation)
-        verts = self._weights * new + (1 - self._weights) * kept
+        if request.outline == "keep":
+            verts = self._weights * new + (1 - self._weights) * kept
+        else:  # the new identity's own outline, over the original's
+            verts = covering(new, kept)
         # Albedo: the new identity's texture, in the photo's skin tone unless asked not to.
         albedo = model.mean_texture + np.tensordot(tex_coef, model.texture_basis, axes=1)
         albedo = np.clip(albedo, 0.02, 1.0)
@@ -319,8 +355,9 @@ class InContextMaker:
         paint_mouth(region, local, tint)
         if LOW_FREQUENCY:
             width = compositing.face_width(face.landmarks)
-            skin = _skin_mask(face.landmarks, region.shape[:2], (x0, y0), width) * (alpha > 0.99)
-            region = compositing.match_low_frequencies(region, under.astype(np.uint8), skin,
+            where = _skin_mask(face.landmarks, region.shape[:2], (x0, y0), width) * (alpha > 0.99)
+            reference = under if skin == "match" else compositing.toned_like(under, region, where)
+            region = compositing.match_low_frequencies(region, reference.astype(np.uint8), where,
                                                        LOW_FREQUENCY * width)
         grain = compositing.photo_grain(under.astype(np.uint8), alpha > 0.5)
         grain = min(GRAIN_SHARE * grain, MAX_GRAIN)

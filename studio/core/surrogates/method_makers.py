@@ -16,6 +16,7 @@ import numpy as np
 from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.images import LoadedImage
 from studio.core.surrogates import compositing
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY, privacy_preset
 from studio.core.surrogates.whole_photo import Replaced
 
 #: The largest crop a 3D surrogate is drawn in before it is put back into its photo.
@@ -49,9 +50,10 @@ class MethodMaker:
         return {i: self.make(engine, image, faces[i], [seeds[i]])[0] for i in index}
 
     def replace(self, engine, image: LoadedImage, faces: list[FaceAnalysis], seed: int,
-                context: str = "keep") -> Replaced:
+                context: str = "keep", privacy: str | None = None) -> Replaced:
         """Each face drawn in its crop and put back into the photo with the in-context
-        compositing; a face too small for a drawn surrogate is blurred, and said so."""
+        compositing; a face too small for a drawn surrogate is blurred, and said so.
+        ``privacy``: the in-context presets (``surrogates.privacy``), not a crop's."""
         rgb = image.rgb
         seeds = [seed + FACE_SEED_STEP * i for i in range(len(faces))]
         widths = [compositing.face_width(f.landmarks) for f in faces]
@@ -143,8 +145,9 @@ class InContextMethod(MethodMaker):
 
     read_back = True
 
-    def __init__(self, context: str = "keep", refine: bool = True) -> None:
-        self.context, self.refine = context, refine
+    def __init__(self, context: str = "keep", refine: bool = True,
+                 privacy: str = DEFAULT_PRIVACY) -> None:
+        self.context, self.refine, self.privacy = context, refine, privacy
 
     def load(self, engine, workers: int = 1) -> None:
         engine.load_3d()
@@ -155,11 +158,13 @@ class InContextMethod(MethodMaker):
         return in_context_photos(engine, image, face, seeds, others, context=self.context,
                                  refine=self.refine)
 
-    def replace(self, engine, image, faces, seed, context=None) -> Replaced:
-        from studio.core.surrogates.incontext import ContextRequest
-
-        request = ContextRequest(seed=seed, context=context or self.context,
-                                 refine=self.refine)
+    def replace(self, engine, image, faces, seed, context=None, privacy=None) -> Replaced:
+        """Every face replaced under the privacy preset (``privacy``, else the method's): a
+        preset that blurs the context blurs it whatever ``context`` says; one that keeps
+        it takes ``context`` or the method's own."""
+        preset = privacy_preset(privacy or self.privacy)
+        context = (context or self.context) if preset.context == "keep" else preset.context
+        request = preset.request(seed=seed, refine=self.refine, context=context)
         result = engine.in_context(image, faces, request)
         notes = [f"face {f.index + 1}: {f.reason}" for f in result.faces if not f.replaced]
         return Replaced(result.image, result.replaced, len(faces) - result.replaced,
@@ -182,7 +187,7 @@ class NaiveMethod(MethodMaker):
     def make(self, engine, image, face, seeds, others=None) -> list[np.ndarray]:
         return [self.apply(image.rgb, face.landmarks) for _ in seeds]
 
-    def replace(self, engine, image, faces, seed, context=None) -> Replaced:
+    def replace(self, engine, image, faces, seed, context=None, privacy=None) -> Replaced:
         rgb = out = image.rgb
         for face in faces:
             out = self.apply(out, face.landmarks)

@@ -20,6 +20,7 @@ from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.analysis.face_search import UnfittedFace
 from studio.core.analysis.images import LoadedImage
 from studio.core.analysis.search_settings import UNFITTED_POLICIES
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY
 from studio.core.surrogates.registry import REGISTRY
 from studio.core.surrogates.unfitted import cover_unfitted, guard
 
@@ -81,12 +82,13 @@ def photo_seed(seed: int, rgb: np.ndarray) -> int:
 
 def replace_faces(engine, image: LoadedImage, faces: list[FaceAnalysis], method: str,
                   seed: int, context: str = "keep", unfitted: tuple[UnfittedFace, ...] = (),
-                  policy: str = UNFITTED_POLICIES[0]) -> Replaced:
+                  policy: str = UNFITTED_POLICIES[0], privacy: str | None = None) -> Replaced:
     """``image`` with every one of ``faces`` replaced by ``method`` (a key or an anonymize
     choice); face i gets identity seed ``seed + 7919 i``. Faces found but not fitted
     (``unfitted``) are blurred or masked (``policy``), and any face the method left
-    unchanged is masked: no face found leaves as it came. The image itself is not modified."""
-    done = _replace_fitted(engine, image, faces, method, seed, context)
+    unchanged is masked: no face found leaves as it came. The image itself is not modified.
+    ``privacy``: the in-context method's preset (``surrogates.privacy``)."""
+    done = _replace_fitted(engine, image, faces, method, seed, context, privacy)
     out, fates = cover_unfitted(done.image, [u.box for u in unfitted], policy)
     boxes = [f.box for f in faces] + [u.box for u in unfitted]
     out, left = guard(image.rgb, out, boxes)
@@ -98,9 +100,11 @@ def replace_faces(engine, image: LoadedImage, faces: list[FaceAnalysis], method:
 
 
 def _replace_fitted(engine, image: LoadedImage, faces: list[FaceAnalysis], method: str,
-                    seed: int, context: str) -> Replaced:
-    return REGISTRY.maker(REGISTRY.resolve(method).key).replace(engine, image, faces, seed,
-                                                                context)
+                    seed: int, context: str, privacy: str | None) -> Replaced:
+    maker = REGISTRY.maker(REGISTRY.resolve(method).key)
+    if privacy is None or privacy == DEFAULT_PRIVACY:  # a maker may not know of presets
+        return maker.replace(engine, image, faces, seed, context)
+    return maker.replace(engine, image, faces, seed, context, privacy=privacy)
 
 
 def anonymize_rgb(engine, rgb: np.ndarray, method: str, seed: int, context: str = "keep",

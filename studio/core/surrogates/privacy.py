@@ -1,0 +1,63 @@
+"""The privacy presets of the in-context surrogate, declared once: what ``studio anonymize
+--privacy``, the window's Privacy menu and the ablation benchmark read.
+
+A preset is a choice of the in-context request's switches (``ContextRequest``): the
+outline kept or new, the skin tone matched to the photo or the model's own, the context
+kept or blurred, the hair around the face kept or blurred. ``benchmarks/ablate_privacy.py``
+measures what each switch does against the parrot attack and the second recognizer; the
+strict preset takes the ones that measurably help (docs/privacy.md).
+
+This module is light (``studio --help`` reads it): the request is built on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from studio.core.errors import StudioError
+
+
+@dataclass(frozen=True)
+class PrivacyPreset:
+    """One preset: the values of ``ContextRequest``'s privacy switches, and what it is."""
+
+    name: str
+    summary: str  # what it changes, in a few words (the window's menu, ``--help``)
+    outline: str = "keep"
+    skin: str = "match"
+    context: str = "keep"
+    hair: str = "keep"
+    identity: str = "away"
+
+    def switches(self) -> dict[str, str]:
+        """The ``ContextRequest`` fields this preset sets."""
+        out = asdict(self)
+        del out["name"], out["summary"]
+        return out
+
+    def request(self, seed: int = 1, targets=None, refine: bool = True, **overrides):
+        """The ``ContextRequest`` for a seed under this preset (``overrides``: switches a
+        caller sets itself, such as an explicit ``context``)."""
+        from studio.core.surrogates.incontext import ContextRequest
+
+        return ContextRequest(seed=seed, targets=targets, refine=refine,
+                              **{**self.switches(), **overrides})
+
+
+DEFAULT_PRIVACY = "default"
+#: The presets, in the order the window and ``--help`` offer them.
+PRIVACY_PRESETS: dict[str, PrivacyPreset] = {p.name: p for p in (
+    PrivacyPreset(DEFAULT_PRIVACY, "the face's outline, skin tone and context kept"),
+    PrivacyPreset("strict", "the new identity's own outline, the model's skin tone, the "
+                  "context blurred", outline="new", skin="model", context="blur"),
+)}
+
+
+def privacy_preset(name: str | None) -> PrivacyPreset:
+    """The preset called ``name`` (None: the default); an unknown name is one clear error."""
+    key = DEFAULT_PRIVACY if name is None else name
+    try:
+        return PRIVACY_PRESETS[key]
+    except KeyError:
+        raise StudioError(f"unknown privacy preset {key!r}; use "
+                          f"{', '.join(PRIVACY_PRESETS)}") from None

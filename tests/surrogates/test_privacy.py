@@ -1,0 +1,140 @@
+"""The privacy switches and presets of the in-context surrogate (issue 28, part 4) on real
+held-out faces: a new outline moves the face's edge, the model's skin tone ignores the
+photo's tint, blurred hair and context are blurred where promised, and the strict preset
+keeps the smile and gives the same photo for the same seed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from studio.core.analysis.images import load_image
+from studio.core.analysis.landmarks import largest_face
+from studio.core.errors import StudioError
+from studio.core.surrogates import compositing
+from studio.core.surrogates.incontext import ContextRequest
+from studio.core.surrogates.outline import oval_mask
+from studio.core.surrogates.privacy import PRIVACY_PRESETS, privacy_preset
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def faces(analyzer, held_out_adults):
+    """Three held-out UTKFace adults and their largest faces."""
+    out = []
+    for it in held_out_adults[:6:2]:
+        rgb = load_image(it.path).rgb
+        out.append((rgb, largest_face(analyzer.analyze(rgb).faces)))
+    return out
+
+
+def _band(shape, landmarks, inner: float, outer: float) -> np.ndarray:
+    """The pixels between the original's oval shrunk by ``inner`` and grown by ``outer``
+    shares of the face's width: where its outline runs."""
+    width = compositing.face_width(landmarks)
+    oval = oval_mask(shape, landmarks)
+
+    def grown(share: float) -> np.ndarray:
+        r = max(1, round(abs(share) * width))
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        return (cv2.dilate(oval, k) if share > 0 else cv2.erode(oval, k)) > 0
+
+    return grown(outer) & ~grown(-inner)
+
+
+def _moved(a: np.ndarray, b: np.ndarray, where: np.ndarray, level: int = 12) -> float:
+    """Share of ``where`` whose pixels differ by more than ``level`` grey levels."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2)
+    return float(np.mean(diff[where] > level))
+
+
+def test_presets_are_declared_once_and_a_bad_name_is_one_clear_error():
+    strict = privacy_preset("strict").request(seed=4)
+    assert (strict.outline, strict.skin, strict.context, strict.seed) == ("new", "model",
+                                                                         "blur", 4)
+    assert privacy_preset(None) is PRIVACY_PRESETS["default"]
+    assert privacy_preset("default").request() == ContextRequest()
+    with pytest.raises(StudioError, match="unknown privacy preset 'lax'; use default, strict"):
+        privacy_preset("lax")
+    for field, bad in (("outline", "round"), ("hair", "shave"), ("skin", "blue"),
+                       ("identity", "near")):
+        with pytest.raises(StudioError, match=f"{field} must be one of"):
+            ContextRequest(**{field: bad})
+
+
+def test_a_new_outline_changes_the_pixels_along_the_old_one(maker, faces):
+    """Kept, the face ends on the original's outline, so just outside it the photo is
+    untouched; new, the new identity's (larger, covering) face changes that band."""
+    for rgb, face in faces:
+        keep = maker.make(rgb, [face], ContextRequest(seed=3)).image
+        new = maker.make(rgb, [face], ContextRequest(seed=3, outline="new")).image
+        outside = _band(rgb.shape, face.landmarks, 0.0, 0.04)
+        kept, moved = _moved(keep, rgb, outside), _moved(new, rgb, outside)
+        assert kept < 0.15 and moved > max(0.2, kept + 0.15), (kept, moved)
+        # Only the face and its border: the far background is the photo's.
+        far = ~_band(rgb.shape, face.landmarks, 1.0, 0.3)
+        assert np.array_equal(new[far], rgb[far])
+
+
+def test_the_models_skin_tone_does_not_follow_the_photos_tint(maker, faces):
+    """Tint the photo warmer: with the tone matched the new face follows it, with the
+    model's own tone it moves far less."""
+    rgb, face = faces[0]
+    warm = np.clip(rgb * np.array([1.2, 1.0, 0.8]), 0, 255).astype(np.uint8)
+    inside = _band(rgb.shape, face.landmarks, 0.15, -0.1)
+
+    def red_over_blue(image: np.ndarray) -> float:
+        pixels = image[inside].astype(np.float64)
+        return float(pixels[:, 0].mean() / pixels[:, 2].mean())
+
+    shift = {}
+    for skin in ("match", "model"):
+        request = ContextRequest(seed=3, skin=skin)
+        shift[skin] = (red_over_blue(maker.make(warm, [face], request).image)
+                       / red_over_blue(maker.make(rgb, [face], request).image))
+    assert shift["match"] > 1.25
+    assert shift["model"] - 1 < 0.5 * (shift["match"] - 1), shift
+
+
+def test_hair_and_context_are_blurred_where_promised(maker, faces, analyzer):
+    """Blurred hair: the head around the face, not the rest of the photo; a blurred context:
+    all of it (the photo is widened so that its corners lie beyond the head)."""
+    rgb = cv2.copyMakeBorder(faces[1][0], 160, 160, 160, 160, cv2.BORDER_REPLICATE)
+    face = largest_face(analyzer.analyze(rgb).faces)
+    hair = maker.make(rgb, [face], ContextRequest(seed=3, hair="blur"))
+    context = maker.make(rgb, [face], ContextRequest(seed=3, context="blur"))
+    around = _band(rgb.shape, face.landmarks, -0.08, 0.25)  # beside the face, not on it
+    assert _moved(hair.image, rgb, around, 4) > 0.3
+    h, w = rgb.shape[:2]
+    corner = np.zeros(rgb.shape[:2], bool)
+    corner[: h // 10, : w // 10] = True  # a corner of the photo, far from the face
+    assert np.array_equal(hair.image[corner], rgb[corner]) and not hair.changed[corner].any()
+    blurred = cv2.GaussianBlur(rgb, (0, 0), 0.15 * compositing.face_width(face.landmarks))
+    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 50, 150) > 0
+    far = ~_band(rgb.shape, face.landmarks, 1.0, 0.6) & cv2.dilate(
+        edges.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # detail, far off
+    to_blur = np.abs(context.image[far].astype(int) - blurred[far]).mean()
+    to_photo = np.abs(context.image[far].astype(int) - rgb[far]).mean()
+    assert to_blur < 0.5 * to_photo, (to_blur, to_photo)  # the photo's blur, not the photo
+
+
+def test_strict_keeps_the_smile_and_repeats_for_a_seed(engine, genki_test):
+    """Verified as ``studio anonymize --privacy strict`` makes it: another person to both
+    recognizers, the smile decision kept, the same photo for the same seed."""
+    from studio.core.surrogates.whole_photo import replace_faces
+
+    smiling = [g for g in genki_test if g.smile][:2] + [g for g in genki_test if not g.smile][:2]
+    for item in smiling:
+        image = load_image(item.path)
+        analysis = engine.analyze(image)
+        face = largest_face(analysis.faces)
+        made = [replace_faces(engine, image, analysis.faces, "context", s, privacy="strict")
+                for s in (11, 11, 12)]
+        assert np.array_equal(made[0].image, made[1].image)
+        assert not np.array_equal(made[0].image, made[2].image)
+        assert made[0].replaced == len(analysis.faces)
+        back = largest_face(engine.analyzer.analyze(made[0].image, recall=False).faces)
+        assert back is not None
+        assert (back.attributes.joy >= 0.5) == (face.attributes.joy >= 0.5), item.path.name
