@@ -305,3 +305,28 @@ def test_tradeoff_labels_never_overlap_in_a_crowded_corner():
         top_right = [p for p in points if p[0] > 0.9 and p[1] > 0.85]
         crowded += len(top_right) >= 3
     assert crowded, "the report no longer has a crowded corner to test against"
+
+
+def test_new_refiner_weights_re_measure_the_rendered_rows_only(tmp_path, monkeypatch):
+    """The refiner is part of the rendered methods' fingerprint: retrained weights
+    re-measure the in-context rows without a drawing revision, and nothing else."""
+    import shutil
+
+    from studio.core.assets import MODELS_DIR
+    from studio.core.evaluation import observations
+
+    models = tmp_path / "models"
+    for folder in ("morphable", "refiner"):
+        (models / folder).mkdir(parents=True)
+    shutil.copy(MODELS_DIR / "analysis_calibration.json", models)
+    (models / "morphable" / "model.safetensors").write_bytes(b"morphable")
+    weights = models / "refiner" / "refiner_128.safetensors"
+    weights.write_bytes(b"step 3131")
+    monkeypatch.setattr(observations, "MODELS_DIR", models)
+    before = observations.models_fingerprint()
+    weights.write_bytes(b"step 4527")
+    after = observations.models_fingerprint()
+    assert after.of("context") != before.of("context")
+    assert after.of("3d") != before.of("3d")  # rendered too: one fingerprint for both
+    assert after.of("gan") == before.of("gan") and after.of("blur-light") == before.of(
+        "blur-light")

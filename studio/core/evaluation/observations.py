@@ -120,8 +120,9 @@ class ObservationCache:
 class Fingerprints:
     """Per kind of model a method needs, a digest of the model files its observations
     depend on: the analysis calibration for all, plus the default generator for the
-    methods that need it and the morphable model for the rendered ones. A new generator
-    then re-measures the GAN rows only, not every baseline of every data set."""
+    methods that need it and the morphable model and the refiner for the rendered ones. A
+    new generator then re-measures the GAN rows only, not every baseline of every data
+    set."""
 
     digests: dict[str, str]  # "analysis", NEEDS_GENERATOR, "rendered"
 
@@ -159,9 +160,13 @@ def models_fingerprint() -> Fingerprints:
             h.update(sha256_of(path).encode())
         return h.hexdigest()[:16]
 
-    morphable = list((MODELS_DIR / "morphable").glob("*.safetensors"))
+    # The rendered methods draw with the morphable model and refine with the refiner: new
+    # refiner weights re-measure them (they were missing here, so a retrained refiner was
+    # measured only where a drawing revision was bumped with it).
+    rendered = [path for folder in ("morphable", "refiner")
+                for path in (MODELS_DIR / folder).glob("*.safetensors")]
     return Fingerprints({"analysis": digest([]), NEEDS_GENERATOR: digest([DEFAULT.path], RULE),
-                         "rendered": digest(morphable)})
+                         "rendered": digest(rendered)})
 
 
 def cache_key(fingerprints: Fingerprints, sha: str, method: str) -> str:
