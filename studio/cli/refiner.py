@@ -39,10 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--d-lr", type=float, default=None, metavar="RATE",
-                   help="the critics' learning rate (default the training settings' 4e-4)")
+                   help="the critics' learning rate (default the training settings' 2e-4)")
     p.add_argument("--parts", type=float, default=None, metavar="WEIGHT",
-                   help="weight of the eye and mouth critics (0: off; default the "
-                        "training settings' 1)")
+                   help="weight of the eye and mouth critics (default 0: off; tried at 1 "
+                        "in models/refiner/README.md)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (one while anything else runs: two under load were "
                         "3x slower here)")

@@ -186,7 +186,7 @@ def test_part_critics_train_and_an_older_state_resumes_without_them(pair_folder,
     torch.set_num_threads(1)
     pairs = PairSet(pair_folder)
     config = RefinerConfig(base=8, depth=2, size=32)
-    trainer = RefinerTrainer(tmp_path / "run", config)
+    trainer = RefinerTrainer(tmp_path / "run", config, RefinerSettings(parts=1.0))
     before = [p.detach().clone() for p in trainer.dp.parameters()]
     losses = trainer.train_step(pairs)
     assert losses["parts_d"] > 0 and np.isfinite(losses["parts_adv"])
@@ -195,7 +195,7 @@ def test_part_critics_train_and_an_older_state_resumes_without_them(pair_folder,
     old = tmp_path / "old.safetensors"
     checkpoint.save(old, {**checkpoint.module_tensors(trainer.g, "g"),
                           **checkpoint.module_tensors(trainer.d, "d")}, trainer.meta())
-    again = RefinerTrainer(tmp_path / "again", config)
+    again = RefinerTrainer(tmp_path / "again", config, RefinerSettings(parts=1.0))
     again.load_state(old)
     assert again.step == 1
     assert torch.equal(next(again.g.parameters()), next(trainer.g.parameters()))

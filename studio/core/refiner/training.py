@@ -5,9 +5,10 @@ expression are measured with, and a loss on them would flatter the measures.
 Masks are dilated by a random amount on half the samples, the ring filled with a blur of
 the crop, so the same network learns to paint a new outline (the strict privacy preset).
 
-From step 3,606 the eyes and the mouth have critics of their own (``refiner.parts``): the
-whole-crop critic had taught the grain but not the structure. A run whose state has no
-part critics (an older carry-over) starts them fresh.
+The eyes and the mouth can have critics of their own (``refiner.parts``, ``parts`` > 0):
+tried from step 3,606 to 4,527 they stayed at chance and the refiner came out no better
+(models/refiner/README.md), so they are off by default. A run whose state has no part
+critics (an older carry-over) starts them fresh.
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ from studio.core.refiner.parts import PartCritics
 class RefinerSettings:
     batch: int = 16
     lr: float = 2e-4
-    #: The critics' rate, twice the refiner's from step 3,900 (two time-scale rule): at
-    #: 2e-4 the whole-crop critic's hinge loss sat at 1.93-1.99 (2 is chance) for 3,800
-    #: steps, and L1 alone was teaching the refiner.
-    d_lr: float = 4e-4
+    #: The critics' rate. At 2e-4 the whole-crop critic's hinge loss sat at 1.93-1.99 (2
+    #: is chance) for 3,800 steps; twice that (steps 3,928-4,527) did not move it either.
+    d_lr: float = 2e-4
     l1: float = 10.0
     #: Share of samples whose mask is dilated, and the largest dilation (share of the side).
     dilate_share: float = 0.5
@@ -43,7 +43,7 @@ class RefinerSettings:
     #: The ring a dilation opens is filled with the crop blurred by this (share of side).
     ring_blur: float = 0.05
     #: Weight of the eye and mouth critics in the refiner's loss (0: not trained).
-    parts: float = 1.0
+    parts: float = 0.0
     seed: int = 0
 
 
