@@ -4,11 +4,12 @@ celeba-id's test identities and the second recognizer on held-out faces.
 
 Per variant (``VARIANTS``):
 
-- **parrot rank-1, other photos**: each test person's first photo anonymised with a fresh
-  seed forms the attacker's gallery (with single-photo test people as distractors); each
-  of their other photos, anonymised as ``studio anonymize --seed 5`` would, is ranked
-  against it by dlib's descriptor and by the second recognizer's (``metrics.attacks``).
-  Chance is 1 / gallery people.
+- **parrot rank-1, other photos**: the first 90 celeba-id test people with three photos
+  or more (``--people``); each one's first photo anonymised with a fresh seed forms the
+  attacker's gallery (``--distractors`` adds single-photo test people to it); their next
+  two photos, anonymised as ``studio anonymize --seed 5`` would, are ranked against it by
+  dlib's descriptor and by the second recognizer's (``metrics.attacks``). Chance is
+  1 / gallery people; the 95% Wilson interval is printed as multiples of chance.
 - **held-out**: GENKI-4K test and UTKFace hold-out faces (``evaluation.held_out``, none
   in the morphable model's build). The first draw's share another person to the second
   recognizer (what the switch itself does, before the read-back redraws), then the
@@ -17,7 +18,8 @@ Per variant (``VARIANTS``):
 
 No training identity or image is used. Every variant's outputs are measured once and
 cached under ``.cache/ablate_privacy/`` (keyed by the switches, the method's revision, the
-refiner's step and the data), so a rerun prints the table at once. One torch thread.
+refiner's step and the data), so a rerun prints the table at once. One torch thread;
+15 minutes for the twelve rows on this 2-core machine with a training run beside it.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablate_privacy.py
 """
