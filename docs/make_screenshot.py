@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from studio.core.surrogates.registry import GAN, MORPHABLE
+from studio.core.surrogates.registry import GAN, IN_CONTEXT, MORPHABLE
 from studio.ui.main_window import MainWindow
 
 
@@ -30,6 +30,12 @@ def main(out: str = "docs/screenshot.png") -> None:
         end = time.perf_counter() + 120
         while ((win.state.compared.comparison(GAN) is None
                 or win.state.compared.comparison(MORPHABLE) is None)
+               and time.perf_counter() < end):
+            app.processEvents()
+            time.sleep(0.01)
+        # the photo with its face replaced: the in-context surrogate, the studio's default
+        win.context_action.setChecked(True)
+        while (win.state.compared.comparison(IN_CONTEXT) is None
                and time.perf_counter() < end):
             app.processEvents()
             time.sleep(0.01)
