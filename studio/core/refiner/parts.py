@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import spectral_norm
+
+from studio.core.refiner.network import PatchDiscriminator
 
 
 @dataclass(frozen=True)
@@ -46,30 +47,15 @@ PARTS = (PartBand("eyes", 43 / 128, 0.5, 0.25, 0.75),
 JITTER = 0.03
 
 
-class PartDiscriminator(nn.Module):
-    """Hinge critic of one band: three strided convolutions with spectral norm; each of
-    its outputs sees about 46 px, an eye and its lids or most of the mouth."""
-
-    def __init__(self, base: int = 32, cin: int = 3) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        ch = cin
-        for out in (base, base * 2, base * 4):
-            layers += [spectral_norm(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2)]
-            ch = out
-        layers += [spectral_norm(nn.Conv2d(ch, 1, 3, 1, 1))]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 class PartCritics(nn.Module):
-    """One ``PartDiscriminator`` per band of ``PARTS``."""
+    """One hinge critic per band of ``PARTS``: a ``PatchDiscriminator`` of base 32 on the
+    band's RGB, without the middle layer (each output sees about 46 px: an eye and its
+    lids, or most of the mouth)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.critics = nn.ModuleDict({p.name: PartDiscriminator() for p in PARTS})
+        self.critics = nn.ModuleDict({p.name: PatchDiscriminator(32, 3, middle=False)
+                                      for p in PARTS})
 
     @staticmethod
     def shifts(rng: np.random.Generator, side: int) -> list[tuple[int, int]]:
