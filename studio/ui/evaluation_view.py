@@ -35,7 +35,7 @@ from studio.core.evaluation.figures import (
     label_places,
 )
 from studio.core.evaluation.methods import METHODS, families, family_colour
-from studio.core.evaluation.summary import BARS, MethodResult
+from studio.core.evaluation.summary import BARS, TRADEOFF_AXES, MethodResult
 from studio.core.evaluation.tables import checks, tables
 from studio.core.surrogates.registry import REGISTRY
 from studio.ui.evaluation_state import EvaluationState
@@ -256,20 +256,20 @@ class EvaluationWindow(QMainWindow):
     def _plot_scatter(self, group: list[MethodResult]) -> None:
         plot = self.scatter.getPlotItem()
         plot.clear()
-        plot.setLabel("bottom", "de-identified share (distance ≥ 0.6 from the original)")
-        plot.setLabel("left", "smile agreement with the original")
+        plot.setLabel("bottom", TRADEOFF_AXES[0])
+        plot.setLabel("left", TRADEOFF_AXES[1])
         plot.setXRange(-0.03, 1.12)
         plot.setYRange(-0.03, 1.05)
         plot.addItem(pg.InfiniteLine(BARS["deidentified"], angle=90,
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
         plot.addItem(pg.InfiniteLine(BARS["smile_agreement"], angle=0,
                                      pen=pg.mkPen("#bbb", style=Qt.PenStyle.DotLine)))
-        points = [(r.deidentified, r.smile_agreement) for r in group]
+        points = [r.tradeoff for r in group]
         for r, (x, label_y) in zip(group, label_places(points), strict=True):
             pen = _pen(r.method)
             light = METHODS[r.method].light
             plot.addItem(pg.ScatterPlotItem(
-                [r.deidentified], [r.smile_agreement], size=14, pen=pg.mkPen(pen.color(), width=2),
+                [r.tradeoff[0]], [r.tradeoff[1]], size=14, pen=pg.mkPen(pen.color(), width=2),
                 brush=pg.mkBrush("w" if light else pen.color())))
             left = label_on_left(x)
             label = pg.TextItem(r.label, color=pen.color(), anchor=(1 if left else 0, 1))

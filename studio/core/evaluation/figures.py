@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from studio.core.evaluation.methods import METHODS, family_colour
 from studio.core.evaluation.privacy import RECOGNIZERS
-from studio.core.evaluation.summary import BARS, MethodResult
+from studio.core.evaluation.summary import BARS, TRADEOFF_AXES, MethodResult
 from studio.core.evaluation.tables import pct
 from studio.core.report_html import figure
 
@@ -112,7 +112,7 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
     """One point per method and strength: privacy across, utility up."""
     fig = figure(6.5, 4.6)
     ax = fig.add_subplot()
-    points = [(r.deidentified_both, r.smile_agreement) for r in results]
+    points = [r.tradeoff for r in results]
     for r, (x, y), (_, label_y) in zip(results, points, label_places(points), strict=True):
         style = _style(r.method)
         hollow = METHODS[r.method].light
@@ -130,8 +130,8 @@ def tradeoff_figure(results: list[MethodResult]) -> Figure:
     ax.axhline(BARS["smile_agreement"], color="#bbb", lw=0.8, ls=":")
     ax.set_xlim(-0.03, 1.1)
     ax.set_ylim(-0.03, 1.05)
-    ax.set_xlabel("de-identified share: another person to both recognizers")
-    ax.set_ylabel("smile agreement with the original")
+    ax.set_xlabel(TRADEOFF_AXES[0])
+    ax.set_ylabel(TRADEOFF_AXES[1])
     ax.set_title("privacy → , utility ↑ : the top right is where surrogates should sit",
                  fontsize=9)
     fig.tight_layout()

@@ -31,6 +31,9 @@ from studio.core.metrics.attacks import ClassifierAttack, Identification, Parrot
 
 #: The issue's bars for the GAN surrogate.
 BARS = {"deidentified": 0.95, "rank1_over_chance": 2.0, "smile_agreement": 0.85}
+#: The privacy-utility trade-off's axes (the report's figure and the window's scatter).
+TRADEOFF_AXES = ("de-identified share: another person to both recognizers",
+                 "smile agreement with the original")
 #: Utility is also given per bin of the original's joy: the ambiguous middle is where the
 #: thesis's GAN failed, and an average over the easy ends hides it.
 JOY_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -85,6 +88,12 @@ class MethodResult:
     def deidentified(self) -> float:
         """Share of outputs with a face >= 0.6 from their original by dlib."""
         return self.dlib.deidentified
+
+    @property
+    def tradeoff(self) -> tuple[float, float]:
+        """Where the method sits in the trade-off (``TRADEOFF_AXES``): privacy by the
+        studio's own rule (another person to both recognizers), utility as smile kept."""
+        return self.deidentified_both, self.smile_agreement
 
     @property
     def median_distance(self) -> float:
