@@ -103,3 +103,35 @@ def test_a_face_inside_the_read_back_margin_is_drawn_again_then_kept_and_said(
     assert unreachable.result.faces[0].replaced
     notes = " ".join(unreachable.result.notes)
     assert "inside the read-back's margin" in notes and "blurred" not in notes
+
+
+def test_a_last_draw_that_falls_back_gives_way_to_the_last_one_that_cleared(
+        engine, utk_face, face, monkeypatch):
+    """Draws go on while a face is inside the margin; where the last draw reads as the same
+    person again, the last draw that was another person to both is made again (draws are
+    repeatable), instead of the face being blurred."""
+    from studio.core.surrogates import verified
+
+    real_read_back = verified.read_back
+    reads = []
+
+    def last_read_says_same(analyzer, rgb, faces, threshold=0.6):
+        checks = real_read_back(analyzer, rgb, faces, threshold)
+        reads.append(checks[0])
+        if len(reads) == len(MARGINS):  # the sixth reading: the same person to ArcFace
+            return [replace(checks[0], similarity2=0.99)]
+        return checks
+
+    monkeypatch.setattr(verified, "READ_BACK", verified.ReadBackMargin(dlib=0.0, second=5.0))
+    monkeypatch.setattr(verified, "read_back", last_read_says_same)
+    out = replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
+                           ContextRequest(seed=5))
+    assert out.draws == len(MARGINS) and len(reads) == len(MARGINS)
+    assert reads[-2].identity_ok()  # the fifth draw was another person to both
+    assert out.result.faces[0].replaced
+    assert "blurred" not in " ".join(out.result.notes)
+    assert out.checks[0] == reads[-2]
+    monkeypatch.setattr(verified, "read_back", real_read_back)
+    again = verified.read_back(engine.analyzer, out.result.image, [face])[0]
+    assert again.identity_ok()  # the picture is that fifth draw's, made again
+    assert again.distance == pytest.approx(reads[-2].distance, abs=1e-6)

@@ -183,20 +183,21 @@ for _spec in (
     # 6: the refiner at step 3,131, its change faded in from the photo's edge (issue 27);
     # six draws, not four (the second recognizer rejects more); 7: the new texture set
     # along the smile axis to the joy it is drawn with (issue 27), as context-blur 7, raw 2;
-    # 8: the read-back asks each recognizer for a margin past its threshold (issue 28) and
-    # the refiner is retrained with eye and mouth critics (issue 27), as blur 8, raw 3.
+    # 8: the read-back asks each recognizer for a margin past its threshold (issue 28), as
+    # blur 8, raw 3;
+    # 9: a last draw that falls back gives way to the last one that cleared, as blur 9, raw 4.
     MethodSpec(IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
                short="in context", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=8, anonymize=True, candidate=True,
+               needs=frozenset({NEEDS_RENDERER}), revision=9, anonymize=True, candidate=True,
                takes_context=True),
     MethodSpec("context-blur", "in-context surrogate, context blurred", "#937860",
                f"{_MAKERS}:InContextMethod", {"context": "blur"},
                family_label="in-context, context blurred", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=8),
+               needs=frozenset({NEEDS_RENDERER}), revision=9),
     # The composite before the refiner (issue 27), so that realism measures both.
     MethodSpec("context-raw", "in-context composite, unrefined", "#da8bc3",
                f"{_MAKERS}:InContextMethod", {"refine": False}, seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=3, evaluated=False),
+               needs=frozenset({NEEDS_RENDERER}), revision=4, evaluated=False),
     MethodSpec("blur-light", "blur, σ 5% of face width", "#4c72b0", _NAIVE,
                {"baseline": "blur", "strength": 0.05}, family="blur", family_label="blur",
                in_photo=True, light=True),

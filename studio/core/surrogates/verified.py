@@ -20,7 +20,9 @@ originals. The second recognizer reads only the faces dlib already let through.
 The read-back asks each recognizer for a little more than its threshold (``READ_BACK``):
 the evaluation, or an attacker, reads the saved photo again with landmarks of its own,
 and a face drawn just past the threshold falls back across it. A face that reaches the
-thresholds but not the margin after the last draw is kept, and the result says so.
+thresholds but not the margin after the last draw is kept, and the result says so; where
+the last draw falls back across a threshold an earlier draw had cleared, that earlier
+draw is made again (draws are repeatable) rather than the face blurred.
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
     redraws = {i: Redraw() for i in range(len(faces))}
     pending = set(redraws)
     checks: list[FaceCheck | None] = [None] * len(faces)
+    cleared: dict[int, tuple[Redraw, FaceCheck]] = {}  # the last draw another person
     result = maker.make(rgb, faces, request, prepared, redraws)
     draws = 1
     while True:
@@ -183,6 +186,8 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
                 pending.discard(i)
                 continue
             checks[i] = read[i]
+            if read[i].identity_ok(threshold, threshold2):
+                cleared[i] = (redraws[i], read[i])
             if read[i].passes(wanted[i], male[i], *wide):
                 pending.discard(i)
         if not pending or draws == len(MARGINS):
@@ -199,7 +204,26 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
             redraws[i] = Redraw(draws, margin, joy, emphasis)
         result = maker.make(rgb, faces, request, prepared, redraws)
         draws += 1
+    result = _redo_cleared(maker, rgb, faces, request, prepared, redraws, pending, checks,
+                           cleared, result, (threshold, threshold2))
     return _finish(result, faces, checks, pending, ((threshold, threshold2), wide), draws)
+
+
+def _redo_cleared(maker: InContextMaker, rgb: np.ndarray, faces: list[FaceAnalysis],
+                  request: ContextRequest, prepared: list[PreparedFace],
+                  redraws: dict[int, Redraw], pending: set[int],
+                  checks: list[FaceCheck | None], cleared: dict[int, tuple[Redraw, FaceCheck]],
+                  result: ContextResult, calibrated: tuple[float, float]) -> ContextResult:
+    """Faces whose last draw is the same person to a recognizer, though an earlier draw
+    was another person to both, get that earlier draw again (one more make; the others'
+    draws are unchanged, so are their pixels)."""
+    back = [i for i in pending if i in cleared
+            and not (checks[i] and checks[i].identity_ok(*calibrated))]
+    if not back:
+        return result
+    for i in back:
+        redraws[i], checks[i] = cleared[i]
+    return maker.make(rgb, faces, request, prepared, redraws)
 
 
 def _finish(result: ContextResult, faces: list[FaceAnalysis], checks: list[FaceCheck | None],
