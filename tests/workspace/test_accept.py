@@ -16,7 +16,6 @@ import pytest
 
 from studio.cli import main
 from studio.core.surrogates.registry import REGISTRY
-from studio.core.workspace.batch import run_batch
 from studio.core.workspace.rules import RuleError, accept_by_rule, parse_rule
 from studio.core.workspace.store import Workspace
 
@@ -114,17 +113,10 @@ def test_rules_never_reach_eval_exec_or_compiled_code(monkeypatch):
 # -- on a real workspace ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def batch_file(tmp_path_factory, engine, genki_test) -> Path:
+def batch_file(batched) -> Path:
     """What `studio batch` writes for three real GENKI-4K faces: two candidates of each
     method (GAN, 3D, in context) per face. Made once; tests work on copies."""
-    root = tmp_path_factory.mktemp("accept")
-    folder = root / "photos"
-    folder.mkdir()
-    for item in genki_test[:3]:
-        shutil.copy(item.path, folder / item.path.name)
-    path = root / "made.studio"
-    with Workspace(path, create=True) as ws:
-        report = run_batch(folder, ws, engine, candidates=2, methods=REGISTRY.candidates())
+    path, report = batched("accept", 3, 2, REGISTRY.candidates())
     assert report.faces == 3 and report.candidates == 18
     return path
 

@@ -13,7 +13,6 @@ import pytest
 from studio.core.analysis import recognizer
 from studio.core.analysis.recognizer import MODEL_FILE
 from studio.core.errors import ModelFileError
-from studio.core.workspace.batch import run_batch
 from studio.core.workspace.export import IdentityGate, export_batch
 from studio.core.workspace.store import Workspace
 
@@ -21,16 +20,10 @@ pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
-def gan_workspace(tmp_path_factory, engine, genki_test) -> Path:
+def gan_workspace(batched) -> Path:
     """Two real faces with one GAN candidate each (read back by both), all accepted."""
-    root = tmp_path_factory.mktemp("gate")
-    folder = root / "photos"
-    folder.mkdir()
-    for item in genki_test[:2]:
-        shutil.copy(item.path, folder / item.path.name)
-    path = root / "gate.studio"
-    with Workspace(path, create=True) as ws:
-        run_batch(folder, ws, engine, candidates=1, methods=("gan",))
+    path, _ = batched("gate", 2, 1, ("gan",))
+    with Workspace(path) as ws:
         for c in ws.candidates():
             ws.decide(c.id, "accepted")
     return path
