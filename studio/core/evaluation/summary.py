@@ -112,20 +112,12 @@ class MethodResult:
         return self.dlib.attack1
 
     @property
-    def attack1_other_photo(self) -> float | None:
-        return self.dlib.attack1_other_photo
-
-    @property
     def attack2(self) -> ClassifierAttack | None:
         return self.dlib.attack2
 
     @property
     def parrot(self) -> ParrotAttack | None:
         return self.dlib.parrot
-
-    @property
-    def parrot_other_photo(self) -> float | None:
-        return self.dlib.parrot_other_photo
 
     @property
     def tar_at_far_1e3(self) -> float:
