@@ -320,13 +320,15 @@ class CurationController(QObject):
         self.measure_jobs.submit(job)
 
     def _with_second(self, analyzer, face, path: Path | None):
-        """The stored face with the second recognizer's descriptor, read from its original
-        (once per face; the store keeps dlib's only), so that the panel shows both figures."""
+        """The stored face with the second recognizer's descriptor, so that the panel shows
+        both figures: the one the batch stored, or (a workspace from before schema 3) read
+        from its original, once per face."""
         done, described = self._described
         if done is face:
             return described
         described = face
-        if path is not None and getattr(analyzer, "second", None) is not None:
+        if (face.descriptor2 is None and path is not None
+                and getattr(analyzer, "second", None) is not None):
             from studio.core.analysis.images import load_image
 
             (described,) = analyzer.describe2(load_image(path).rgb, [face])

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from studio.core.analysis.attributes import SPEC, AttributeSpec
 from studio.core.analysis.identity import SAME_PERSON_THRESHOLD
 from studio.core.analysis.landmarks import BLENDSHAPE_NAMES
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY
 from studio.core.surrogates.registry import REGISTRY, MethodSpec
 from studio.ui.comparison_state import HISTORY, ComparisonState
 
@@ -32,8 +33,11 @@ BAR_SPAN = 0.84  # of one blendshape's slot, shared by the original's and each m
 
 
 def measured_methods() -> list[MethodSpec]:
-    """The methods the panels show: the surrogates a batch makes, in registry order."""
-    return [REGISTRY[key] for key in REGISTRY.candidates()]
+    """The methods the panels show: the surrogates a batch makes, in registry order, each
+    once: the in-context column shows the preset of the window's Privacy menu, so the
+    methods registered for the other presets (``context-strict``) have no column."""
+    return [REGISTRY[key] for key in REGISTRY.candidates()
+            if REGISTRY[key].privacy == DEFAULT_PRIVACY]
 
 
 def heading(spec: MethodSpec) -> str:

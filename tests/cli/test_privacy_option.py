@@ -1,12 +1,18 @@
-"""``studio anonymize --privacy`` through the command's entry point in this process: a bad
-preset or a contradicting option is one line and exit 2 before any model loads; strict on a
-real held-out photo blurs its context and repeats for a seed."""
+"""The privacy presets through the commands' entry point in this process: ``studio anonymize
+--privacy`` (a bad preset or a contradicting option is one line and exit 2 before any model
+loads; strict on a real held-out photo blurs its context and repeats for a seed), and the
+in-context method under each other preset as a method of ``studio batch`` and ``studio
+evaluate`` (``context-strict``), recorded by its key in the workspace."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from studio.core.workspace.store import Workspace
 
 pytestmark = pytest.mark.data
 
@@ -54,3 +60,21 @@ def test_strict_blurs_the_context_and_repeats_for_a_seed(tmp_path, held_out_adul
 
     assert moved(made["default"]) < 0.5 and moved(made["strict"]) > 2, (
         moved(made["default"]), moved(made["strict"]))
+
+
+def test_batch_and_evaluate_offer_strict_and_batch_records_it(tmp_path, held_out_adults,
+                                                             capsys):
+    for command in ("batch", "evaluate"):
+        assert _run([command, "--help"]) == 0
+        assert "context-strict" in "".join(capsys.readouterr().out.split())  # wrapped at "-"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(held_out_adults[3].path, folder / held_out_adults[3].path.name)
+    path = tmp_path / "strict.studio"
+    code = _run(["batch", str(folder), "--workspace", str(path), "--methods", "context-strict",
+                 "--candidates", "1", "--workers", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    with Workspace(path) as ws:
+        assert [c.method for c in ws.candidates()] == ["context-strict"]
+        (face,) = ws.faces()
+        assert face.descriptor2 is not None and face.descriptor2.shape == (192,)

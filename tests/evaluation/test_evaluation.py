@@ -87,9 +87,9 @@ def test_evaluation_measures_every_method_on_real_faces(run):
     result, _cache, dataset = run
     assert result.computed == len(dataset.sources) and not result.problems
     methods = {m.method for m in result.measurements}
-    assert methods == {"original", "gan", "3d", "context", "context-blur", "blur-light",
-                       "blur-strong", "pixelate-light", "pixelate-strong", "mask-eyes",
-                       "mask-face"}
+    assert methods == {"original", "gan", "3d", "context", "context-strict", "context-blur",
+                       "blur-light", "blur-strong", "pixelate-light", "pixelate-strong",
+                       "mask-eyes", "mask-face"}
     by = {(m.source, m.method): m for m in result.measurements}
     for (_source, method), m in by.items():
         if method == "original":
@@ -151,7 +151,7 @@ def test_report_files(run, tmp_path):
         assert png.is_file() and Image.open(png).size[0] > 300
     with (tmp_path / "report" / "per_face.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(dataset.sources) * 11
+    assert len(rows) == len(dataset.sources) * 12
     assert {r["method"] for r in rows} >= {"gan", "mask-face"}
     assert all(float(r["distance"]) == 0 for r in rows if r["method"] == "original")
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
@@ -243,7 +243,8 @@ def test_the_parrot_gallery_is_made_once_and_attacks_every_method(run, engine):
     result, cache, dataset = run
     gallery = parrot_gallery(result, engine, cache=cache, workers=1)
     people = {s.identity for s in dataset.sources}
-    assert {k[2] for k in gallery} == {"gan", "3d", "context", "context-blur"}  # the seeded
+    assert {k[2] for k in gallery} == {"gan", "3d", "context", "context-strict",
+                                       "context-blur"}  # the seeded
     assert len({k[1] for k in gallery}) == len(people)  # one gallery photo per person
     own = {(m.source, m.method): m.output for m in result.measurements}
     for (_, source, method), obs in gallery.items():  # a fresh seed: another surrogate

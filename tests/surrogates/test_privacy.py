@@ -138,3 +138,34 @@ def test_strict_keeps_the_smile_and_repeats_for_a_seed(engine, genki_test):
         back = largest_face(engine.analyzer.analyze(made[0].image, recall=False).faces)
         assert back is not None
         assert (back.attributes.joy >= 0.5) == (face.attributes.joy >= 0.5), item.path.name
+
+
+def test_each_other_preset_is_a_registered_method_that_draws_under_it(engine,
+                                                                       held_out_adults):
+    """``context-strict`` (batch, evaluate) is the in-context method under the strict preset:
+    its ``make`` gives the photo ``replace`` gives under ``--privacy strict`` (anonymize, the
+    window), not the default's, for the same seed."""
+    from studio.core.surrogates.registry import IN_CONTEXT, REGISTRY
+
+    others = [name for name in PRIVACY_PRESETS if name != "default"]
+    keys = [f"{IN_CONTEXT}-{name}" for name in others]
+    assert keys == ["context-strict"]
+    spec = REGISTRY["context-strict"]
+    assert (spec.privacy, spec.family, spec.candidate, spec.revision) == (
+        "strict", "context-strict", True, REGISTRY[IN_CONTEXT].revision)
+    assert REGISTRY[IN_CONTEXT].privacy == "default" and not spec.batch_default
+    image = load_image(held_out_adults[3].path)
+    faces = engine.analyze(image).faces
+    assert len(faces) == 1
+    REGISTRY.maker("context-strict").load(engine)
+    strict = REGISTRY.maker("context-strict").make(engine, image, faces[0], [5])[0]
+    default = REGISTRY.maker(IN_CONTEXT).make(engine, image, faces[0], [5])[0]
+    anonymized = REGISTRY.maker(IN_CONTEXT).replace(engine, image, faces, 5, privacy="strict")
+    assert np.array_equal(strict, anonymized.image)
+    assert not np.array_equal(strict, default)
+    corner = (slice(0, 16), slice(0, 16))  # the photo's top left: hair or background
+
+    def moved(rgb: np.ndarray) -> float:
+        return float(np.abs(rgb[corner].astype(int) - image.rgb[corner]).mean())
+
+    assert moved(default) < 0.5 and moved(strict) > 2, (moved(default), moved(strict))

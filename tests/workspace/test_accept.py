@@ -115,9 +115,10 @@ def test_rules_never_reach_eval_exec_or_compiled_code(monkeypatch):
 @pytest.fixture(scope="module")
 def batch_file(batched) -> Path:
     """What `studio batch` writes for three real GENKI-4K faces: two candidates of each
-    method (GAN, 3D, in context) per face. Made once; tests work on copies."""
+    method (GAN, 3D, in context by default and strict) per face. Made once; tests work on
+    copies."""
     path, report = batched("accept", 3, 2, REGISTRY.candidates())
-    assert report.faces == 3 and report.candidates == 18
+    assert report.faces == 3 and report.candidates == 3 * 2 * len(REGISTRY.candidates()) == 24
     return path
 
 
@@ -289,7 +290,7 @@ def test_a_workspace_from_before_groups_opens_and_gains_them(ws_path):
             DROP TABLE history; ALTER TABLE old_history RENAME TO history;
             DROP TABLE bulk_ops; PRAGMA user_version=1;""")
     with Workspace(ws_path) as ws:
-        assert ws.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert ws.db.execute("PRAGMA user_version").fetchone()[0] == 3  # on to descriptor2
         assert "bulk" in {r[1] for r in ws.db.execute("PRAGMA table_info(history)")}
         report = accept_by_rule(ws, "distance >= 0")
         assert report.count == len(ws.candidates()) - 1 and report.already_accepted == 1
@@ -321,7 +322,7 @@ def test_cli_exit_codes_and_messages(ws_path, tmp_path, capsys):
     assert lines[0] == "rule: distance >= 0.6 (best per face: the highest distance)"
     accepted = sum(d == "accepted" for d in _decisions(ws_path).values())
     assert lines[1].startswith(f"accepted {accepted}: ") and accepted <= 3
-    assert lines[2].startswith(f"left undecided {18 - accepted}: ")
+    assert lines[2].startswith(f"left undecided {len(_decisions(ws_path)) - accepted}: ")
     assert any(line.startswith("faces: ") and line.endswith(" of 3 have no accepted candidate")
                for line in lines)
     assert "--undo` reverts it whole" in lines[-1]

@@ -41,11 +41,13 @@ from studio.core.workspace.export import (
     mturk_layout,
     write_batch,
 )
-from studio.core.workspace.study import check_study, originals_in
+from studio.core.workspace.study import check_study, originals_in, study_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The simulated crowd: per-version accuracy (the issue's example), workers of varying skill.
 KNOWN = {"original": 0.85, "gan": 0.75, "3d": 0.78, "context": 0.82}
+#: What a study with its originals shown holds: every version at the default preset.
+SHOWN = study_versions(True)
 
 
 def studio(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -58,6 +60,12 @@ def studio(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 def test_versions_are_the_original_and_every_surrogate_method():
     assert ("original", *REGISTRY.candidates()) == VERSIONS
+
+
+def test_a_study_shows_each_method_at_the_default_preset_only():
+    assert "context-strict" in VERSIONS  # an export of strict candidates is reported
+    assert SHOWN == ("original", "gan", "3d", "context") == tuple(KNOWN)
+    assert study_versions(False) == SHOWN[1:]
 
 
 def test_stratified_picker_takes_equal_numbers_from_each_bin():
@@ -258,7 +266,7 @@ def test_the_study_folder_holds_only_what_workers_may_see(shown_study):
         assert private.parent == out.parent and stat.S_IMODE(private.stat().st_mode) == 0o600
     mapping, problems = read_mapping(r.mapping)
     assert not problems and len(mapping) == r.items == 12 * 4
-    assert Counter(row.version for row in mapping.values()) == dict.fromkeys(VERSIONS, 12)
+    assert Counter(row.version for row in mapping.values()) == dict.fromkeys(SHOWN, 12)
     originals = {row.original_key for row in mapping.values()}
     assert len(originals) == 12
     # Stratified: equal numbers (+-1) from each 0.5-wide bin of joy evidence that had
@@ -315,7 +323,7 @@ def test_a_crowd_of_known_accuracy_is_recovered_from_mturk_results(shown_study):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_answers"] == len(answers) == 40 * 48 and summary["n_problems"] == 0
     versions = {v["version"]: v for v in summary["versions"]}
-    assert list(versions) == list(VERSIONS)
+    assert list(versions) == list(SHOWN)
     for version, p in KNOWN.items():
         v = versions[version]
         made = np.mean([right for _, item, _, right in answers
@@ -338,7 +346,7 @@ def test_a_crowd_of_known_accuracy_is_recovered_from_mturk_results(shown_study):
     expected = np.mean([(row.joy >= 0.5) == truth[row.original_key]
                         for row in mapping.values() if row.version == "original"])
     assert machine["original photo"]["accuracy"] == pytest.approx(expected)
-    assert set(machine) == {"original photo", *REGISTRY.candidates()}
+    assert set(machine) == {"original photo", *SHOWN[1:]}
     page = (out / "index.html").read_text()
     assert "the studio, on the original photo" in page and "Dawid–Skene" in page
     assert "No original row" not in page
@@ -381,7 +389,7 @@ def test_seven_class_answers_from_label_studio_are_reported(shown_study):
     a = load_and_analyze(export, r.mapping, truth_file)
     assert a.format == "label-studio" and not a.problems and a.n_answers == 40 * 48
     tables = {x.version: x for x in a.expressions}
-    assert list(tables) == list(VERSIONS)
+    assert list(tables) == list(SHOWN)
     for version, x in tables.items():
         said_smile = np.mean([s for _, item, s, _ in crowd.answers
                               if mapping[item].version == version])
@@ -403,7 +411,7 @@ def test_the_command_never_shows_originals_unless_told(tmp_path, genki_test):
     assert "the originals are not shown" in proc.stdout
     mapping, problems = read_mapping(tmp_path / "s2.private-mapping.csv")
     assert not problems and len(mapping) == 12
-    assert {row.version for row in mapping.values()} == set(REGISTRY.candidates())
+    assert {row.version for row in mapping.values()} == set(study_versions(False))
     assert not (out / "labelstudio_tasks.json").exists()
     sheet = tmp_path / "s2.private-truth.csv"
     truth_file = fill_truth(sheet, labels, sheet.with_name("truth-filled.csv"))
@@ -417,7 +425,7 @@ def test_the_command_never_shows_originals_unless_told(tmp_path, genki_test):
     assert "no original row" in proc.stdout
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert not summary["originals_shown"]
-    assert [v["version"] for v in summary["versions"]] == list(REGISTRY.candidates())
+    assert [v["version"] for v in summary["versions"]] == list(study_versions(False))
     assert "No original row" in (tmp_path / "report" / "index.html").read_text()
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == sorted(
         f"{stem}.jpg" for stem in labels)  # the photos are only read

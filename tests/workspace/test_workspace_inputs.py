@@ -275,7 +275,7 @@ def test_old_workspace_gains_paths_and_absolute_ones(tmp_path, engine, genki_tes
     with Workspace("old.studio") as ws:
         (face,) = ws.faces()
         assert face.original_path == str(photo) and ws.paths_of(face.original_id) == [str(photo)]
-        assert ws.db.execute("PRAGMA user_version").fetchone()[0] == 2  # and on to groups
+        assert ws.db.execute("PRAGMA user_version").fetchone()[0] == 3  # and on to schema 3
 
 
 # -- 5. absolute paths and relinking a moved folder ----------------------------------------

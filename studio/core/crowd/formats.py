@@ -35,7 +35,8 @@ __all__ = ["BASIC_EXPRESSIONS", "KINDS", "MAPPING_COLUMNS", "VERSIONS", "Answer"
 #: report: the original, then the candidate methods (``surrogates.registry``, which this
 #: wing may not import; a test keeps the two in step).
 VERSION_STYLES = {"original": ("original", "#4c72b0"), "gan": ("GAN surrogate", "#dd8452"),
-                  "3d": ("3D surrogate", "#55a868"), "context": ("in-context surrogate", "#8172b3")}
+                  "3d": ("3D surrogate", "#55a868"), "context": ("in-context surrogate", "#8172b3"),
+                  "context-strict": ("in-context surrogate, strict privacy", "#64b5cd")}
 VERSIONS = tuple(VERSION_STYLES)
 KINDS = ("item", "gold", "repeat")
 MAPPING_COLUMNS = ("item_id", "original_key", "version", "seed", "kind", "gold_label", "joy")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -18,6 +20,9 @@ from studio.core.analysis.analyzer import FaceAnalysis
 from studio.core.errors import StudioError
 from studio.core.metrics.comparison import Comparison
 from studio.core.surrogates.registry import REGISTRY
+
+if TYPE_CHECKING:
+    from studio.core.surrogates.incontext import ContextRequest
 
 __all__ = ["EXPORT_SIZE", "CandidateMaker", "batch_engine", "candidate_metrics", "candidate_seed",
            "check_methods", "gan_draws", "in_context_photos", "png_bytes", "save_png",
@@ -90,19 +95,22 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> None:
 
 
 def in_context_photos(engine, image, face: FaceAnalysis, seeds: list[int],
-                      others: list | None = None, context: str = "keep", refine: bool = True
+                      others: list | None = None,
+                      request: Callable[[int], ContextRequest] | None = None
                       ) -> list[np.ndarray]:
     """The whole photo with ``face`` replaced by each seed's identity (and ``others``, the
     photo's other faces, replaced too, so that no original face is left beside it; those
-    found but not fitted, ``UnfittedFace``, are masked or blurred)."""
+    found but not fitted, ``UnfittedFace``, are masked or blurred). ``request(seed)``: how
+    (``InContextMethod.request``: the preset, context and refiner); default, the default
+    preset's."""
     from studio.core.analysis.face_search import UnfittedFace
     from studio.core.surrogates.incontext import ContextRequest
 
+    request = request or (lambda s: ContextRequest(seed=s))
     unfitted = [o for o in others or [] if isinstance(o, UnfittedFace)]
     faces = [face, *(o for o in others or [] if not isinstance(o, UnfittedFace))]
-    return [engine.in_context(image, faces,
-                              ContextRequest(seed=s, context=context, refine=refine),
-                              unfitted=unfitted).image for s in seeds]
+    return [engine.in_context(image, faces, request(s), unfitted=unfitted).image
+            for s in seeds]
 
 
 def gan_draws(engine, face: FaceAnalysis, seeds: list[int]) -> list:

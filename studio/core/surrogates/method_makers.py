@@ -153,19 +153,23 @@ class InContextMethod(MethodMaker):
         engine.load_3d()
 
     def make(self, engine, image, face, seeds, others=None) -> list[np.ndarray]:
+        """The whole photo per seed under the method's preset (``studio batch``,
+        ``studio evaluate``), as ``replace`` draws it."""
         from studio.core.surrogates.making import in_context_photos
 
-        return in_context_photos(engine, image, face, seeds, others, context=self.context,
-                                 refine=self.refine)
+        return in_context_photos(engine, image, face, seeds, others, request=self.request)
 
-    def replace(self, engine, image, faces, seed, context=None, privacy=None) -> Replaced:
-        """Every face replaced under the privacy preset (``privacy``, else the method's): a
-        preset that blurs the context blurs it whatever ``context`` says; one that keeps
-        it takes ``context`` or the method's own."""
+    def request(self, seed: int, context: str | None = None, privacy: str | None = None):
+        """The ``ContextRequest`` for a seed under the privacy preset (``privacy``, else the
+        method's): a preset that blurs the context blurs it whatever ``context`` says; one
+        that keeps it takes ``context`` or the method's own."""
         preset = privacy_preset(privacy or self.privacy)
         context = (context or self.context) if preset.context == "keep" else preset.context
-        request = preset.request(seed=seed, refine=self.refine, context=context)
-        result = engine.in_context(image, faces, request)
+        return preset.request(seed=seed, refine=self.refine, context=context)
+
+    def replace(self, engine, image, faces, seed, context=None, privacy=None) -> Replaced:
+        """Every face replaced under the privacy preset (``request``)."""
+        result = engine.in_context(image, faces, self.request(seed, context, privacy))
         notes = [f"face {f.index + 1}: {f.reason}" for f in result.faces if not f.replaced]
         return Replaced(result.image, result.replaced, len(faces) - result.replaced,
                         tuple(notes) + result.notes)

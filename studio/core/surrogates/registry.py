@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from studio.core.errors import StudioError
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY, PRIVACY_PRESETS
 
 #: What a maker may need loaded before it can draw: the conditional generator, or the
 #: morphable model's renderer (OpenGL).
@@ -66,6 +67,11 @@ class MethodSpec:
     @property
     def column(self) -> str:
         return self.short or self.label
+
+    @property
+    def privacy(self) -> str:
+        """The privacy preset it draws under (``surrogates.privacy``): its maker's option."""
+        return self.options.get("privacy", DEFAULT_PRIVACY)
 
 
 class MethodRegistry:
@@ -169,6 +175,38 @@ DEFAULT_ANONYMIZE = IN_CONTEXT
 
 _MAKERS = "studio.core.surrogates.method_makers"
 _NAIVE = f"{_MAKERS}:NaiveMethod"  # the baselines: a function of surrogates.baselines
+#: The colours of the in-context method under each preset other than the default, in
+#: ``PRIVACY_PRESETS``' order (strict first).
+_PRESET_COLOURS = ("#64b5cd", "#ccb974", "#8c8c8c")
+
+
+def preset_variants(base: MethodSpec) -> tuple[MethodSpec, ...]:
+    """``base`` under each privacy preset but the default, one method each, keyed
+    ``<base>-<preset>`` (``context-strict``): ``studio batch`` makes it, ``studio evaluate``
+    measures it beside the default, and a workspace records it by its key. It draws as
+    ``base`` does (same revision), so only its key tells its cache entries apart."""
+    others = [p for p in PRIVACY_PRESETS.values() if p.name != DEFAULT_PRIVACY]
+    return tuple(replace(base, key=f"{base.key}-{p.name}", label=f"{base.label}, {p.name} "
+                         f"privacy", colour=_PRESET_COLOURS[i % len(_PRESET_COLOURS)],
+                         options={**base.options, "privacy": p.name},
+                         family=f"{base.key}-{p.name}", family_label="",
+                         short=f"{base.column}, {p.name}", anonymize=False,
+                         batch_default=False, takes_context=False)
+                 for i, p in enumerate(others))
+
+
+# context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25);
+# 5: the read-back answers to both recognizers (issue 28), as context-blur 5, raw 1;
+# 6: the refiner at step 3,131, its change faded in from the photo's edge (issue 27);
+# six draws, not four (the second recognizer rejects more); 7: the new texture set
+# along the smile axis to the joy it is drawn with (issue 27), as context-blur 7, raw 2;
+# 8: the read-back asks each recognizer for a margin past its threshold (issue 28), as
+# blur 8, raw 3;
+# 9: a last draw that falls back gives way to the last one that cleared, as blur 9, raw 4.
+_IN_CONTEXT_SPEC = MethodSpec(
+    IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
+    short="in context", seeded=True, in_photo=True, needs=frozenset({NEEDS_RENDERER}),
+    revision=9, anonymize=True, candidate=True, takes_context=True)
 for _spec in (
     # gan 1: a draw is another person only when both recognizers say so (issue 28).
     MethodSpec(GAN, "GAN surrogate", "#dd8452", f"{_MAKERS}:GanMethod", short="GAN",
@@ -178,18 +216,8 @@ for _spec in (
     MethodSpec(MORPHABLE, "3D surrogate", "#55a868", f"{_MAKERS}:MorphableMethod", short="3D",
                seeded=True, needs=frozenset({NEEDS_RENDERER}), revision=1, anonymize=True,
                candidate=True, batch_default=True),
-    # context 4: the refiner (issue 27) and the recall detector's unfitted faces (issue 25);
-    # 5: the read-back answers to both recognizers (issue 28), as context-blur 5, raw 1;
-    # 6: the refiner at step 3,131, its change faded in from the photo's edge (issue 27);
-    # six draws, not four (the second recognizer rejects more); 7: the new texture set
-    # along the smile axis to the joy it is drawn with (issue 27), as context-blur 7, raw 2;
-    # 8: the read-back asks each recognizer for a margin past its threshold (issue 28), as
-    # blur 8, raw 3;
-    # 9: a last draw that falls back gives way to the last one that cleared, as blur 9, raw 4.
-    MethodSpec(IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
-               short="in context", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=9, anonymize=True, candidate=True,
-               takes_context=True),
+    # The presets other than the default (``surrogates.privacy``): context-strict.
+    _IN_CONTEXT_SPEC, *preset_variants(_IN_CONTEXT_SPEC),
     MethodSpec("context-blur", "in-context surrogate, context blurred", "#937860",
                f"{_MAKERS}:InContextMethod", {"context": "blur"},
                family_label="in-context, context blurred", seeded=True, in_photo=True,

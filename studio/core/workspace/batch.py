@@ -104,9 +104,12 @@ def process_photo(path: Path, sha: str, engine, maker: CandidateMaker, candidate
                     "every in-context candidate" if analysis.unfitted else "")
         result = PhotoResult(path, sha, "ok", "; ".join(filter(None, (image.note, unfitted))),
                              size)
-        for fi, face in enumerate(analysis.faces):
+        # Both recognizers' descriptors are stored, so that the export's gate need not read
+        # the original again (the read-back would take the second one anyway).
+        faces = engine.analyzer.describe2(image.rgb, analysis.faces)
+        for fi, face in enumerate(faces):
             seeds = [candidate_seed(sha, fi, i) for i in range(candidates)]
-            others = [f for f in analysis.faces if f is not face] + list(analysis.unfitted)
+            others = [f for f in faces if f is not face] + list(analysis.unfitted)
             made = {m: [(seed, png, metrics) for seed, (png, metrics) in
                         zip(seeds, maker.make_many(m, image, face, seeds, others),
                             strict=True)]

@@ -127,16 +127,19 @@ class IdentityGate:
     """Re-measures every surrogate against its original at export time, with both
     recognizers as the read-back does (``metrics.comparison.another_person``): the stored
     metrics are not trusted, and a candidate whose face cannot be found is refused too,
-    since its identity cannot be checked. The workspace keeps dlib's descriptor only, so
-    the second recognizer reads each original from its photo, once per face; a photo that
-    is gone or changed refuses its candidates, never leaving dlib to judge alone. A missing
-    or corrupt recognizer file stops the gate before it measures anything."""
+    since its identity cannot be checked. The original's descriptors are the ones the batch
+    stored (both since schema 3, so the photo need not be where it was). A face of an older
+    workspace has dlib's only: the second recognizer then reads its original photo, once
+    per face, and a photo that is gone or changed refuses its candidates, never leaving
+    dlib to judge alone. A missing or corrupt recognizer file stops the gate before it
+    measures anything."""
 
     def __init__(self, analyzer, workspace: Workspace | None = None) -> None:
         self.analyzer = analyzer
         self.workspace = workspace
         analyzer.load_second()  # ModelFileError naming the file and `make models`
         self._originals: dict[int, FaceAnalysis | str] = {}  # face id -> face, or why not
+        self.photos_read = 0  # originals read for their second descriptor (old workspaces)
 
     def check(self, face: FaceRecord, rgb: np.ndarray) -> str | None:
         original = self.original(face)
@@ -145,8 +148,10 @@ class IdentityGate:
         return self.measure(original, rgb)[0]
 
     def original(self, face: FaceRecord) -> FaceAnalysis | str:
-        """The stored face with the second recognizer's descriptor of its original photo,
-        or why the photo cannot be read."""
+        """The stored face with both recognizers' descriptors of its original, or why the
+        second cannot be had."""
+        if face.descriptor2 is not None:
+            return face_analysis(face)
         if face.id not in self._originals:
             self._originals[face.id] = self._describe(face)
         return self._originals[face.id]
@@ -155,17 +160,19 @@ class IdentityGate:
         from studio.core.analysis.images import load_image
         from studio.core.errors import ImageLoadError
 
+        old = ("the workspace was made before the studio stored the second recognizer's "
+               "descriptor, so it is read from the original photo, and ")
         path = self.workspace.locate(face.original_id) if self.workspace else None
         if path is None:
-            return ("its original photo is not where the workspace saw it, so the second "
-                    "recognizer cannot check it (`studio relink` points the workspace at a "
-                    "moved folder)")
+            return (f"{old}that photo is not where the workspace saw it (`studio relink` "
+                    "points the workspace at a moved folder)")
         try:
             if sha256_of(path) != face.original_sha256:
-                return f"{path.name} has changed since the batch, so it cannot be checked"
+                return f"{old}{path.name} has changed since the batch"
             rgb = load_image(path).rgb
         except (OSError, ImageLoadError) as exc:
-            return f"its original photo {path.name} cannot be read ({exc})"
+            return f"{old}{path.name} cannot be read ({exc})"
+        self.photos_read += 1
         return self.analyzer.describe2(rgb, [face_analysis(face)])[0]
 
     def measure(self, original: FaceAnalysis, rgb: np.ndarray

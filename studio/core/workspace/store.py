@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS faces (
     attributes TEXT NOT NULL,
     landmarks BLOB NOT NULL,       -- (478, 3) float32
     blendshapes BLOB NOT NULL,     -- (52,) float32
-    descriptor BLOB,               -- (128,) float32
+    descriptor BLOB,               -- (128,) float32, dlib's
+    descriptor2 BLOB,              -- (192,) float32, the second recognizer's (schema 3)
     UNIQUE (original_id, face_index)
 );
 CREATE TABLE IF NOT EXISTS candidates (
@@ -82,8 +83,9 @@ CREATE TABLE IF NOT EXISTS original_paths (  -- every place an original was seen
 );
 """
 #: ``PRAGMA user_version``: 0 before ``original_paths``, 1 before ``bulk_ops`` and
-#: ``history.bulk``; older files are migrated on open.
-SCHEMA_VERSION = 2
+#: ``history.bulk``, 2 before ``faces.descriptor2``; older files are migrated on open (their
+#: faces keep no second descriptor: the export's gate reads it from the original photo).
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class FaceRecord:
     landmarks: np.ndarray
     blendshapes: np.ndarray
     descriptor: np.ndarray | None
+    #: The second recognizer's descriptor of the original, taken at batch time; None in a
+    #: workspace made before schema 3.
+    descriptor2: np.ndarray | None = None
 
     @property
     def key(self) -> str:
@@ -209,6 +214,9 @@ class Workspace:
                         record_paths(self)
                     if version < 2:
                         history.migrate(self.db)
+                    columns = {r[1] for r in self.db.execute("PRAGMA table_info(faces)")}
+                    if "descriptor2" not in columns:  # schema 3: the second descriptor
+                        self.db.execute("ALTER TABLE faces ADD COLUMN descriptor2 BLOB")
                     self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"cannot write to {self.path} ({exc}).") from exc
@@ -306,24 +314,25 @@ class Workspace:
     def add_face(self, db: sqlite3.Connection, original_id: int, face_index: int, face) -> int:
         cur = db.execute(
             "INSERT INTO faces (original_id, face_index, box, attributes, landmarks, "
-            "blendshapes, descriptor) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "blendshapes, descriptor, descriptor2) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(original_id, face_index) DO UPDATE SET attributes=excluded.attributes"
-            " RETURNING id",
+            ", descriptor2=COALESCE(excluded.descriptor2, descriptor2) RETURNING id",
             (original_id, face_index, json.dumps(list(face.box)),
              json.dumps(face.attributes.to_dict()), _blob(face.landmarks),
-             _blob(face.blendshapes), _blob(face.descriptor)))
+             _blob(face.blendshapes), _blob(face.descriptor), _blob(face.descriptor2)))
         return int(cur.fetchone()[0])
 
     def faces(self, face_id: int | None = None) -> list[FaceRecord]:
         sql = ("SELECT f.id, f.original_id, o.path, o.sha256, f.face_index, f.attributes, "
-               "f.landmarks, f.blendshapes, f.descriptor FROM faces f "
+               "f.landmarks, f.blendshapes, f.descriptor, f.descriptor2 FROM faces f "
                "JOIN originals o ON o.id = f.original_id")
         args: tuple = ()
         if face_id is not None:
             sql, args = sql + " WHERE f.id = ?", (face_id,)
         rows = self.db.execute(sql + " ORDER BY o.id, f.face_index", args).fetchall()
         return [FaceRecord(r[0], r[1], r[2], r[3], r[4], Attributes(**json.loads(r[5])),
-                           _array(r[6], (-1, 3)), _array(r[7], (-1,)), _array(r[8], (-1,)))
+                           _array(r[6], (-1, 3)), _array(r[7], (-1,)), _array(r[8], (-1,)),
+                           _array(r[9], (-1,)))
                 for r in rows]
 
     def face(self, face_id: int) -> FaceRecord:
@@ -418,4 +427,4 @@ def face_analysis(face: FaceRecord):
     box = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()),
            float(pts[:, 1].max()))
     return FaceAnalysis(box, pts, face.blendshapes, np.eye(4), face.attributes,
-                        face.descriptor)
+                        face.descriptor, face.descriptor2)

@@ -34,6 +34,7 @@ from studio.core.crowd.formats import ITEM_JOY, VERSIONS
 from studio.core.crowd.tables import csv_writer
 from studio.core.progress import Progress, no_progress
 from studio.core.surrogates.making import EXPORT_SIZE, candidate_seed, png_bytes, surrogate_images
+from studio.core.surrogates.privacy import DEFAULT_PRIVACY
 from studio.core.surrogates.registry import REGISTRY
 from studio.core.workspace.export import (
     FORMATS,
@@ -84,7 +85,12 @@ class StudyReport:
 
 
 def study_versions(originals_may_be_shown: bool) -> tuple[str, ...]:
-    return VERSIONS if originals_may_be_shown else tuple(v for v in VERSIONS if v != "original")
+    """The versions every worker is shown: the original where it may be, and each surrogate
+    method at the default privacy preset (the thesis's design; a method registered for
+    another preset, ``context-strict``, is a curation and evaluation choice, not the
+    study's, and would add a fifth of every worker's load)."""
+    return tuple(v for v in VERSIONS if (v == "original" and originals_may_be_shown)
+                 or (v in REGISTRY and REGISTRY[v].privacy == DEFAULT_PRIVACY))
 
 
 def check_study(out_dir: str | Path, m: int, workers: int, formats: tuple[str, ...],
