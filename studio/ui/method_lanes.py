@@ -28,6 +28,7 @@ class GanLane(Lane):
     """The conditional generator's face for the sliders and identity, measured at once."""
 
     method, priority, timing = GAN, 10, "compare"
+    yields_to_making = True  # its measures wait for the 3D and in-context outputs
 
     def listen(self) -> None:
         self.state.targets_changed.connect(self.request)

@@ -173,7 +173,7 @@ def build(n_utk: int = 2000, n_genki: int = 1500, k_identity: int = 40, k_textur
     mean_tex = (tex * w).sum(0) / np.maximum(w.sum(0), 1e-6)
     # Where a face hid a texel, use the mean instead, so PCA models identity, not occlusion.
     filled = tex * w + mean_tex * (1 - w)
-    mean_u8 = fill_outside(np.round(mean_tex * 255).astype(np.uint8), raster.inside)
+    mean_u8 = fill_outside(np.round(mean_tex * 255).astype(np.uint8), raster)
     flat = (filled - mean_tex).reshape(len(tex), -1)
     _, tsing, tvt = np.linalg.svd(flat, full_matrices=False)
     tvar = tsing ** 2 / (len(tex) - 1)

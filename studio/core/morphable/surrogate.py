@@ -147,7 +147,7 @@ class Surrogate3DMaker:
             tex, weight = unwrap(rgb, landmarks, self._raster, model.triangles)
             mean = model.texture()
             texture = np.where(weight[..., None] > 0.2, tex, mean)
-            texture = fill_outside(texture, self._raster.inside)
+            texture = fill_outside(texture, self._raster)
         elif int(request.identity) == 0:
             identity, texture = None, model.texture()
         else:

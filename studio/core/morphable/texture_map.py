@@ -9,6 +9,7 @@ without a per-triangle loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -23,6 +24,21 @@ class UvRaster:
     @property
     def inside(self) -> np.ndarray:
         return self.triangle >= 0
+
+    @cached_property
+    def nearest_inside(self) -> np.ndarray:
+        """(T*T,) flat index of the nearest texel inside the mesh, for every texel (itself
+        where inside): computed once, so filling a texture's outside is one gather."""
+        inside = self.inside
+        outside = (~inside).astype(np.uint8)
+        if not inside.any():
+            return np.arange(inside.size)
+        _, labels = cv2.distanceTransformWithLabels(outside, cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        flat = np.flatnonzero(inside)
+        index_of = np.zeros(int(labels.max()) + 1, np.int64)
+        index_of[labels.ravel()[flat]] = flat
+        return index_of[labels.ravel()]
 
 
 def rasterize_uv(uv: np.ndarray, triangles: np.ndarray, size: int) -> UvRaster:
@@ -101,11 +117,12 @@ def _remap_face(rgb: np.ndarray, map_x: np.ndarray, map_y: np.ndarray,
     return texture
 
 
-def fill_outside(texture: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Extend colours past the mesh's UV islands, so bilinear sampling at triangle edges
-    never pulls in black."""
-    mask = (~inside).astype(np.uint8)
-    return cv2.inpaint(texture, mask, 3, cv2.INPAINT_TELEA)
+def fill_outside(texture: np.ndarray, raster: UvRaster) -> np.ndarray:
+    """Extend colours past the mesh's UV islands (each outside texel takes its nearest
+    inside texel's colour), so bilinear sampling at triangle edges never pulls in black.
+    One gather: an inpaint here cost 4 ms of every slider repaint."""
+    channels = texture.shape[2:]
+    return texture.reshape(-1, *channels)[raster.nearest_inside].reshape(texture.shape)
 
 
 def interpolate(raster: UvRaster, triangles: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -43,6 +43,11 @@ from studio.core.surrogates.outline import OUTLINES, clear_original, covering, o
 
 #: The largest side a face is rendered at; larger faces are rendered at this and resized.
 MAX_RENDER = 1024
+#: Faces are drawn at twice their size (antialiasing the texture) up to this side, and
+#: never below their own size. The texture is 128 px, so a larger draw adds no detail
+#: (edges have 4x multisampling): a 300 px face drawn at 384 px rather than 660 px took
+#: ~7 ms off each slider repaint.
+SUPERSAMPLE_UP_TO = 384
 #: Pose edits beyond these (degrees: yaw, pitch, roll) would uncover the original face
 #: around the new one, so they are clamped, and the result says so.
 MAX_TURN = (15.0, 12.0, 15.0)
@@ -337,7 +342,7 @@ class InContextMaker:
             light = light.grey()
         detail = skin_detail(self.extras.detail, self.layout.skin, seed)
         texture = shaded_texture(albedo, self.layout.texel_normals(verts), light, detail)
-        texture = fill_outside(texture, self.layout.raster.inside)
+        texture = fill_outside(texture, self.layout.raster)
         layer, box = self._render_layer(photo.shape[:2], verts, texture)
         x0, y0, x1, y1 = box
         alpha = layer[..., 3].astype(np.float32) / 255
@@ -383,8 +388,8 @@ class InContextMaker:
         x0, y0 = max(lo[0], 0), max(lo[1], 0)
         x1, y1 = min(hi[0], w), min(hi[1], h)
         side = max(int(max(hi - lo)), 1)
-        # Drawn at twice the box (capped) and reduced: the render's own antialiasing.
-        size = int(min(MAX_RENDER, 2 * side))
+        # Drawn larger than the box (capped) and reduced: the render's own antialiasing.
+        size = int(min(MAX_RENDER, max(min(2 * side, SUPERSAMPLE_UP_TO), side)))
         k = size / side
         v = verts.copy()
         v[:, 0] = (v[:, 0] - lo[0]) * k
