@@ -43,6 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parts", type=float, default=None, metavar="WEIGHT",
                    help="weight of the eye and mouth critics (default 0: off; tried at 1 "
                         "in models/refiner/README.md)")
+    p.add_argument("--l1", type=float, default=None, metavar="WEIGHT",
+                   help="weight of L1 to the photo against the critic (default 10)")
+    p.add_argument("--d-steps", type=int, default=None, metavar="N",
+                   help="critic steps per refiner step (default 1)")
+    p.add_argument("--face-weighted", action="store_true", default=None,
+                   help="average the critic's hinge over the face's patches only (outside "
+                        "the mask the refined crop is the photo)")
+    p.add_argument("--plain-critic", dest="critic_sn", action="store_false", default=None,
+                   help="no spectral norm in the whole-crop critic (one with it stayed at "
+                        "chance; a state's critic of the other kind starts fresh)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (one while anything else runs: two under load were "
                         "3x slower here)")
@@ -81,7 +91,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     if not len(pairs):
         raise StudioError(f"no pairs in {args.pairs}: run studio refiner-pairs first")
     preview = PairSet(Path(args.preview)) if Path(args.preview).is_dir() else None
-    chosen = {"parts": args.parts, "d_lr": args.d_lr}
+    chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "d_steps": args.d_steps,
+              "face_weighted": args.face_weighted, "critic_sn": args.critic_sn}
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,

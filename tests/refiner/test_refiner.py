@@ -205,6 +205,48 @@ def test_part_critics_train_and_an_older_state_resumes_without_them(pair_folder,
     assert all(torch.equal(a, b) for a, b in zip(frozen, off.dp.parameters(), strict=True))
 
 
+def test_face_weighted_critic_scores_only_the_face_patches(tmp_path) -> None:
+    """Outside the mask the refined crop is the photo: with face weighting those patches
+    count for nothing, so a critic wrong only there scores as if it were right."""
+    trainer = RefinerTrainer(tmp_path / "run", settings=RefinerSettings(face_weighted=True))
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    scores = torch.full((1, 1, 4, 4), 5.0)
+    scores[..., 1:3, 1:3] = 1.0  # the four patches the face fills
+    assert trainer.patch_mean(scores, mask).item() == pytest.approx(1.0)
+    plain = RefinerTrainer(tmp_path / "plain")
+    assert plain.patch_mean(scores, mask).item() == pytest.approx(scores.mean().item())
+
+
+def test_a_plain_critic_starts_fresh_from_a_normalised_state(pair_folder, tmp_path) -> None:
+    """A state whose critic had spectral norm resumes with the refiner's weights and
+    optimiser, and a fresh plain critic that trains (two critic steps per refiner step)."""
+    torch.set_num_threads(1)
+    pairs = PairSet(pair_folder)
+    config = RefinerConfig(base=8, depth=2, size=32)
+    normalised = RefinerTrainer(tmp_path / "sn", config)
+    normalised.train_step(pairs)
+    state = tmp_path / "sn.safetensors"
+    normalised.save_state(state)
+    settings = RefinerSettings(critic_sn=False, d_steps=2, face_weighted=True)
+    plain = RefinerTrainer(tmp_path / "plain", config, settings)
+    plain.load_state(state)
+    assert plain.step == 1
+    for a, b in zip(normalised.g.parameters(), plain.g.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not any("weight_orig" in k for k in plain.d.state_dict())
+    before = [p.detach().clone() for p in plain.d.parameters()]
+    losses = plain.train_step(pairs)
+    assert np.isfinite(losses["d"]) and plain.step == 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, plain.d.parameters(),
+                                                      strict=True))
+    plain.save_state()
+    again = RefinerTrainer(tmp_path / "plain", config, settings)
+    again.load_state()  # the plain critic itself resumes
+    for a, b in zip(plain.d.parameters(), again.d.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_a_log_from_an_older_run_is_widened_not_mixed(tmp_path) -> None:
     log = tmp_path / "log.csv"
     log.write_text("step,hours,pairs,d,adv,l1\n25,0.01,12,1.9,-0.3,0.05\n")

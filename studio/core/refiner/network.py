@@ -92,18 +92,22 @@ class PatchDiscriminator(nn.Module):
     """Real or refined, patch by patch: three strided convolutions with spectral norm, a
     3x3 one where ``middle`` (about 34 px receptive field at 128 px; without it, as the
     eye and mouth critics of ``refiner.parts`` use it, about 46 px on their bands), and a
-    3x3 head."""
+    3x3 head. Without spectral norm (``normalised=False``) a fresh critic learned where
+    one with it did not: against the refiner frozen at step 4,405, 150 steps took its
+    accuracy on face patches to 0.557, while the normalised one stayed at 0.50."""
 
-    def __init__(self, base: int = 64, cin: int = 4, middle: bool = True) -> None:
+    def __init__(self, base: int = 64, cin: int = 4, middle: bool = True,
+                 normalised: bool = True) -> None:
         super().__init__()
+        norm = spectral_norm if normalised else (lambda conv: conv)
         layers: list[nn.Module] = []
         ch = cin
         for out in (base, base * 2, base * 4):
-            layers += [spectral_norm(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            layers += [norm(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2)]
             ch = out
         if middle:
-            layers += [spectral_norm(nn.Conv2d(ch, ch, 3, 1, 1)), nn.LeakyReLU(0.2)]
-        layers += [spectral_norm(nn.Conv2d(ch, 1, 3, 1, 1))]
+            layers += [norm(nn.Conv2d(ch, ch, 3, 1, 1)), nn.LeakyReLU(0.2)]
+        layers += [norm(nn.Conv2d(ch, 1, 3, 1, 1))]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

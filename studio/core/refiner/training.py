@@ -44,6 +44,15 @@ class RefinerSettings:
     ring_blur: float = 0.05
     #: Weight of the eye and mouth critics in the refiner's loss (0: not trained).
     parts: float = 0.0
+    #: Critic steps per refiner step (each on a batch of its own).
+    d_steps: int = 1
+    #: Average the whole-crop critic's hinge over the face's patches only. Outside the
+    #: mask the refined crop *is* the photo, so those patches can only score chance and
+    #: held the logged loss near 2 whatever the critic learned about the face.
+    face_weighted: bool = False
+    #: Spectral norm in the whole-crop critic. With it a fresh critic stayed at chance
+    #: against the frozen refiner (150 steps); without it, it learned (network.py).
+    critic_sn: bool = True
     seed: int = 0
 
 
@@ -146,7 +155,7 @@ class RefinerTrainer:
         config, settings = self.config, self.settings
         torch.manual_seed(settings.seed)
         self.g = RefinerUNet(config)
-        self.d = PatchDiscriminator()
+        self.d = PatchDiscriminator(normalised=settings.critic_sn)
         self.dp = PartCritics()
         self.opt_g = torch.optim.Adam(self.g.parameters(), settings.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), settings.d_lr, betas=(0.5, 0.999))
@@ -181,13 +190,19 @@ class RefinerTrainer:
         path = path or self.state_path
         tensors, meta = checkpoint.load(path)
         checkpoint.load_module(self.g, tensors, "g", path)
-        checkpoint.load_module(self.d, tensors, "d", path)
+        # A critic of the other kind (with or without spectral norm) starts fresh, and so
+        # does its optimiser.
+        same_critic = ("d.net.0.parametrizations.weight.original" in tensors
+                       or "d.net.0.weight_orig" in tensors) == self.settings.critic_sn
+        if same_critic:
+            checkpoint.load_module(self.d, tensors, "d", path)
         has_parts = any(k.startswith("dp.") for k in tensors)
         if has_parts:
             checkpoint.load_module(self.dp, tensors, "dp", path)
         if optimisers and any(k.startswith("opt_g.") for k in tensors):
             checkpoint.load_optimizer(self.opt_g, tensors, "opt_g")
-            checkpoint.load_optimizer(self.opt_d, tensors, "opt_d")
+            if same_critic:
+                checkpoint.load_optimizer(self.opt_d, tensors, "opt_d")
             if has_parts:
                 checkpoint.load_optimizer(self.opt_dp, tensors, "opt_dp")
         self.step, self.seconds = int(meta.get("step", 0)), float(meta.get("seconds", 0.0))
@@ -200,26 +215,45 @@ class RefinerTrainer:
         checkpoint.save(path, tensors, {**self.meta(), "pairs": pairs,
                                         "licence": "research only (UTKFace)"})
 
-    def train_step(self, pairs: PairSet) -> dict[str, float]:
-        s = self.settings
-        x, real = pairs.batch(self.rng, s.batch, s)
+    def patch_mean(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The mean of per-patch ``scores``, weighted by the face's share of each patch
+        where ``settings.face_weighted`` (plain mean otherwise)."""
+        if not self.settings.face_weighted:
+            return scores.mean()
+        w = F.adaptive_avg_pool2d(mask, scores.shape[-2:])
+        return (scores * w).sum() / w.sum().clamp_min(1e-6)
+
+    def critic_step(self, x: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> float:
         mask = x[:, 3:4]
-        fake = self.g(x)
         d_real = self.d(torch.cat([real, mask], 1))
         d_fake = self.d(torch.cat([fake.detach(), mask], 1))
-        loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        loss_d = (self.patch_mean(F.relu(1 - d_real), mask)
+                  + self.patch_mean(F.relu(1 + d_fake), mask))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
+        return float(loss_d.item())
+
+    def train_step(self, pairs: PairSet) -> dict[str, float]:
+        s = self.settings
+        for _ in range(max(0, s.d_steps - 1)):
+            xd, real_d = pairs.batch(self.rng, s.batch, s)
+            with torch.no_grad():
+                fake_d = self.g(xd)
+            self.critic_step(xd, real_d, fake_d)
+        x, real = pairs.batch(self.rng, s.batch, s)
+        mask = x[:, 3:4]
+        fake = self.g(x)
+        loss_d = self.critic_step(x, real, fake)
         parts_d, parts_adv = self.part_step(real, fake)
-        adv = -self.d(torch.cat([fake, mask], 1)).mean()
+        adv = -self.patch_mean(self.d(torch.cat([fake, mask], 1)), mask)
         l1 = (fake - real).abs().mean()
         loss_g = adv + s.l1 * l1 + s.parts * parts_adv
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.step += 1
-        return {"d": loss_d.item(), "adv": adv.item(), "l1": l1.item(),
+        return {"d": loss_d, "adv": adv.item(), "l1": l1.item(),
                 "parts_d": parts_d, "parts_adv": parts_adv.item()}
 
     def part_step(self, real: torch.Tensor, fake: torch.Tensor
