@@ -1,7 +1,8 @@
 """The privacy switches and presets of the in-context surrogate (issue 28, part 4) on real
 held-out faces: a new outline moves the face's edge, the model's skin tone ignores the
-photo's tint, blurred hair and context are blurred where promised, and the strict preset
-keeps the smile and gives the same photo for the same seed."""
+photo's tint, strict's coarsened skin tone keeps the broad tone (dark stays dark) and no
+finer, blurred hair and context are blurred where promised, and the strict preset keeps
+the smile and gives the same photo for the same seed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.errors import StudioError
+from studio.core.morphable.relight import LUMA, TONES, photo_tone
+from studio.core.morphable.texture_map import unwrap
 from studio.core.surrogates import compositing
 from studio.core.surrogates.incontext import ContextRequest
 from studio.core.surrogates.outline import oval_mask
@@ -52,7 +55,7 @@ def _moved(a: np.ndarray, b: np.ndarray, where: np.ndarray, level: int = 12) -> 
 
 def test_presets_are_declared_once_and_a_bad_name_is_one_clear_error():
     strict = privacy_preset("strict").request(seed=4)
-    assert (strict.outline, strict.skin, strict.context, strict.seed) == ("new", "model",
+    assert (strict.outline, strict.skin, strict.context, strict.seed) == ("new", "bucket",
                                                                          "blur", 4)
     assert privacy_preset(None) is PRIVACY_PRESETS["default"]
     assert privacy_preset("default").request() == ContextRequest()
@@ -96,6 +99,79 @@ def test_the_models_skin_tone_does_not_follow_the_photos_tint(maker, faces):
                        / red_over_blue(maker.make(rgb, [face], request).image))
     assert shift["match"] > 1.25
     assert shift["model"] - 1 < 0.5 * (shift["match"] - 1), shift
+
+
+@pytest.fixture(scope="module")
+def by_tone(analyzer, maker):
+    """Held-out UTKFace adults (25-50), three labelled black and three white, each with
+    its largest face and that face's skin colour as the photo shows it."""
+    from studio.core.datasets import utk_split, utkface
+
+    test = [it for it in utk_split(utkface(), "test") if 25 <= it.age <= 50]
+    out = []
+    for race in (1, 0):
+        for it in [it for it in test if it.race == race][:3]:
+            rgb = load_image(it.path).rgb
+            face = largest_face(analyzer.analyze(rgb).faces)
+            out.append((rgb, face, _tone(maker.layout, rgb, face)))
+    return out
+
+
+def _tone(layout, rgb: np.ndarray, face) -> np.ndarray:
+    """(3,) the skin colour of the face at ``face``'s landmarks in ``rgb``."""
+    tex, visible = unwrap(rgb, face.landmarks, layout.raster, layout.model.triangles)
+    return photo_tone(layout, tex, visible)
+
+
+def test_strict_keeps_the_broad_skin_tone_dark_stays_darker(maker, by_tone):
+    """The darkest and lightest of six held-out faces fall in different tone buckets, and
+    under strict their new faces keep their order of skin brightness, each nearest its
+    own bucket's colour (the model's own tone made dark skin pale and light skin brown)."""
+    strict = privacy_preset("strict")
+    ordered = sorted(by_tone, key=lambda t: float(t[2] @ LUMA))
+    (dark_rgb, dark, dark_tone), (light_rgb, light, light_tone) = ordered[0], ordered[-1]
+    assert TONES.index(dark_tone) < TONES.index(light_tone)
+    made = {}
+    for name, rgb, face, tone in (("dark", dark_rgb, dark, dark_tone),
+                                  ("light", light_rgb, light, light_tone)):
+        out = maker.make(rgb, [face], strict.request(seed=5)).image
+        made[name] = float(_tone(maker.layout, out, face) @ LUMA)
+        # nearest its own bucket's colour of all: the broad tone kept
+        nearest = int(np.argmin(np.abs(TONES.colours @ LUMA - made[name])))
+        assert nearest == TONES.index(tone), (name, made, tone)
+    assert made["light"] - made["dark"] > 0.15, made
+
+
+def test_a_finer_tone_within_a_bucket_does_not_cross(maker, by_tone):
+    """Two held-out faces in one bucket get the same target colour; and one face made
+    brighter or darker within its bucket gets the same new face's tone under strict's
+    skin, where the matched tone follows the photo."""
+    buckets = [TONES.index(t) for _, _, t in by_tone]
+    pair = next((i, j) for i in range(len(by_tone)) for j in range(i + 1, len(by_tone))
+                if buckets[i] == buckets[j])
+    tones = [by_tone[k][2] for k in pair]
+    assert np.array_equal(TONES.snap(tones[0]), TONES.snap(tones[1]))
+
+    def off_middle(tone: np.ndarray) -> float:
+        """How far a tone lies from its inner bucket's middle (0 in an end bucket)."""
+        k = TONES.index(tone)
+        if k in (0, len(TONES.colours) - 1):
+            return 0.0
+        return float(tone @ LUMA) - (TONES.edges[k - 1] + TONES.edges[k]) / 2
+
+    # the face furthest from its bucket's middle, moved most of the way to its mirror
+    # image there: the largest change of tone that stays in the bucket
+    rgb, face, tone = max(by_tone, key=lambda t: abs(off_middle(t[2])))
+    gain = 1 - 1.6 * off_middle(tone) / float(tone @ LUMA)
+    moved = np.clip(rgb * gain, 0, 255).astype(np.uint8)
+    assert TONES.index(_tone(maker.layout, moved, face)) == TONES.index(tone)
+    shift = {}
+    for skin in ("match", "bucket"):  # unrefined: the tone as drawn
+        request = ContextRequest(seed=3, skin=skin, refine=False)
+        made = [maker.make(image, [face], request).image for image in (moved, rgb)]
+        shift[skin] = abs(float((_tone(maker.layout, made[0], face)
+                                 - _tone(maker.layout, made[1], face)) @ LUMA))
+    assert shift["match"] > 0.01 and shift["bucket"] < 0.3 * shift["match"], shift
 
 
 def test_hair_and_context_are_blurred_where_promised(maker, faces, analyzer):
@@ -151,8 +227,10 @@ def test_each_other_preset_is_a_registered_method_that_draws_under_it(engine,
     keys = [f"{IN_CONTEXT}-{name}" for name in others]
     assert keys == ["context-strict"]
     spec = REGISTRY["context-strict"]
-    assert (spec.privacy, spec.family, spec.candidate, spec.revision) == (
-        "strict", "context-strict", True, REGISTRY[IN_CONTEXT].revision)
+    assert (spec.privacy, spec.family, spec.candidate) == ("strict", "context-strict", True)
+    # its own drawing revision on top of the base's: a change to either is measured anew
+    assert divmod(spec.revision, 100)[0] == REGISTRY[IN_CONTEXT].revision
+    assert spec.revision % 100 >= 1
     assert REGISTRY[IN_CONTEXT].privacy == "default" and not spec.batch_default
     image = load_image(held_out_adults[3].path)
     faces = engine.analyze(image).faces

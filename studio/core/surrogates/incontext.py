@@ -27,9 +27,12 @@ from studio.core.morphable.lighting import Lighting
 from studio.core.morphable.model import Fit, MorphableModel, rotation_from_angles
 from studio.core.morphable.relight import (
     SKIN_TONES,
+    TONES,
     UvLayout,
+    light_shape,
     match_tone,
     photo_lighting,
+    photo_tone,
     shaded_texture,
     skin_detail,
 )
@@ -128,6 +131,7 @@ class PreparedFace:
     face: FaceAnalysis
     fit: Fit | None  # None: too small to fit, blurred instead
     light: Lighting | None
+    tone: np.ndarray | None = None  # (3,) its skin colour as the photo shows it
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ class InContextMaker:
                       texture=self.model.project_texture(tex, visible))
         fitted = self.model.posed(fit, fit.identity, fit.expression)
         light = photo_lighting(self.layout, tex, visible, fitted)
-        return PreparedFace(face, fit, light)
+        return PreparedFace(face, fit, light, photo_tone(self.layout, tex, visible))
 
     def make(self, rgb: np.ndarray, faces: list[FaceAnalysis],
              request: ContextRequest = ContextRequest(),
@@ -326,22 +330,34 @@ class InContextMaker:
         identity, tex_coef = self.new_identity(fit, seed, p_male, replace(redraw, joy=drawn_joy))
         if skin == "match" and fit.texture is not None:
             tex_coef = self.layout.with_tone(tex_coef, fit.texture, TONE_STRENGTH)
+        tone = TONES.snap(p.tone) if skin == "bucket" and p.tone is not None else None
+        if tone is not None:  # the colouring (lips, brows) that belongs with that tone; all
+            # the way, a dark tone's coefficients mottled the skin (the albedo's rescale
+            # below makes up the rest)
+            tex_coef = self.layout.with_colour(tex_coef, tone, TONE_STRENGTH)
         new = model.posed(fit, identity, expression, rotation)
         kept = model.posed(fit, fit.identity, expression, rotation)
         if request.outline == "keep":
             verts = self._weights * new + (1 - self._weights) * kept
         else:  # the new identity's own outline, over the original's
             verts = covering(new, kept)
-        # Albedo: the new identity's texture, in the photo's skin tone unless asked not to.
+        # Albedo: the new identity's texture in the photo's skin tone, its bucket's or its own.
         albedo = model.mean_texture + np.tensordot(tex_coef, model.texture_basis, axes=1)
         albedo = np.clip(albedo, 0.02, 1.0)
-        light = p.light
+        light, normals = p.light, self.layout.texel_normals(verts)
         if skin == "match":
             albedo = match_tone(albedo, model.mean_texture, self.layout.skin)
+        elif tone is not None:
+            # The photo's light is measured against the model's mean albedo, so its colour
+            # and level are the skin's own tone times the light's, inseparably: kept, they
+            # would carry the original's exact tone past its bucket. Only the light's
+            # direction and fall-off cross; the bucket's colour is the albedo's.
+            albedo = match_tone(albedo, None, self.layout.skin, colour=tone)
+            light = light_shape(light, normals, self.layout.skin)
         else:
             light = light.grey()
         detail = skin_detail(self.extras.detail, self.layout.skin, seed)
-        texture = shaded_texture(albedo, self.layout.texel_normals(verts), light, detail)
+        texture = shaded_texture(albedo, normals, light, detail)
         texture = fill_outside(texture, self.layout.raster)
         layer, box = self._render_layer(photo.shape[:2], verts, texture)
         x0, y0, x1, y1 = box

@@ -2,13 +2,15 @@
 --privacy``, the window's Privacy menu and the ablation benchmark read.
 
 A preset is a choice of the in-context request's switches (``ContextRequest``): the
-outline kept or new, the skin tone matched to the photo or the model's own, the context
-kept or blurred, the hair around the face kept or blurred. ``benchmarks/ablate_privacy.py``
-measures what each switch does against the parrot attack and the second recognizer
-(docs/privacy.md): the blur is what measurably weakens the parrot attack (the second
-recognizer's 14x chance to 4.5x among 247 celeba-id test people); the new outline and
-the model's skin tone lower the first draw's similarity to the original (0.22 to 0.10
-with the blur) and the dlib figure, so strict takes all three.
+outline kept or new, the skin tone matched to the photo, coarsened to one of a few tones
+or the model's own, the context kept or blurred, the hair around the face kept or
+blurred. ``benchmarks/ablate_privacy.py`` measures what each switch does against the
+parrot attack and the second recognizer (docs/privacy.md): the blur is what measurably
+weakens the parrot attack (the second recognizer's 14x chance to 4.5x among 247
+celeba-id test people); the new outline and the model's skin tone lower the first draw's
+similarity to the original (0.22 to 0.10 with the blur) and the dlib figure. Strict
+takes the outline and the blur, and the skin tone coarsened rather than the model's
+(which changed people's apparent ethnicity).
 
 This module is light (``studio --help`` reads it): the request is built on demand.
 """
@@ -51,8 +53,12 @@ DEFAULT_PRIVACY = "default"
 #: The presets, in the order the window and ``--help`` offer them.
 PRIVACY_PRESETS: dict[str, PrivacyPreset] = {p.name: p for p in (
     PrivacyPreset(DEFAULT_PRIVACY, "the face's outline, skin tone and context kept"),
-    PrivacyPreset("strict", "the new identity's own outline, the model's skin tone, the "
-                  "context blurred", outline="new", skin="model", context="blur"),
+    # strict's skin tone is the photo's snapped to a few buckets (relight.TONE_BUCKETS),
+    # not the model's: the model's turned dark-skinned people pale and light ones brown,
+    # changing their apparent ethnicity (a confound for a labelling study).
+    PrivacyPreset("strict", "the new identity's own outline, the skin tone coarsened to "
+                  "a few tones, the context blurred", outline="new", skin="bucket",
+                  context="blur"),
 )}
 
 

@@ -180,18 +180,25 @@ _NAIVE = f"{_MAKERS}:NaiveMethod"  # the baselines: a function of surrogates.bas
 _PRESET_COLOURS = ("#64b5cd", "#ccb974", "#8c8c8c")
 
 
+#: Each preset's own drawing revision, on top of its base's: a variant's revision is
+#: ``100 * base + own``, so that a change to either is measured anew.
+# strict 1: the photo's skin tone snapped to a tone bucket (skin="bucket"), not the model's.
+_PRESET_REVISIONS = {"strict": 1}
+
+
 def preset_variants(base: MethodSpec) -> tuple[MethodSpec, ...]:
     """``base`` under each privacy preset but the default, one method each, keyed
     ``<base>-<preset>`` (``context-strict``): ``studio batch`` makes it, ``studio evaluate``
     measures it beside the default, and a workspace records it by its key. It draws as
-    ``base`` does (same revision), so only its key tells its cache entries apart."""
+    ``base`` does, and as its preset (``_PRESET_REVISIONS``) does."""
     others = [p for p in PRIVACY_PRESETS.values() if p.name != DEFAULT_PRIVACY]
     return tuple(replace(base, key=f"{base.key}-{p.name}", label=f"{base.label}, {p.name} "
                          f"privacy", colour=_PRESET_COLOURS[i % len(_PRESET_COLOURS)],
                          options={**base.options, "privacy": p.name},
                          family=f"{base.key}-{p.name}", family_label="",
                          short=f"{base.column}, {p.name}", anonymize=False,
-                         batch_default=False, takes_context=False)
+                         batch_default=False, takes_context=False,
+                         revision=100 * (base.revision or 0) + _PRESET_REVISIONS.get(p.name, 0))
                  for i, p in enumerate(others))
 
 
