@@ -9,17 +9,28 @@ Per variant (``VARIANTS``):
   attacker's gallery (``--distractors`` adds single-photo test people to it); their next
   two photos, anonymised as ``studio anonymize --seed 5`` would, are ranked against it by
   dlib's descriptor and by the second recognizer's (``metrics.attacks``). Chance is
-  1 / gallery people; the 95% Wilson interval is printed as multiples of chance.
+  1 / gallery people; the 95% Wilson interval is printed as multiples of chance. Every
+  variant uses the same photos and seeds, so each is also compared with the default probe
+  by probe: the probes only the default finds, those only the variant finds, and the
+  exact sign test on them (McNemar), which tells a change from noise better than two
+  overlapping intervals.
 - **held-out**: GENKI-4K test and UTKFace hold-out faces (``evaluation.held_out``, none
   in the morphable model's build). The first draw's share another person to the second
   recognizer (what the switch itself does, before the read-back redraws), then the
   shipped output's shares by the second, by dlib and by both, faces blurred after six
   draws, and smile agreement.
 
+Besides the request's switches, a variant may set a knob (``KNOBS``): what the default
+carries from the original even with a fresh seed per photo, the push of every identity
+away from the original's direction, the pull of its tone towards the original's, and
+the photo's coarse light.
+
 No training identity or image is used. Every variant's outputs are measured once and
 cached under ``.cache/ablate_privacy/`` (keyed by the switches, the method's revision, the
 refiner's step and the data), so a rerun prints the table at once. One torch thread;
-15 minutes for the twelve rows on this 2-core machine with a training run beside it.
+15 minutes for the first twelve rows on this 2-core machine with a training run beside
+it; 3.4-4.9 minutes a row with ``--people 313`` (every test person with 3+ photos).
+``--seeds`` moves every seed, for a replicate.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ablate_privacy.py
 """
@@ -29,10 +40,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -43,7 +57,7 @@ BENCH_REVISION = 1
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "ablate_privacy"
 #: One switch at a time from the default, then two together and all three; then the
 #: presets other than the default (one of them repeats a row: it is read from the cache).
-VARIANTS: dict[str, dict[str, str]] = {
+VARIANTS: dict[str, dict[str, str | float]] = {
     "default": {},
     "outline new": {"outline": "new"},
     "outline new, ring painted": {"outline": "new-ring"},
@@ -57,8 +71,51 @@ VARIANTS: dict[str, dict[str, str]] = {
     "outline new, context blurred, identity free": {"outline": "new", "context": "blur",
                                                     "identity": "free"},
     "all four": {"outline": "new", "skin": "model", "context": "blur", "identity": "free"},
+    # What the default carries from the original even with a fresh seed per photo (knobs,
+    # ``KNOBS``): every identity pushed away from the original's direction (the same for
+    # every photo of a person), its colouring pulled towards the original's, the photo's
+    # coarse light; each taken away alone, then all three.
+    "identity never pushed": {"push": "never"},
+    "tone not pulled": {"tone": 0.0},
+    "coarse light not carried": {"low_frequency": 0.0},
+    "none of the three": {"push": "never", "tone": 0.0, "low_frequency": 0.0},
 }
 PROBE_SEED, GALLERY_SEED = 5, 6
+#: Knobs that are module constants rather than ``ContextRequest`` switches, set for one
+#: variant: ``push: "never"``, no identity moved away from the original's direction, at
+#: the first draw or any redraw (``morphable.model._opposite``); ``tone``, the pull of
+#: the new colouring towards the original's (``incontext.TONE_STRENGTH``, which the
+#: strict preset's tone bucket also reads: the variants here keep the skin matched);
+#: ``low_frequency``, the share of the face's width above which the photo's light is
+#: carried (``incontext.LOW_FREQUENCY``).
+KNOBS = {"push": ("studio.core.morphable.model", "_opposite"),
+         "tone": ("studio.core.surrogates.incontext", "TONE_STRENGTH"),
+         "low_frequency": ("studio.core.surrogates.incontext", "LOW_FREQUENCY")}
+
+
+@contextmanager
+def knobs(switches: dict):
+    """The request's switches of a variant, with its knobs (``KNOBS``) set meanwhile."""
+    import importlib
+
+    saved = []
+    try:
+        for name, value in switches.items():
+            if name not in KNOBS:
+                continue
+            module = importlib.import_module(KNOBS[name][0])
+            attr = KNOBS[name][1]
+            saved.append((module, attr, getattr(module, attr)))
+            setattr(module, attr, _not_pushed if name == "push" else value)
+        yield {k: v for k, v in switches.items() if k not in KNOBS}
+    finally:
+        for module, attr, old in reversed(saved):
+            setattr(module, attr, old)
+
+
+def _not_pushed(sample: np.ndarray, original: np.ndarray, margin: float) -> np.ndarray:
+    """``_opposite`` that moves nothing."""
+    return sample
 
 
 def celeba_people(people: int, distractors: int, photos: int):
@@ -158,7 +215,7 @@ def cache_key(name: str, switches: dict, data: dict) -> str:
 
     refiner, _ = load_refiner()
     default = privacy_preset(None).switches()  # a preset and a variant alike share rows
-    switches = {k: v for k, v in switches.items() if default[k] != v}
+    switches = {k: v for k, v in switches.items() if default.get(k) != v}
     blob = json.dumps({"bench": BENCH_REVISION, "switches": switches, "data": data,
                        "revision": REGISTRY[IN_CONTEXT].revision,
                        "refiner": refiner.step if refiner else None}, sort_keys=True)
@@ -175,18 +232,32 @@ def run_variant(bench, name: str, switches: dict, gallery, probes, held,
         return json.loads(path.read_text())
     bench = bench()
     t0 = time.perf_counter()
-    rows = {"gallery": [bench.anonymise(p, GALLERY_SEED, switches, False) for p, _ in gallery],
-            "probes": [bench.anonymise(p, PROBE_SEED, switches, False) for p, _ in probes],
-            "held": [bench.anonymise(p, PROBE_SEED, switches, True) for p in held],
-            "minutes": (time.perf_counter() - t0) / 60}
+    with knobs(switches) as request:
+        g_seed, p_seed = (seed + data.get("seeds", 0) for seed in (GALLERY_SEED, PROBE_SEED))
+        rows = {"gallery": [bench.anonymise(p, g_seed, request, False) for p, _ in gallery],
+                "probes": [bench.anonymise(p, p_seed, request, False) for p, _ in probes],
+                "held": [bench.anonymise(p, p_seed, request, True) for p in held],
+                "minutes": (time.perf_counter() - t0) / 60}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(rows))
     tmp.replace(path)
     return rows
 
 
-def parrot(rows: dict, gallery, probes, key: str) -> tuple[float, float, int, int]:
-    """(rank-1, chance, probes, gallery people) of the parrot attack on descriptor ``key``."""
+@dataclass(frozen=True)
+class Parrot:
+    """The parrot attack on one descriptor: rank-1 rate, chance, probes counted, gallery
+    people, and each counted probe's hit (by its index in the probe list)."""
+
+    rate: float
+    chance: float
+    n_probes: int
+    n_gallery: int
+    hits: dict[int, bool]
+
+
+def parrot(rows: dict, gallery, probes, key: str) -> Parrot:
+    """The parrot attack on descriptor ``key`` ("d1": dlib, "d2": the second recognizer)."""
     from studio.core.metrics.attacks import parrot_attack
 
     size = 128 if key == "d1" else 192
@@ -203,15 +274,29 @@ def parrot(rows: dict, gallery, probes, key: str) -> tuple[float, float, int, in
     pid = np.array([probes[i][1] for i in keep])
     result = parrot_attack(np.array([desc(rows["probes"][i]) for i in keep]), pid, gal, gid,
                            ranks=(1,))
-    return result.rates[1], result.chance[1], result.n_probes, result.gallery_size
+    hits = {k: bool(r == 1) for k, r in zip(keep, result.ranks, strict=True) if r == r}
+    return Parrot(result.rates[1], result.chance[1], result.n_probes, result.gallery_size,
+                  hits)
+
+
+def paired(base: Parrot, other: Parrot) -> str:
+    """Probes found by ``base`` only / by ``other`` only (the same photos and seeds), and
+    the exact two-sided sign test's p on those discordant probes (McNemar)."""
+    both = base.hits.keys() & other.hits.keys()
+    lost = sum(base.hits[k] and not other.hits[k] for k in both)
+    gained = sum(other.hits[k] and not base.hits[k] for k in both)
+    n = lost + gained
+    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(lost, gained) + 1)) / 2 ** n)
+    return f"-{lost} +{gained} (p {p:.2f})"
 
 
 def times_chance(rate: float, chance: float, n: int) -> str:
-    """``rate`` as a multiple of chance, with its 95% Wilson interval over ``n`` probes."""
+    """``rate`` as hits of ``n`` probes and a multiple of chance, with its 95% Wilson
+    interval."""
     z = 1.96
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (f"{rate:.3f} ({rate / chance:.1f}x, {max(centre - half, 0) / chance:.1f}-"
+    return (f"{round(rate * n)}/{n} ({rate / chance:.1f}x, {max(centre - half, 0) / chance:.1f}-"
             f"{(centre + half) / chance:.1f})")
 
 
@@ -245,6 +330,8 @@ def main() -> None:
                         help="single-photo test people added to the gallery")
     parser.add_argument("--genki", type=int, default=30)
     parser.add_argument("--utk", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=0,
+                        help="added to the gallery's and the probes' seeds: a replicate")
     parser.add_argument("--only", nargs="*", default=None, help="variants to run")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -259,29 +346,35 @@ def main() -> None:
     held = held_out(MORPHABLE_FILE, "morphable model").paths(args.genki, args.utk)
     data = {"gallery": [str(p) for p, _ in gallery], "probes": [str(p) for p, _ in probes],
             "held": [str(p) for p in held]}
+    if args.seeds:  # the default's cache keys stay as they were
+        data["seeds"] = args.seeds
     variants = dict(VARIANTS)
     variants.update({f"preset {n}": p.switches() for n, p in PRIVACY_PRESETS.items()
                      if n != "default"})
     bench = cache(Bench)
     lines = []
+    base: dict[str, Parrot] = {}
     for name, switches in variants.items():
-        if args.only and name not in args.only:
+        if args.only and name not in args.only and name != "default":
             continue
         rows = run_variant(bench, name, switches, gallery, probes, held, data)
-        p1, chance, n_probes, n_gallery = parrot(rows, gallery, probes, "d1")
-        p2, _, _, _ = parrot(rows, gallery, probes, "d2")
+        p1, p2 = parrot(rows, gallery, probes, "d1"), parrot(rows, gallery, probes, "d2")
+        base = base or {"d1": p1, "d2": p2}
         h = held_figures(rows["held"])
-        cells = [name, times_chance(p1, chance, n_probes), times_chance(p2, chance, n_probes),
+        cells = [name, times_chance(p1.rate, p1.chance, p1.n_probes),
+                 times_chance(p2.rate, p2.chance, p2.n_probes),
+                 f"{paired(base['d1'], p1)} · {paired(base['d2'], p2)}",
                  f"{h['first2']:.3f} ({h['first_sim2']:.2f})", f"{h['by2']:.3f}",
                  f"{h['by1']:.3f}", str(h["blurred"]), f"{h['smile']:.3f}",
                  f"{h['draws']:.2f}", f"{rows['minutes']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], file=sys.stderr, flush=True)
-    print(f"\nparrot: {n_probes} probes (other photos) of {args.people} celeba-id test "
-          f"people, gallery {n_gallery} people (chance {chance:.4f}); held-out: "
+    print(f"\nparrot: {p1.n_probes} probes (other photos) of {args.people} celeba-id test "
+          f"people, gallery {p1.n_gallery} people (chance {p1.chance:.4f}); held-out: "
           f"{h['faces']} faces ({args.genki} GENKI-4K test + {args.utk} UTKFace hold-out)\n")
-    heads = ["variant", "parrot rank-1, dlib (x chance, 95% interval)",
-             "parrot rank-1, second", "first draw another by second (mean similarity)",
+    heads = ["variant", "parrot rank-1 hits, dlib (x chance, 95% interval)",
+             "parrot rank-1, second", "against default: lost +gained (sign test), dlib · second",
+             "first draw another by second (mean similarity)",
              "another by second", "another by dlib", "blurred", "smile", "draws", "minutes"]
     print("| " + " | ".join(heads) + " |")
     print("|" + "---|" * len(heads))
