@@ -247,3 +247,33 @@ def test_each_other_preset_is_a_registered_method_that_draws_under_it(engine,
         return float(np.abs(rgb[corner].astype(int) - image.rgb[corner]).mean())
 
     assert moved(default) < 0.5 and moved(strict) > 2, (moved(default), moved(strict))
+
+
+def _iris_colours(rgb: np.ndarray, face, light_irises: bool, seeds: range) -> np.ndarray:
+    """(len(seeds), 3) mean colour of the painted iris's ring, right of its centre (off
+    the pupil and the highlight), for each seed, eyes painted in place on the photo."""
+    from studio.core.analysis.face_regions import EYES, iris_for_eye
+    from studio.core.surrogates.face_paint import paint_eyes
+
+    centre, radius = iris_for_eye(face.landmarks, EYES[0])
+    x, y = round(float(centre[0]) + 0.7 * radius), round(float(centre[1]))
+    out = []
+    for seed in seeds:
+        painted = rgb.copy()
+        paint_eyes(painted, face.landmarks, face.landmarks, np.ones(3), seed, light_irises)
+        out.append(painted[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0))
+    return np.array(out)
+
+
+def test_dark_skin_gets_brown_irises_light_skin_may_get_blue(by_tone):
+    """A blue iris in a brown face read as painted: the darker tones get browns only (a
+    choice made from the broad tone alone)."""
+    from studio.core.surrogates.incontext import light_irises
+
+    ordered = sorted(by_tone, key=lambda t: float(t[2] @ LUMA))
+    (dark_rgb, dark, dark_tone), (light_rgb, light, light_tone) = ordered[0], ordered[-1]
+    assert not light_irises(dark_tone) and light_irises(light_tone) and light_irises(None)
+    browns = _iris_colours(dark_rgb, dark, False, range(24))
+    assert np.all(browns[:, 0] > browns[:, 2]), browns  # red over blue: brown, every seed
+    mixed = _iris_colours(light_rgb, light, True, range(24))
+    assert np.any(mixed[:, 2] > mixed[:, 0]), mixed  # some seed gives a blue iris

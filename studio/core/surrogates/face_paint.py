@@ -15,9 +15,12 @@ import numpy as np
 from studio.core.analysis.face_regions import EYES, INNER_LIPS, MOUTH_FRAME, iris_for_eye
 
 SUPER = 4
-#: Iris colours (RGB), mostly browns as in most populations; the seed picks one.
-IRIS_COLOURS = ((74, 48, 30), (96, 64, 40), (58, 38, 26), (112, 88, 58), (84, 104, 126),
-                (72, 96, 74), (102, 78, 50), (66, 44, 32))
+#: Iris colours (RGB), mostly browns as in most populations; the seed picks one. The
+#: last two (blue, green) only where ``light_irises``: on dark skin they are rare, and a
+#: blue iris in a brown face read as painted.
+IRIS_COLOURS = ((74, 48, 30), (96, 64, 40), (58, 38, 26), (112, 88, 58), (102, 78, 50),
+                (66, 44, 32), (84, 104, 126), (72, 96, 74))
+BROWN_IRISES = 6
 #: An eye whose opening is thinner than this share of its width reads as closed.
 CLOSED_EYE = 0.12
 #: A mouth whose inner lips part by less than this share of its width is closed.
@@ -49,14 +52,21 @@ def _paste(rgb: np.ndarray, box: tuple[int, int, int, int], big: np.ndarray,
     rgb[y0:y1, x0:x1] = np.clip(small * m + region * (1 - m) + 0.5, 0, 255).astype(np.uint8)
 
 
+def iris_colour(rng: np.random.Generator, light_irises: bool = True) -> np.ndarray:
+    """(3,) float32 RGB of a seeded iris: browns only unless ``light_irises``."""
+    palette = IRIS_COLOURS if light_irises else IRIS_COLOURS[:BROWN_IRISES]
+    return np.asarray(palette[int(rng.integers(len(palette)))], np.float32)
+
+
 def paint_eyes(rgb: np.ndarray, new_points: np.ndarray, original: np.ndarray,
-               light: np.ndarray, seed: int) -> int:
+               light: np.ndarray, seed: int, light_irises: bool = True) -> int:
     """Draw both eyes of the face whose mesh points are ``new_points`` (image pixels) into
     ``rgb`` in place, looking where ``original`` (478 landmarks, same pixels) looks.
-    ``light`` (3,) is the photo's light on a face turned to the camera. Returns how many
-    eyes were drawn (closed eyes are left to the lids)."""
+    ``light`` (3,) is the photo's light on a face turned to the camera; ``light_irises``
+    allows blue and green irises. Returns how many eyes were drawn (closed eyes are left
+    to the lids)."""
     rng = np.random.default_rng(seed)
-    iris_rgb = np.asarray(IRIS_COLOURS[int(rng.integers(len(IRIS_COLOURS)))], np.float32)
+    iris_rgb = iris_colour(rng, light_irises)
     drawn = 0
     for ring in EYES:
         new = np.asarray(new_points, np.float64)[list(ring), :2]

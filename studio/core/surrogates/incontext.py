@@ -51,6 +51,10 @@ MAX_RENDER = 1024
 #: (edges have 4x multisampling): a 300 px face drawn at 384 px rather than 660 px took
 #: ~7 ms off each slider repaint.
 SUPERSAMPLE_UP_TO = 384
+#: Blue and green irises only on faces whose photo shows a skin tone in this bucket of
+#: ``relight.TONES`` or lighter: the two darker fifths got them one time in four, and a
+#: blue iris in a brown face read as painted. Only the broad tone decides (2 bits).
+LIGHT_IRISES_FROM = 2
 #: Pose edits beyond these (degrees: yaw, pitch, roll) would uncover the original face
 #: around the new one, so they are clamped, and the result says so.
 MAX_TURN = (15.0, 12.0, 15.0)
@@ -372,7 +376,7 @@ class InContextMaker:
         original = np.asarray(face.landmarks, np.float64).copy()
         original[:, 0] -= x0
         original[:, 1] -= y0
-        paint_eyes(region, local, original, tint, seed)
+        paint_eyes(region, local, original, tint, seed, light_irises(p.tone))
         paint_mouth(region, local, tint)
         if LOW_FREQUENCY:
             width = compositing.face_width(face.landmarks)
@@ -416,6 +420,12 @@ class InContextMaker:
         full = cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
         ox, oy = x0 - lo[0], y0 - lo[1]
         return full[oy:oy + (y1 - y0), ox:ox + (x1 - x0)], (x0, y0, x1, y1)
+
+
+def light_irises(tone: np.ndarray | None) -> bool:
+    """Whether a face whose skin the photo shows as ``tone`` may get blue or green irises:
+    from ``LIGHT_IRISES_FROM``'s tone bucket up (or where its tone is unknown)."""
+    return tone is None or TONES.index(tone) >= LIGHT_IRISES_FROM
 
 
 def _skin_mask(landmarks: np.ndarray, shape: tuple[int, int], origin: tuple[int, int],
