@@ -44,7 +44,7 @@ def test_strict_remakes_the_in_context_photo_with_its_context_blurred(
     qtbot.waitUntil(lambda: state.context is not None
                     and state.context.request.outline == "new", timeout=60000)
     strict = state.context
-    assert strict.request.context == "blur" and strict.request.skin == "model"
+    assert strict.request.context == "blur" and strict.request.skin == "bucket"
     original = state.image.rgb
     corner = (slice(0, 16), slice(0, 16))  # hair or background, far from the face
 
