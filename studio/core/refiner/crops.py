@@ -97,3 +97,10 @@ def paste_change(photo: np.ndarray, change: np.ndarray, weight: np.ndarray,
     wgt = (weight.astype(np.float32) * edge_fade(box, photo.shape))[..., None]
     out[y0:y1, x0:x1] = np.clip(region + wgt * part + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def grow_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(H, W) uint8 ``mask`` grown by ``radius`` pixels (an elliptical dilation): the ring
+    the refiner learned to paint a new outline in, in training and at use alike."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask, k)

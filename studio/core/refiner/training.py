@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from studio.core.progress import Progress, Stop, never_stop, no_progress
 from studio.core.refiner import checkpoint
+from studio.core.refiner.crops import grow_mask
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
 from studio.core.refiner.parts import PartCritics
 
@@ -69,8 +70,7 @@ def open_ring(composite: np.ndarray, mask: np.ndarray, radius: int, blur: float
               ) -> tuple[np.ndarray, np.ndarray]:
     """The mask grown by ``radius`` pixels and the composite with the new ring blurred:
     what the network sees when it is to paint a new outline."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    grown = cv2.dilate(mask, k)
+    grown = grow_mask(mask, radius)
     ring = (grown > 127) & (mask <= 127)
     soft = cv2.GaussianBlur(composite, (0, 0), blur)
     out = composite.copy()

@@ -9,7 +9,8 @@ inside the new face's mask, as for any face.
 
 ``"new-ring"`` also grows the mask past both outlines by a ring, filled from the blurred
 context around it, for the refiner to paint (its training opened such rings on half its
-samples: ``refiner.training.open_ring``). At the shipped step (3,131) it paints the ring
+samples: ``refiner.training.open_ring``, which grows them as ``refiner.crops.grow_mask``
+does here). At the shipped step (3,131) it paints the ring
 as a visible halo band, so the strict preset does not use it; it is kept to be measured
 again as the refiner trains on (``benchmarks/ablate_privacy.py``).
 """
@@ -20,9 +21,8 @@ import cv2
 import numpy as np
 
 from studio.core.analysis.face_regions import FACE_OVAL
-from studio.core.refiner.crops import CropBox
+from studio.core.refiner.crops import CropBox, grow_mask
 from studio.core.refiner.model import FaceToRefine
-from studio.core.refiner.training import open_ring
 
 OUTLINES = ("keep", "new", "new-ring")
 #: The new face is enlarged about its centre until its outline lies this share of the
@@ -103,11 +103,11 @@ def open_outline(photo: np.ndarray, hard: np.ndarray, landmarks: np.ndarray
     x0, y0, x1, y1 = box.clipped(photo.shape)
     radius = max(1, round(RING * box.side))
     both = np.maximum(hard, oval_mask(photo.shape, landmarks))[y0:y1, x0:x1]
-    # Grown by the ring and opened as the refiner's training opened rings, but filled
-    # from the context alone: a blur of the whole crop smeared the new face's skin
+    # Grown by the ring as the refiner's training grew masks, but filled from the context
+    # alone: a blur of the whole crop (the training's fill) smeared the new face's skin
     # into the ring as a pale halo.
     window = np.ascontiguousarray(photo[y0:y1, x0:x1])
-    opened, grown = open_ring(window, np.ascontiguousarray(both), radius, RING_BLUR * box.side)
+    grown = grow_mask(np.ascontiguousarray(both), radius)
     outside = (grown <= 127).astype(np.float32)
     sigma = RING_BLUR * box.side
     weight = cv2.GaussianBlur(outside, (0, 0), sigma)[..., None]

@@ -53,7 +53,7 @@ DEFAULT_PRIVACY = "default"
 #: The presets, in the order the window and ``--help`` offer them.
 PRIVACY_PRESETS: dict[str, PrivacyPreset] = {p.name: p for p in (
     PrivacyPreset(DEFAULT_PRIVACY, "the face's outline, skin tone and context kept"),
-    # strict's skin tone is the photo's snapped to a few buckets (relight.TONE_BUCKETS),
+    # strict's skin tone is the photo's snapped to a few buckets (relight.TONES),
     # not the model's: the model's turned dark-skinned people pale and light ones brown,
     # changing their apparent ethnicity (a confound for a labelling study).
     PrivacyPreset("strict", "the new identity's own outline, the skin tone coarsened to "

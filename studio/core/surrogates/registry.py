@@ -212,9 +212,10 @@ def preset_variants(base: MethodSpec) -> tuple[MethodSpec, ...]:
 # 9: a last draw that falls back gives way to the last one that cleared, as blur 9, raw 4;
 # 10: drawn at up to 384 px rather than twice the face's size, the texture's outside
 # filled from its nearest texel (the slider repaint, issue 27), as blur 10, raw 5;
-# 12: blue and green irises only on the lighter three fifths of skin tones, as blur 12,
-# raw 7 (11 and raw 6 were taken by a measured, unshipped default, whose evaluation
-# cache entries must not be served for this).
+# 12: blue and green irises only on the lighter three fifths of skin tones (11 was taken
+# by a measured, unshipped default, whose evaluation cache entries must not be served for
+# this). From 12, context-blur and context-raw take this revision (they draw with the same
+# code), so it is bumped in one place.
 _IN_CONTEXT_SPEC = MethodSpec(
     IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
     short="in context", seeded=True, in_photo=True, needs=frozenset({NEEDS_RENDERER}),
@@ -233,11 +234,12 @@ for _spec in (
     MethodSpec("context-blur", "in-context surrogate, context blurred", "#937860",
                f"{_MAKERS}:InContextMethod", {"context": "blur"},
                family_label="in-context, context blurred", seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=12),
+               needs=frozenset({NEEDS_RENDERER}), revision=_IN_CONTEXT_SPEC.revision),
     # The composite before the refiner (issue 27), so that realism measures both.
     MethodSpec("context-raw", "in-context composite, unrefined", "#da8bc3",
                f"{_MAKERS}:InContextMethod", {"refine": False}, seeded=True, in_photo=True,
-               needs=frozenset({NEEDS_RENDERER}), revision=7, evaluated=False),
+               needs=frozenset({NEEDS_RENDERER}), revision=_IN_CONTEXT_SPEC.revision,
+               evaluated=False),
     MethodSpec("blur-light", "blur, σ 5% of face width", "#4c72b0", _NAIVE,
                {"baseline": "blur", "strength": 0.05}, family="blur", family_label="blur",
                in_photo=True, light=True),
