@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plain-critic", dest="critic_sn", action="store_false", default=None,
                    help="no spectral norm in the whole-crop critic (one with it stayed at "
                         "chance; a state's critic of the other kind starts fresh)")
+    p.add_argument("--guide-blur", type=float, default=None, metavar="SHARE",
+                   help="give the render as a guide only: the face blurred by this share "
+                        "of the crop's side (studio.core.refiner.guide; default 0: off)")
+    p.add_argument("--guide-tint", type=float, default=None, metavar="GREYS",
+                   help="a random smooth tint of this many grey levels on the guide in "
+                        "training (default 0: off)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (one while anything else runs: two under load were "
                         "3x slower here)")
@@ -92,7 +98,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
         raise StudioError(f"no pairs in {args.pairs}: run studio refiner-pairs first")
     preview = PairSet(Path(args.preview)) if Path(args.preview).is_dir() else None
     chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "d_steps": args.d_steps,
-              "face_weighted": args.face_weighted, "critic_sn": args.critic_sn}
+              "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
+              "guide_blur": args.guide_blur, "guide_tint": args.guide_tint}
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,

@@ -1,2 +1,26 @@
-"""The refiner wing's tests: the pairs folder and the in-context maker stay in
-test_refiner.py. A fixture two files of this wing need goes here."""
+"""The refiner wing's fixtures that more than one of its test files needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture()
+def pair_folder(tmp_path) -> Path:
+    """A shard of 12 synthetic pairs: noise composites, a disc mask, real = composite
+    brightened inside the mask (what a refiner can learn in a few steps)."""
+    rng = np.random.default_rng(0)
+    comp = rng.integers(60, 120, (12, 32, 32, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:32, :32]
+    mask = np.repeat((((yy - 16) ** 2 + (xx - 16) ** 2) < 100)[None].astype(np.uint8) * 255,
+                     12, 0)
+    real = comp.copy()
+    real[mask > 0] = np.clip(real[mask > 0].astype(int) + 60, 0, 255).astype(np.uint8)
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    np.savez(folder / "pairs_0000.npz", composite=comp, real=real, mask=mask,
+             sha256=np.array([f"{i:064x}" for i in range(12)]))
+    return folder

@@ -19,6 +19,7 @@ from studio.core.assets import PROJECT_ROOT
 from studio.core.errors import StudioError
 from studio.core.refiner import checkpoint
 from studio.core.refiner.crops import CROP_SIZE, CropBox, cut, paste_change
+from studio.core.refiner.guide import as_guide, blur_sigma
 from studio.core.refiner.network import RefinerConfig, RefinerUNet
 
 REFINER_FILE = PROJECT_ROOT / "models" / "refiner" / "refiner_128.safetensors"
@@ -63,13 +64,22 @@ class Refiner:
     def step(self) -> int:
         return int(self.meta.get("step", 0))
 
+    @property
+    def guide_blur(self) -> float:
+        """The blur the weights were trained to take the render through (``refiner.guide``;
+        0 for weights trained on the composite as it is)."""
+        return float(self.meta.get("settings", {}).get("guide_blur", 0.0))
+
     def change(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(S, S, 3) float grey levels the refiner adds to a composite crop (zero outside
-        the mask)."""
+        the mask). The network sees the face as a guide (``refiner.guide``), and the
+        change is counted from the composite itself."""
+        guide = as_guide(composite, mask, blur_sigma(self.guide_blur, composite.shape[0]))
         x = torch.from_numpy(composite).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        g = torch.from_numpy(guide).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         m = torch.from_numpy(mask > 127)[None, None].float()
         with self._lock, torch.inference_mode():
-            y = self.net(torch.cat([x, m], 1).contiguous(memory_format=torch.channels_last))
+            y = self.net(torch.cat([g, m], 1).contiguous(memory_format=torch.channels_last))
         return ((y - x)[0].permute(1, 2, 0) * 127.5).numpy()
 
     def refine(self, photo: np.ndarray, face: FaceToRefine) -> np.ndarray:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from studio.core.progress import Progress, Stop, never_stop, no_progress
 from studio.core.refiner import checkpoint
 from studio.core.refiner.crops import grow_mask
+from studio.core.refiner.guide import TRAIN_SPREAD, as_guide, blur_sigma, random_tint
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
 from studio.core.refiner.parts import PartCritics
 
@@ -54,6 +55,12 @@ class RefinerSettings:
     #: Spectral norm in the whole-crop critic. With it a fresh critic stayed at chance
     #: against the frozen refiner (150 steps); without it, it learned (network.py).
     critic_sn: bool = True
+    #: The render as a guide only (``refiner.guide``): the face blurred by this share of
+    #: the crop's side before the refiner sees it (drawn from ``guide.TRAIN_SPREAD`` times
+    #: it in training; exactly it at use). 0: the composite as it is.
+    guide_blur: float = 0.0
+    #: Grey levels of the random smooth tint added to the guide in training (0: none).
+    guide_tint: float = 0.0
     seed: int = 0
 
 
@@ -123,6 +130,11 @@ class PairSet:
                 comp[i], mask[i] = open_ring(np.ascontiguousarray(comp[i]),
                                              np.ascontiguousarray(mask[i]), r,
                                              settings.ring_blur * side)
+            if settings.guide_blur > 0 or settings.guide_tint > 0:
+                sigma = blur_sigma(settings.guide_blur, side) * rng.uniform(*TRAIN_SPREAD)
+                tint = (random_tint(rng, side, settings.guide_tint)
+                        if settings.guide_tint > 0 else None)
+                comp[i] = as_guide(np.ascontiguousarray(comp[i]), mask[i], sigma, tint)
         x = torch.cat([to_tensor(comp), torch.from_numpy(mask[:, None] > 127).float()], 1)
         return x, to_tensor(real)
 
@@ -275,7 +287,11 @@ class RefinerTrainer:
 
     def sample_grid(self, pairs: PairSet, path: Path, n: int = 8) -> None:
         """Rows: composite, refined, real, for ``n`` fixed pairs (held-out ones)."""
-        x = torch.cat([to_tensor(pairs._cat["composite"][:n]),
+        sigma = blur_sigma(self.settings.guide_blur, pairs._cat["composite"].shape[1])
+        guides = np.stack([as_guide(c, m, sigma) for c, m in
+                           zip(pairs._cat["composite"][:n], pairs._cat["mask"][:n],
+                               strict=True)])
+        x = torch.cat([to_tensor(guides),
                        torch.from_numpy(pairs._cat["mask"][:n, None] > 127).float()], 1)
         with torch.no_grad():
             fake = self.g.eval()(x)
