@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from studio.core.analysis import recognizer
+from studio.core.analysis.images import load_image
 from studio.core.analysis.landmarks import largest_face
 from studio.core.analysis.recognizer import MODEL_FILE
 from studio.core.errors import ModelFileError
@@ -135,3 +136,26 @@ def test_a_last_draw_that_falls_back_gives_way_to_the_last_one_that_cleared(
     again = verified.read_back(engine.analyzer, out.result.image, [face])[0]
     assert again.identity_ok()  # the picture is that fifth draw's, made again
     assert again.distance == pytest.approx(reads[-2].distance, abs=1e-6)
+
+
+def test_read_back_also_reads_the_new_face_at_the_original_place(engine, utk_face, face):
+    """An attacker (and ``studio evaluate``) reads the output at the original's landmarks;
+    so does the read-back, and the nearer of its two readings counts. Here the face found
+    nearest is another person, and at the original's place is the original itself."""
+    from studio.core.datasets import data_root
+    from studio.core.surrogates import verified
+
+    other_rgb = load_image(sorted((data_root() / "utkface" / "images")
+                                  .glob("30_1_0_*.jpg"))[0]).rgb
+    analyzer = engine.analyzer
+    other = largest_face(analyzer.analyze(other_rgb).faces)
+    side = np.concatenate([other_rgb, utk_face], 1)  # the other person left, ours right
+    moved = face.landmarks.copy()
+    moved[:, 0] += other_rgb.shape[1]
+    original = replace(face, landmarks=moved)
+    plain = float(np.linalg.norm(other.descriptor - face.descriptor))
+    assert plain >= 0.6  # the found face alone: another person
+    assert verified._nearer_distance(analyzer, side, other, original, 0.6) < 0.3
+    (sim,) = verified._nearer_similarities(analyzer, side, [other], [original])
+    assert float(np.dot(other.descriptor2, face.descriptor2)) < recognizer.same_person_threshold()
+    assert sim > 0.9  # the original's place reads the original

@@ -215,11 +215,12 @@ def preset_variants(base: MethodSpec) -> tuple[MethodSpec, ...]:
 # 12: blue and green irises only on the lighter three fifths of skin tones (11 was taken
 # by a measured, unshipped default, whose evaluation cache entries must not be served for
 # this). From 12, context-blur and context-raw take this revision (they draw with the same
-# code), so it is bumped in one place.
+# code), so it is bumped in one place;
+# 13: the read-back also reads each new face at the original's landmarks (issue 28).
 _IN_CONTEXT_SPEC = MethodSpec(
     IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
     short="in context", seeded=True, in_photo=True, needs=frozenset({NEEDS_RENDERER}),
-    revision=12, anonymize=True, candidate=True, takes_context=True)
+    revision=13, anonymize=True, candidate=True, takes_context=True)
 for _spec in (
     # gan 1: a draw is another person only when both recognizers say so (issue 28).
     MethodSpec(GAN, "GAN surrogate", "#dd8452", f"{_MAKERS}:GanMethod", short="GAN",
