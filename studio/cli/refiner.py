@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guide-tint", type=float, default=None, metavar="GREYS",
                    help="a random smooth tint of this many grey levels on the guide in "
                         "training (default 0: off)")
+    p.add_argument("--drop-glasses", type=float, default=None, metavar="SHARE",
+                   help="leave out this share of pairs, those most likely wearing glasses "
+                        "(studio.core.refiner.glasses; default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (one while anything else runs: two under load were "
                         "3x slower here)")
@@ -99,7 +102,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     preview = PairSet(Path(args.preview)) if Path(args.preview).is_dir() else None
     chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "d_steps": args.d_steps,
               "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
-              "guide_blur": args.guide_blur, "guide_tint": args.guide_tint}
+              "guide_blur": args.guide_blur, "guide_tint": args.guide_tint,
+              "drop_glasses": args.drop_glasses}
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,

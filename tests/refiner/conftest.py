@@ -24,3 +24,15 @@ def pair_folder(tmp_path) -> Path:
     np.savez(folder / "pairs_0000.npz", composite=comp, real=real, mask=mask,
              sha256=np.array([f"{i:064x}" for i in range(12)]))
     return folder
+
+
+@pytest.fixture(scope="module")
+def face_crop(analyzer, utk_face) -> tuple[np.ndarray, np.ndarray]:
+    """A real face cut with the refiner's framing, and a disc mask over its middle."""
+    from studio.core.refiner.crops import CropBox, cut
+
+    face = analyzer.analyze(utk_face).faces[0]
+    crop = cut(utk_face, CropBox.around(face.landmarks))
+    yy, xx = np.mgrid[:128, :128]
+    mask = (((yy - 64) ** 2 + (xx - 64) ** 2) < 40 ** 2).astype(np.uint8) * 255
+    return crop, mask

@@ -7,20 +7,10 @@ import cv2
 import numpy as np
 import torch
 
-from studio.core.refiner.crops import CropBox, cut
 from studio.core.refiner.guide import as_guide, blur_sigma, random_tint
 from studio.core.refiner.model import Refiner
 from studio.core.refiner.network import RefinerConfig
 from studio.core.refiner.training import PairSet, RefinerSettings, RefinerTrainer
-
-
-def _face_crop(analyzer, utk_face) -> tuple[np.ndarray, np.ndarray]:
-    """A real face cut with the refiner's framing, and a disc mask over its middle."""
-    face = analyzer.analyze(utk_face).faces[0]
-    crop = cut(utk_face, CropBox.around(face.landmarks))
-    yy, xx = np.mgrid[:128, :128]
-    mask = (((yy - 64) ** 2 + (xx - 64) ** 2) < 40 ** 2).astype(np.uint8) * 255
-    return crop, mask
 
 
 def _detail(image: np.ndarray, where: np.ndarray) -> float:
@@ -28,8 +18,8 @@ def _detail(image: np.ndarray, where: np.ndarray) -> float:
     return float(np.abs(lap[where]).mean())
 
 
-def test_guide_blurs_the_face_only(analyzer, utk_face) -> None:
-    crop, mask = _face_crop(analyzer, utk_face)
+def test_guide_blurs_the_face_only(face_crop) -> None:
+    crop, mask = face_crop
     guide = as_guide(crop, mask, blur_sigma(0.015, 128))
     outside = mask == 0
     assert np.array_equal(guide[outside], crop[outside])

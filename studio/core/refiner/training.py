@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from studio.core.progress import Progress, Stop, never_stop, no_progress
 from studio.core.refiner import checkpoint
 from studio.core.refiner.crops import grow_mask
+from studio.core.refiner.glasses import likely_glasses
 from studio.core.refiner.guide import TRAIN_SPREAD, as_guide, blur_sigma, random_tint
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
 from studio.core.refiner.parts import PartCritics
@@ -61,6 +62,8 @@ class RefinerSettings:
     guide_blur: float = 0.0
     #: Grey levels of the random smooth tint added to the guide in training (0: none).
     guide_tint: float = 0.0
+    #: Share of pairs left out as likely wearing glasses (``refiner.glasses``; 0: none).
+    drop_glasses: float = 0.0
     seed: int = 0
 
 
@@ -107,7 +110,20 @@ class PairSet:
                 new += len(data["mask"])
             self.seen.add(path)
         self._cat = {k: np.concatenate(v) for k, v in self.parts.items() if v}
+        self._usable: tuple[float, int, np.ndarray] | None = None
         return new
+
+    def usable(self, drop_glasses: float) -> np.ndarray:
+        """Indices of the pairs trained on: all but the ``drop_glasses`` share most likely
+        to wear glasses (scored once per refresh)."""
+        if self._usable is None or self._usable[:2] != (drop_glasses, len(self)):
+            keep = np.arange(len(self))
+            if drop_glasses > 0 and len(self):
+                glasses = likely_glasses(self._cat["real"], self._cat["composite"],
+                                         self._cat["mask"], drop_glasses)
+                keep = np.flatnonzero(~glasses)
+            self._usable = (drop_glasses, len(self), keep)
+        return self._usable[2]
 
     def __len__(self) -> int:
         return len(self._cat.get("mask", ()))
@@ -119,7 +135,8 @@ class PairSet:
     def batch(self, rng: np.random.Generator, n: int, settings: RefinerSettings
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs (n, 4, S, S), targets (n, 3, S, S)), flipped and dilated at random."""
-        idx = rng.integers(0, len(self), n)
+        pool = self.usable(settings.drop_glasses)
+        idx = pool[rng.integers(0, len(pool), n)]
         comp, real, mask = (self._cat[k][idx].copy() for k in ("composite", "real", "mask"))
         side = comp.shape[1]
         for i in range(n):
