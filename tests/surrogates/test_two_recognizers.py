@@ -15,7 +15,10 @@ from studio.core.analysis.landmarks import largest_face
 from studio.core.analysis.recognizer import MODEL_FILE
 from studio.core.errors import ModelFileError
 from studio.core.surrogates.incontext import ContextRequest
-from studio.core.surrogates.verified import MARGINS, replace_verified
+from studio.core.surrogates.verified import MARGINS, NEW_OUTLINE_DRAWS, replace_verified
+
+#: Every draw the read-back may ask of a face with its outline kept.
+ALL_DRAWS = len(MARGINS) + NEW_OUTLINE_DRAWS
 
 pytestmark = pytest.mark.data
 
@@ -43,7 +46,7 @@ def test_in_context_face_the_second_recognizer_matches_is_redrawn_then_blurred(
 
     _everyone_is_the_same(monkeypatch)
     strict = replace_verified(maker, analyzer, utk_face, [face], ContextRequest(seed=5))
-    assert strict.draws == len(MARGINS)  # dlib alone would have stopped at the first
+    assert strict.draws == ALL_DRAWS  # dlib alone would have stopped at the first
     assert not strict.result.faces[0].replaced and "blurred" in " ".join(strict.result.notes)
 
 
@@ -90,8 +93,8 @@ def test_missing_or_corrupt_recognizer_stops_the_check(engine, utk_face, face, t
 def test_a_face_inside_the_read_back_margin_is_drawn_again_then_kept_and_said(
         engine, utk_face, face, monkeypatch):
     """A new face must clear each threshold by the read-back's margin; one that reaches
-    the thresholds but never the margin is drawn to the last margin, then kept (it is
-    another person to both) with a note, not blurred."""
+    the thresholds but never the margin is drawn to the last margin and with a new
+    outline, then kept (it is another person to both) with a note, not blurred."""
     from studio.core.surrogates import verified
 
     first = replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
@@ -100,7 +103,7 @@ def test_a_face_inside_the_read_back_margin_is_drawn_again_then_kept_and_said(
     monkeypatch.setattr(verified, "READ_BACK", verified.ReadBackMargin(dlib=0.0, second=5.0))
     unreachable = replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
                                    ContextRequest(seed=5))
-    assert unreachable.draws == len(MARGINS)
+    assert unreachable.draws == ALL_DRAWS
     assert unreachable.result.faces[0].replaced
     notes = " ".join(unreachable.result.notes)
     assert "inside the read-back's margin" in notes and "blurred" not in notes
@@ -119,7 +122,7 @@ def test_a_last_draw_that_falls_back_gives_way_to_the_last_one_that_cleared(
     def last_read_says_same(analyzer, rgb, faces, threshold=0.6):
         checks = real_read_back(analyzer, rgb, faces, threshold)
         reads.append(checks[0])
-        if len(reads) == len(MARGINS):  # the sixth reading: the same person to ArcFace
+        if len(reads) == ALL_DRAWS:  # the last reading: the same person to ArcFace
             return [replace(checks[0], similarity2=0.99)]
         return checks
 
@@ -127,15 +130,49 @@ def test_a_last_draw_that_falls_back_gives_way_to_the_last_one_that_cleared(
     monkeypatch.setattr(verified, "read_back", last_read_says_same)
     out = replace_verified(engine.incontext, engine.analyzer, utk_face, [face],
                            ContextRequest(seed=5))
-    assert out.draws == len(MARGINS) and len(reads) == len(MARGINS)
-    assert reads[-2].identity_ok()  # the fifth draw was another person to both
+    assert out.draws == ALL_DRAWS and len(reads) == ALL_DRAWS
+    assert reads[-2].identity_ok()  # the draw before was another person to both
     assert out.result.faces[0].replaced
     assert "blurred" not in " ".join(out.result.notes)
     assert out.checks[0] == reads[-2]
     monkeypatch.setattr(verified, "read_back", real_read_back)
     again = verified.read_back(engine.analyzer, out.result.image, [face])[0]
-    assert again.identity_ok()  # the picture is that fifth draw's, made again
+    assert again.identity_ok()  # the picture is that draw's, made again
     assert again.distance == pytest.approx(reads[-2].distance, abs=1e-6)
+
+
+def test_a_kept_outline_that_reads_as_the_original_is_drawn_anew(engine, utk_face, face,
+                                                                  monkeypatch):
+    """Past every margin, a face whose kept outline still reads as the original is drawn
+    with the new identity's own outline (strict's) before it would be blurred, and the
+    result says so."""
+    from studio.core.surrogates import verified
+    from studio.core.surrogates.incontext import Redraw
+
+    real_read_back = verified.read_back
+    reads = []
+
+    def kept_outline_reads_same(analyzer, rgb, faces, threshold=0.6):
+        checks = real_read_back(analyzer, rgb, faces, threshold)
+        reads.append(checks[0])
+        if len(reads) <= len(MARGINS):
+            return [replace(checks[0], similarity2=0.99)]
+        return checks
+
+    monkeypatch.setattr(verified, "read_back", kept_outline_reads_same)
+    maker = engine.incontext
+    real_make, outlines = maker.make, []
+
+    def make(rgb, faces, request, prepared=None, redraws=None):
+        outlines.append((redraws or {}).get(0, Redraw()).outline)
+        return real_make(rgb, faces, request, prepared, redraws)
+
+    monkeypatch.setattr(maker, "make", make)
+    out = replace_verified(maker, engine.analyzer, utk_face, [face], ContextRequest(seed=5))
+    assert out.draws == len(MARGINS) + 1 and out.result.faces[0].replaced
+    assert outlines == [None] * len(MARGINS) + ["new"]  # the request's, then its own
+    notes = " ".join(out.result.notes)
+    assert "own outline" in notes and "blurred" not in notes
 
 
 def test_read_back_also_reads_the_new_face_at_the_original_place(engine, utk_face, face):

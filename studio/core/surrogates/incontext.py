@@ -119,12 +119,16 @@ class Redraw:
     of its seed, at least ``margin`` standard deviations past the mean face from the
     original (MorphableModel.sample_identity), a joy target that corrects what the previous
     try was read as (None: the original's expression), and how far along the gender axis
-    the face is set (extras.GENDER_EMPHASIS)."""
+    the face is set (extras.GENDER_EMPHASIS); its own outline (None: the request's)."""
 
     draw: int = 0
     margin: float | None = 1.0  # None: not pushed away (``ContextRequest.identity``)
     joy: float | None = None
     gender_emphasis: float = GENDER_EMPHASIS
+    outline: str | None = None
+
+    def outline_of(self, request: ContextRequest) -> str:
+        return self.outline or request.outline
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,8 @@ class InContextMaker:
                              f"yaw, ±{MAX_TURN[1]:.0f}° pitch and ±{MAX_TURN[2]:.0f}° roll, "
                              "beyond which the original face would show around the new one")
             hard, soft = compositing.face_masks(coverage, width)
-            if request.outline != "keep":  # nothing of the old face under the new edge
+            outline = redraw.outline_of(request)
+            if outline != "keep":  # nothing of the old face under the new edge
                 out, cleared = clear_original(out, p.face.landmarks, hard)
                 face_rgb = np.where(coverage[..., None] > 0, face_rgb, out)
                 changed |= cleared
@@ -263,7 +268,7 @@ class InContextMaker:
             rendered |= hard > 0
             keep = np.maximum(keep, soft)
             outcomes.append(FaceOutcome(i, True, "replaced", seed))
-            if request.outline == "new-ring":  # a ring past both outlines, painted
+            if outline == "new-ring":  # a ring past both outlines, painted
                 out, opened, ring = open_outline(out, hard, p.face.landmarks)
                 changed |= ring
                 if request.refine and self.refiner is not None:
@@ -341,7 +346,7 @@ class InContextMaker:
             tex_coef = self.layout.with_colour(tex_coef, tone, TONE_STRENGTH)
         new = model.posed(fit, identity, expression, rotation)
         kept = model.posed(fit, fit.identity, expression, rotation)
-        if request.outline == "keep":
+        if redraw.outline_of(request) == "keep":
             verts = self._weights * new + (1 - self._weights) * kept
         else:  # the new identity's own outline, over the original's
             verts = covering(new, kept)

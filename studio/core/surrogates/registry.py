@@ -216,11 +216,13 @@ def preset_variants(base: MethodSpec) -> tuple[MethodSpec, ...]:
 # by a measured, unshipped default, whose evaluation cache entries must not be served for
 # this). From 12, context-blur and context-raw take this revision (they draw with the same
 # code), so it is bumped in one place;
-# 13: the read-back also reads each new face at the original's landmarks (issue 28).
+# 13: the read-back also reads each new face at the original's landmarks (issue 28);
+# 14: a face whose kept outline reads as the original after every margin is drawn with
+# its own outline before it is blurred (verified.NEW_OUTLINE_DRAWS).
 _IN_CONTEXT_SPEC = MethodSpec(
     IN_CONTEXT, "in-context surrogate", "#c44e52", f"{_MAKERS}:InContextMethod",
     short="in context", seeded=True, in_photo=True, needs=frozenset({NEEDS_RENDERER}),
-    revision=13, anonymize=True, candidate=True, takes_context=True)
+    revision=14, anonymize=True, candidate=True, takes_context=True)
 for _spec in (
     # gan 1: a draw is another person only when both recognizers say so (issue 28).
     MethodSpec(GAN, "GAN surrogate", "#dd8452", f"{_MAKERS}:GanMethod", short="GAN",
