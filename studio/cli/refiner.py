@@ -10,14 +10,18 @@ from studio.cli.options import add_quiet, data_present, progress_for, stop_on_te
 
 PAIRS = Path(".cache/refiner/pairs")
 PREVIEW = Path(".cache/refiner/preview")
+DRAWS = Path(".cache/refiner/draws")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("refiner-pairs",
                        help="make the refiner's training pairs (own-fit composite, photo) "
                             "from UTKFace's training split")
-    p.add_argument("--out", default=str(PAIRS), help=f"shard folder (default {PAIRS})")
+    p.add_argument("--out", default=None, help=f"shard folder (default {PAIRS})")
     p.add_argument("--limit", type=int, default=None, help="photos to use (default: all)")
+    p.add_argument("--new-draws", action="store_true",
+                   help="composites of new identities, made as at use, for the critic "
+                        f"(train-refiner --draws); default folder {DRAWS}")
     p.add_argument("--preview", default=str(PREVIEW),
                    help="also a shard of 16 held-out pairs here, for the preview grid only")
     add_quiet(p)
@@ -25,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train-refiner", help="train the refiner on pairs from refiner-pairs")
     p.add_argument("--pairs", default=str(PAIRS))
+    p.add_argument("--draws", default=None, metavar="FOLDER",
+                   help="new-draw composites (refiner-pairs --new-draws): the critic's fakes "
+                        "are these refined, so the adversarial loss trains the refiner on "
+                        "what it meets at use (default: off)")
     p.add_argument("--preview", default=str(PREVIEW))
     p.add_argument("--out", default="runs/refiner", help="run folder (state, log, preview)")
     p.add_argument("--minutes", type=float, default=60.0)
@@ -79,12 +87,13 @@ def cmd_refiner_pairs(args: argparse.Namespace) -> int:
         return 2
     torch.set_num_threads(1)
     paths = training_photos()[:args.limit]
+    out = Path(args.out or (DRAWS if args.new_draws else PAIRS))
     with progress_for(args) as progress, stop_on_term() as stop:
-        if args.preview:
+        if args.preview and not args.new_draws:
             held_out = [it.path for it in utk_split(utkface(), "test")][:16]
             write_shards(Path(args.preview), held_out, progress=progress)
-        n = write_shards(Path(args.out), paths, progress=progress, stop=stop)
-    print(f"{n} new pairs -> {args.out}")
+        n = write_shards(out, paths, progress=progress, stop=stop, own_fit=not args.new_draws)
+    print(f"{n} new {'draws' if args.new_draws else 'pairs'} -> {out}")
     return 0
 
 
@@ -100,10 +109,14 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     if not len(pairs):
         raise StudioError(f"no pairs in {args.pairs}: run studio refiner-pairs first")
     preview = PairSet(Path(args.preview)) if Path(args.preview).is_dir() else None
+    draws = PairSet(Path(args.draws)) if args.draws else None
+    if draws is not None and not len(draws):
+        raise StudioError(f"no draws in {args.draws}: run studio refiner-pairs --new-draws")
     chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "d_steps": args.d_steps,
               "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
               "guide_blur": args.guide_blur, "guide_tint": args.guide_tint,
-              "drop_glasses": args.drop_glasses}
+              "drop_glasses": args.drop_glasses,
+              "critic_on_draws": True if args.draws else None}
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,
@@ -117,7 +130,7 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
         trainer.load_state(Path(args.init_from))
         print(f"started from {args.init_from} at step {trainer.step}")
     with progress_for(args) as progress, stop_on_term() as stop:
-        trainer.run(pairs, args.minutes, preview, progress=progress, stop=stop)
+        trainer.run(pairs, args.minutes, preview, progress=progress, stop=stop, draws=draws)
     print(f"step {trainer.step}, {trainer.seconds / 3600:.2f} h trained, {len(pairs)} pairs")
     # The photos the pairs were made from, by their hashes (the shards hold them).
     manifest = TrainingManifest("refiner", [ManifestEntry(s, "utkface", None)

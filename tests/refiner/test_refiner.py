@@ -236,3 +236,29 @@ def test_a_log_from_an_older_run_is_widened_not_mixed(tmp_path) -> None:
     assert rows[1].split(",") == ["25", "0.01", "12", "1.9", "-0.3", "0.05", "", ""]
     widen_log(log)
     assert log.read_text().splitlines() == rows
+
+
+def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, tmp_path) -> None:
+    """With draws, the critic's fakes are new-draw composites refined (what the refiner
+    meets at use); the L1 still pairs own-fit composites with their photos."""
+    torch.set_num_threads(1)
+    draws_dir = tmp_path / "draws"
+    draws_dir.mkdir()
+    with np.load(pair_folder / "pairs_0000.npz") as data:
+        mask, shas = data["mask"], data["sha256"]
+    dark = np.zeros((12, 32, 32, 3), np.uint8)  # new draws: black faces, easy to tell
+    np.savez(draws_dir / "pairs_0000.npz", composite=dark, real=dark, mask=mask, sha256=shas)
+    pairs, draws = PairSet(pair_folder), PairSet(draws_dir)
+    trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
+                             RefinerSettings(critic_on_draws=True, dilate_share=0.0))
+    seen: list[torch.Tensor] = []
+    forward = trainer.d.forward
+    trainer.d.forward = lambda x: (seen.append(x.detach()), forward(x))[1]
+    losses = trainer.train_step(pairs, draws)
+    real_in, fake_in, adv_in = seen  # the critic's step (real, fake), then the refiner's
+    inside = fake_in[:, 3:4].expand(-1, 3, -1, -1) > 0
+    assert float(fake_in[:, :3][inside].mean()) < -0.9  # the black draws, refined
+    assert float(adv_in[:, :3][inside].mean()) < -0.9
+    assert float(real_in[:, :3][inside].mean()) > -0.5  # the photos of the pairs
+    assert 0.05 < losses["l1"] < 1.0  # the pairs' L1, not the draws' (black vs black)
+    assert trainer.meta()["settings"]["critic_on_draws"] is True

@@ -64,6 +64,10 @@ class RefinerSettings:
     guide_tint: float = 0.0
     #: Share of pairs left out as likely wearing glasses (``refiner.glasses``; 0: none).
     drop_glasses: float = 0.0
+    #: The critic's fakes are new draws refined (``draws`` shards, made as at use), not
+    #: the own-fit pairs the L1 learns from: the adversarial loss then trains the refiner
+    #: on what it meets at use. Set when ``run`` is given draws.
+    critic_on_draws: bool = False
     seed: int = 0
 
 
@@ -252,30 +256,39 @@ class RefinerTrainer:
         w = F.adaptive_avg_pool2d(mask, scores.shape[-2:])
         return (scores * w).sum() / w.sum().clamp_min(1e-6)
 
-    def critic_step(self, x: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> float:
-        mask = x[:, 3:4]
-        d_real = self.d(torch.cat([real, mask], 1))
-        d_fake = self.d(torch.cat([fake.detach(), mask], 1))
-        loss_d = (self.patch_mean(F.relu(1 - d_real), mask)
-                  + self.patch_mean(F.relu(1 + d_fake), mask))
+    def critic_step(self, real: torch.Tensor, real_mask: torch.Tensor, fake: torch.Tensor,
+                    fake_mask: torch.Tensor) -> float:
+        d_real = self.d(torch.cat([real, real_mask], 1))
+        d_fake = self.d(torch.cat([fake.detach(), fake_mask], 1))
+        loss_d = (self.patch_mean(F.relu(1 - d_real), real_mask)
+                  + self.patch_mean(F.relu(1 + d_fake), fake_mask))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
         return float(loss_d.item())
 
-    def train_step(self, pairs: PairSet) -> dict[str, float]:
+    def _draw_fakes(self, draws: PairSet) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of new draws refined, and their masks: the critic's fakes."""
+        xd, _ = draws.batch(self.rng, self.settings.batch, self.settings)
+        return self.g(xd), xd[:, 3:4]
+
+    def train_step(self, pairs: PairSet, draws: PairSet | None = None) -> dict[str, float]:
+        """One refiner step (and ``d_steps`` critic steps): L1 on own-fit pairs; the
+        critic's fakes are the same batch refined, or new ``draws`` refined where given."""
         s = self.settings
         for _ in range(max(0, s.d_steps - 1)):
             xd, real_d = pairs.batch(self.rng, s.batch, s)
             with torch.no_grad():
-                fake_d = self.g(xd)
-            self.critic_step(xd, real_d, fake_d)
+                fake_d, mask_d = (self._draw_fakes(draws) if draws is not None
+                                  else (self.g(xd), xd[:, 3:4]))
+            self.critic_step(real_d, xd[:, 3:4], fake_d, mask_d)
         x, real = pairs.batch(self.rng, s.batch, s)
         mask = x[:, 3:4]
         fake = self.g(x)
-        loss_d = self.critic_step(x, real, fake)
+        adv_fake, adv_mask = self._draw_fakes(draws) if draws is not None else (fake, mask)
+        loss_d = self.critic_step(real, mask, adv_fake, adv_mask)
         parts_d, parts_adv = self.part_step(real, fake)
-        adv = -self.patch_mean(self.d(torch.cat([fake, mask], 1)), mask)
+        adv = -self.patch_mean(self.d(torch.cat([adv_fake, adv_mask], 1)), adv_mask)
         l1 = (fake - real).abs().mean()
         loss_g = adv + s.l1 * l1 + s.parts * parts_adv
         self.opt_g.zero_grad(set_to_none=True)
@@ -320,7 +333,7 @@ class RefinerTrainer:
 
     def run(self, pairs: PairSet, minutes: float, preview: PairSet | None = None,
             save_every_s: float = 600, progress: Progress | None = None,
-            stop: Stop | None = None) -> None:
+            stop: Stop | None = None, draws: PairSet | None = None) -> None:
         report, stop = progress or no_progress, stop or never_stop
         if minutes <= 0:
             return
@@ -344,7 +357,7 @@ class RefinerTrainer:
                 if now - last_refresh > 300:
                     pairs.refresh()
                     last_refresh = now
-                losses = self.train_step(pairs)
+                losses = self.train_step(pairs, draws)
                 self.seconds = base + time.perf_counter() - start
                 if self.step % 25 == 0:
                     writer.writerow([self.step, f"{self.seconds / 3600:.4f}", len(pairs),

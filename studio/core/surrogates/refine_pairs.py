@@ -48,7 +48,7 @@ class Pair:
     mask: np.ndarray  # (S, S) uint8, 255 where the face was drawn
 
 
-def make_pair(analyzer, maker: OwnFitMaker, rgb: np.ndarray, seed: int,
+def make_pair(analyzer, maker: InContextMaker, rgb: np.ndarray, seed: int,
               size: int = CROP_SIZE) -> Pair | None:
     """The pair of one photo's largest face, or None where none was found or fitted."""
     face = largest_face(analyzer.analyze(rgb).faces)
@@ -76,16 +76,21 @@ def shard_path(folder: Path, index: int) -> Path:
 
 
 def write_shards(folder: Path, paths: list[Path], size: int = CROP_SIZE,
-                 progress: Progress | None = None, stop: Stop | None = None) -> int:
+                 progress: Progress | None = None, stop: Stop | None = None,
+                 own_fit: bool = True) -> int:
     """Pairs of ``paths`` into ``folder``, SHARD photos a file; shards already there are
-    kept. Returns the number of pairs written by this call."""
+    kept. Returns the number of pairs written by this call. ``own_fit=False``: the
+    composite is a **new** draw, made as the method makes it at use (unrefined), for the
+    critic to see what the refiner meets at use; its "real" is the photo, which no loss
+    pairs with it."""
     from studio.core.analysis.analyzer import FaceAnalyzer
 
     report, stop = progress or no_progress, stop or never_stop
     folder.mkdir(parents=True, exist_ok=True)
     written = 0
     chunks = [paths[i:i + SHARD] for i in range(0, len(paths), SHARD)]
-    with FaceAnalyzer(identity=False, gender=False) as analyzer, OwnFitMaker() as maker:
+    maker = OwnFitMaker() if own_fit else InContextMaker(refine=False)
+    with FaceAnalyzer(identity=False, gender=False) as analyzer, maker:
         for k, chunk in enumerate(chunks):
             report(k * SHARD, len(paths), "pairs")
             target = shard_path(folder, k)
