@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train-refiner", help="train the refiner on pairs from refiner-pairs")
     p.add_argument("--pairs", default=str(PAIRS))
+    p.add_argument("--draws-anchor", type=float, default=None, metavar="WEIGHT",
+                   help="with --draws: L1 between a refined draw and its composite "
+                        "(default 0; without it the draws drifted to high contrast)")
     p.add_argument("--draws", default=None, metavar="FOLDER",
                    help="new-draw composites (refiner-pairs --new-draws): the critic's fakes "
                         "are these refined, so the adversarial loss trains the refiner on "
@@ -116,7 +119,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
               "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
               "guide_blur": args.guide_blur, "guide_tint": args.guide_tint,
               "drop_glasses": args.drop_glasses,
-              "critic_on_draws": True if args.draws else None}
+              "critic_on_draws": True if args.draws else None,
+              "draws_anchor": args.draws_anchor}
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,

@@ -262,3 +262,15 @@ def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, tm
     assert float(real_in[:, :3][inside].mean()) > -0.5  # the photos of the pairs
     assert 0.05 < losses["l1"] < 1.0  # the pairs' L1, not the draws' (black vs black)
     assert trainer.meta()["settings"]["critic_on_draws"] is True
+    # An anchor ties the refined draws to their own composites: a refiner that
+    # brightens every face it sees is pulled back harder with it than without.
+    grads = []
+    for anchor in (0.0, 5.0):
+        t = RefinerTrainer(tmp_path / f"run{anchor}", RefinerConfig(base=8, depth=2, size=32),
+                           RefinerSettings(critic_on_draws=True, dilate_share=0.0,
+                                           draws_anchor=anchor))
+        torch.nn.init.constant_(t.g.head.bias, 0.5)
+        t.opt_g.step = lambda: None  # keep the gradient, take no step
+        t.train_step(pairs, draws)
+        grads.append(float(t.g.head.bias.grad.mean()))
+    assert grads[1] > grads[0] + 0.01
