@@ -76,7 +76,8 @@ class Refiner:
         change is counted from the composite itself."""
         guide = as_guide(composite, mask, blur_sigma(self.guide_blur, composite.shape[0]))
         x = torch.from_numpy(composite).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        g = torch.from_numpy(guide).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        g = (x if guide is composite  # weights trained without a guide: no second copy
+             else torch.from_numpy(guide).permute(2, 0, 1)[None].float() / 127.5 - 1.0)
         m = torch.from_numpy(mask > 127)[None, None].float()
         with self._lock, torch.inference_mode():
             y = self.net(torch.cat([g, m], 1).contiguous(memory_format=torch.channels_last))

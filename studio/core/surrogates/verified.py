@@ -66,6 +66,8 @@ MARGINS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 #: and hair held 6 of 709 held-out faces at the original through all six draws (blurred,
 #: their smile lost); the new outline replaced 4 of them, smile kept.
 NEW_OUTLINE_DRAWS = 3
+#: The most draws a face can be given (the kept outline's margins, then its own outline's).
+MOST_DRAWS = len(MARGINS) + NEW_OUTLINE_DRAWS
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def replace_verified(maker: InContextMaker, analyzer: FaceAnalyzer, rgb: np.ndar
     cleared: dict[int, tuple[Redraw, FaceCheck]] = {}  # the last draw another person
     result = maker.make(rgb, faces, request, prepared, redraws)
     draws = 1
-    limit = len(MARGINS) + (NEW_OUTLINE_DRAWS if request.outline == "keep" else 0)
+    limit = MOST_DRAWS if request.outline == "keep" else len(MARGINS)
     while True:
         read = read_back(analyzer, result.image, faces, threshold)
         for i in list(pending):
