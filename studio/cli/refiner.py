@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "in models/refiner/README.md)")
     p.add_argument("--l1", type=float, default=None, metavar="WEIGHT",
                    help="weight of L1 to the photo against the critic (default 10)")
+    p.add_argument("--l1-pool", type=int, default=None, metavar="K",
+                   help="the L1 on crops average-pooled K times (default 1: per pixel); "
+                        "the fine detail is then left to the critic")
     p.add_argument("--d-steps", type=int, default=None, metavar="N",
                    help="critic steps per refiner step (default 1)")
     p.add_argument("--face-weighted", action="store_true", default=None,
@@ -115,7 +118,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     draws = PairSet(Path(args.draws)) if args.draws else None
     if draws is not None and not len(draws):
         raise StudioError(f"no draws in {args.draws}: run studio refiner-pairs --new-draws")
-    chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "d_steps": args.d_steps,
+    chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "l1_pool": args.l1_pool,
+              "d_steps": args.d_steps,
               "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
               "guide_blur": args.guide_blur, "guide_tint": args.guide_tint,
               "drop_glasses": args.drop_glasses,

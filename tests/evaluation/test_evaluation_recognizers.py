@@ -103,6 +103,9 @@ def test_the_report_gives_both_and_says_the_studio_steers_on_both(measured, tmp_
     assert second["deidentified"] == pytest.approx(results["blur-light"].second.deidentified)
     assert second["attack1"]["chance_rank1"] == pytest.approx(1 / 8)
     assert {"attack_parrot", "attack2", "median_similarity"} <= set(second)
+    original = next(r for r in summary["results"] if r["method"] == "original")
+    assert original["attack_parrot_labels"]["chance_rank1"] == pytest.approx(1 / 8)
+    assert "the labels alone" in html.unescape(page)
     assert blur["deidentified"] == blur["recognizers"]["dlib"]["deidentified"]
     with (tmp_path / "report" / "per_face.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -112,6 +115,38 @@ def test_the_report_gives_both_and_says_the_studio_steers_on_both(measured, tmp_
     assert {r["read_back_by"] for r in rows} == {""}  # no method here is read back
     assert read_back("context") and read_back("gan")
     assert not read_back("blur-light") and not read_back("3d") and not read_back("original")
+
+
+def test_the_labels_alone_set_the_parrots_floor(measured):
+    """The parrot attack by the five kept labels alone (evaluation.label_parrot): on the
+    originals, each gallery photo finds itself; a person's other photo is found exactly
+    when it carries that person's labels, and not when it carries someone else's."""
+    from dataclasses import replace
+
+    from studio.core.evaluation.label_parrot import label_parrot
+
+    run, *_, results = measured
+    floor = results["original"].label_parrot
+    assert floor is not None and floor.chance[1] == pytest.approx(1 / 8)
+    assert floor.rates[1] >= 0.5  # the eight gallery photos match their own labels
+    originals = [m for m in run.measurements if m.method == "original"]
+    first: dict[str, Observation] = {}
+    for m in originals:
+        first.setdefault(m.identity, m.output)
+    people = list(first)
+    kept = [m if m.output is first[m.identity] else replace(m, output=first[m.identity])
+            for m in originals]
+    moved = [m if m.output is first[m.identity] else
+             replace(m, output=first[people[(people.index(m.identity) + 1) % len(people)]])
+             for m in originals]
+    assert label_parrot(kept, {})[1] == 1.0
+    assert label_parrot(moved, {})[1] == 0.0
+    # the labels of outputs without a face are no evidence: a method that loses every
+    # face is found by chance alone, never by its missing labels
+    lost = [m if m.output is first[m.identity] else replace(m, output=Observation(False))
+            for m in originals]
+    attack, other = label_parrot(lost, {})
+    assert other == 0.0 and attack.n_no_face == len(lost) - len(people)
 
 
 def test_a_cached_rerun_keeps_both_descriptors(measured):

@@ -227,6 +227,46 @@ def test_a_plain_critic_starts_fresh_from_a_normalised_state(pair_folder, tmp_pa
         assert torch.equal(a, b)
 
 
+def test_pooled_l1_holds_the_tone_and_leaves_fine_detail_to_the_critic(face_crop,
+                                                                      tmp_path) -> None:
+    """``l1_pool``: a real face with pixel-scale detail added costs nothing pooled (and
+    its full size per pixel); a changed tone costs the same either way."""
+    from studio.core.refiner.training import to_tensor
+
+    crop, _ = face_crop
+    real = to_tensor(crop[None])
+    grain = torch.ones(1, 1, 128, 128)
+    grain[..., 1::2, :] *= -1
+    grain[..., 1::2] *= -1  # a checkerboard: zero mean over every 2 x 2 block
+    detailed, toned = real + 0.2 * grain, real + 0.1
+    pooled = RefinerTrainer(tmp_path / "pooled", settings=RefinerSettings(l1_pool=4))
+    per_pixel = RefinerTrainer(tmp_path / "pixel")
+    assert pooled.l1_distance(detailed, real).item() == pytest.approx(0.0, abs=1e-6)
+    assert per_pixel.l1_distance(detailed, real).item() == pytest.approx(0.2, abs=1e-6)
+    for trainer in (pooled, per_pixel):
+        assert trainer.l1_distance(toned, real).item() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_training_starts_from_exported_weights_with_a_fresh_critic(pair_folder,
+                                                                    tmp_path) -> None:
+    """The shipped file holds the refiner alone: a run started from it takes its weights
+    and a fresh critic of either kind, and trains."""
+    torch.set_num_threads(1)
+    pairs = PairSet(pair_folder)
+    config = RefinerConfig(base=8, depth=2, size=32)
+    first = RefinerTrainer(tmp_path / "first", config)
+    first.train_step(pairs)
+    weights = tmp_path / "refiner.safetensors"
+    first.export_weights(weights, len(pairs))
+    for sn in (True, False):
+        run = RefinerTrainer(tmp_path / f"from_{sn}", config, RefinerSettings(critic_sn=sn))
+        run.load_state(weights)
+        assert run.step == 1
+        for a, b in zip(first.g.parameters(), run.g.parameters(), strict=True):
+            assert torch.allclose(a, b, atol=1e-2)  # float16 in the shipped file
+        assert np.isfinite(run.train_step(pairs)["d"]) and run.step == 2
+
+
 def test_a_log_from_an_older_run_is_widened_not_mixed(tmp_path) -> None:
     log = tmp_path / "log.csv"
     log.write_text("step,hours,pairs,d,adv,l1\n25,0.01,12,1.9,-0.3,0.05\n")

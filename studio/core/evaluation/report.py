@@ -119,6 +119,9 @@ def summary_dict(run: EvaluationRun, results: list[MethodResult]) -> dict:
         row.update(_attacks(r.dlib))
         row["attack_parrot_rank1"] = r.parrot.rates[1] if r.parrot else None
         row["attack_parrot_chance"] = r.parrot.chance[1] if r.parrot else None
+        if r.label_parrot is not None:  # the kept labels alone (evaluation.label_parrot)
+            row["attack_parrot_labels"] = _identification(r.label_parrot,
+                                                          r.label_parrot_other_photo)
         row["deidentified_both"] = r.deidentified_both
         row["read_back"] = read_back(r.method)
         row["recognizers"] = {

@@ -15,6 +15,7 @@ import numpy as np
 
 from studio.core.analysis.attributes import ANGLES
 from studio.core.errors import StudioError
+from studio.core.evaluation.label_parrot import label_parrot
 from studio.core.evaluation.methods import METHODS
 from studio.core.evaluation.observations import Observation
 from studio.core.evaluation.privacy import (
@@ -73,6 +74,10 @@ class MethodResult:
     happy_agreement: float = math.nan
     #: Realism against the data set's own originals, beside real-versus-real
     realism: RealismResult | None = None
+    #: The parrot attack by the kept labels alone (``label_parrot``), and its rank-1 among
+    #: outputs of another photo; on the original row, the floor of any label-keeping method
+    label_parrot: ParrotAttack | None = None
+    label_parrot_other_photo: float | None = None
 
     # dlib's figures under their first names (the window, the bars, older reports)
     @property
@@ -224,6 +229,7 @@ def summarise(rows: list[Measurement], identities_known: bool,
     r0 = rows[0]
     found = [r for r in rows if r.output.found]
     privacy = {rec.key: measure(rows, rec, identities_known, parrot) for rec in RECOGNIZERS}
+    labels = label_parrot(rows, parrot or {}) if identities_known else None
     judged = [r for r in found if math.isfinite(r.output.p_male) and
               math.isfinite(r.original.p_male)]
     return MethodResult(
@@ -238,7 +244,9 @@ def summarise(rows: list[Measurement], identities_known: bool,
         truth=truth_metrics(rows), privacy=privacy,
         deidentified_both=deidentified_both(privacy[DLIB.key], privacy[ARCFACE.key]),
         joy_bins=joy_bins(rows), expression7_agreement=expression_agreement(rows),
-        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows))
+        happy_agreement=expression_agreement(rows, happy=True), realism=realism_of(rows),
+        label_parrot=labels[0] if labels else None,
+        label_parrot_other_photo=labels[1] if labels else None)
 
 
 def summarise_run(run: EvaluationRun,

@@ -173,6 +173,7 @@ def _times(x: float) -> str:
 def overview_table(results: list[MethodResult]) -> Table:
     """One row per method over every data set: what a researcher weighs to choose one."""
     methods = list(dict.fromkeys(r.method for r in results if r.method != "original"))
+    floor = [r for r in results if r.method == "original"]
     rows = []
     for key in methods:
         mine = [r for r in results if r.method == key]
@@ -189,6 +190,7 @@ def overview_table(results: list[MethodResult]) -> Table:
               _span([p.parrot_other_photo / p.parrot.chance[1] for p in ps
                      if p.parrot and p.parrot_other_photo is not None], _times)
               for ps in privacy),
+            _span(_labels_over_chance(mine), _times),
             _span([r.realism.c2st for r in mine if r.realism], lambda x: f"{x:.2f}")])
     return Table(
         "At a glance: each method over every data set",
@@ -196,6 +198,7 @@ def overview_table(results: list[MethodResult]) -> Table:
          f"de-identified: {' / '.join(rec.short for rec in RECOGNIZERS)} / both",
          f"attack I rank-1 (× chance): {' / '.join(rec.short for rec in RECOGNIZERS)}",
          *(f"parrot rank-1 (× chance), {rec.short}: all / other photo" for rec in RECOGNIZERS),
+         "parrot by the labels alone, other photo (× chance)",
          "real-vs-output accuracy"],
         rows,
         f"{steering()} {ARCFACE.short}: {ARCFACE.name}; 'both': another person to both at "
@@ -207,7 +210,22 @@ def overview_table(results: list[MethodResult]) -> Table:
         "fails one of these fails the study. The parrot's 'other photo' figure counts only "
         "outputs of photos that are not the gallery's own: a deterministic method (blur, "
         "pixelation, masks) gives the attacker who holds the very photo an exact match, "
-        "which the 'all' figure includes.")
+        "which the 'all' figure includes. The labels alone: the parrot attacker reads only "
+        "the five attributes a surrogate keeps (joy, P(male), yaw, pitch, roll) off the "
+        "outputs; on the originals that is the floor no label-keeping method goes below"
+        f"{_floor_text(floor)}.")
+
+
+def _labels_over_chance(results: list[MethodResult]) -> list[float]:
+    """The parrot by the kept labels alone, other photo, as multiples of chance."""
+    return [r.label_parrot_other_photo / r.label_parrot.chance[1] for r in results
+            if r.label_parrot is not None and r.label_parrot_other_photo is not None]
+
+
+def _floor_text(originals: list[MethodResult]) -> str:
+    """The originals' label-only parrot, the floor, in words (empty where not measured)."""
+    found = _labels_over_chance(originals)
+    return f" ({_span(found, _times)} here)" if found else ""
 
 
 def checks(results: list[MethodResult]) -> list[tuple[str, str, str, bool]]:

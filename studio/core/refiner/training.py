@@ -72,6 +72,11 @@ class RefinerSettings:
     #: draws had no tie but the critic's: within 150 steps from step 3,925 the refiner
     #: painted them black nostrils and blown highlights.
     draws_anchor: float = 0.0
+    #: L1 to the photo on both crops average-pooled by this factor (1: pixel by pixel).
+    #: At 1 the L1 asks for detail the composite does not determine (pores, folds,
+    #: stubble) and gets its average: aged faces, a moustache shadow. Pooled, it holds the
+    #: face's tone and shape and leaves the fine detail to the critic.
+    l1_pool: int = 1
     seed: int = 0
 
 
@@ -229,7 +234,8 @@ class RefinerTrainer:
         checkpoint.load_module(self.g, tensors, "g", path)
         # A critic of the other kind (with or without spectral norm) starts fresh, and so
         # does its optimiser.
-        same_critic = ("d.net.0.parametrizations.weight.original" in tensors
+        has_critic = any(k.startswith("d.") for k in tensors)  # a refiner alone: fresh
+        same_critic = has_critic and ("d.net.0.parametrizations.weight.original" in tensors
                        or "d.net.0.weight_orig" in tensors) == self.settings.critic_sn
         if same_critic:
             checkpoint.load_module(self.d, tensors, "d", path)
@@ -295,7 +301,7 @@ class RefinerTrainer:
         loss_d = self.critic_step(real, mask, adv_fake, adv_mask)
         parts_d, parts_adv = self.part_step(real, fake)
         adv = -self.patch_mean(self.d(torch.cat([adv_fake, adv_mask], 1)), adv_mask)
-        l1 = (fake - real).abs().mean()
+        l1 = self.l1_distance(fake, real)
         loss_g = adv + s.l1 * l1 + s.parts * parts_adv
         if drawn is not None and s.draws_anchor > 0:
             loss_g = loss_g + s.draws_anchor * (adv_fake - drawn).abs().mean()
@@ -305,6 +311,13 @@ class RefinerTrainer:
         self.step += 1
         return {"d": loss_d, "adv": adv.item(), "l1": l1.item(),
                 "parts_d": parts_d, "parts_adv": parts_adv.item()}
+
+    def l1_distance(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Mean absolute difference, at ``settings.l1_pool`` times coarser (1: per pixel)."""
+        k = self.settings.l1_pool
+        if k > 1:
+            fake, real = F.avg_pool2d(fake, k), F.avg_pool2d(real, k)
+        return (fake - real).abs().mean()
 
     def part_step(self, real: torch.Tensor, fake: torch.Tensor
                   ) -> tuple[float, torch.Tensor]:
