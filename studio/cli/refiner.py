@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--l1-pool", type=int, default=None, metavar="K",
                    help="the L1 on crops average-pooled K times (default 1: per pixel); "
                         "the fine detail is then left to the critic")
+    p.add_argument("--whole-face", type=float, default=None, metavar="WEIGHT",
+                   help="weight of a critic of the whole face shrunk to 32 px (its "
+                        "structure; default 0: off)")
     p.add_argument("--d-steps", type=int, default=None, metavar="N",
                    help="critic steps per refiner step (default 1)")
     p.add_argument("--face-weighted", action="store_true", default=None,
@@ -119,6 +122,7 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     if draws is not None and not len(draws):
         raise StudioError(f"no draws in {args.draws}: run studio refiner-pairs --new-draws")
     chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "l1_pool": args.l1_pool,
+              "whole_face": args.whole_face,
               "d_steps": args.d_steps,
               "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
               "guide_blur": args.guide_blur, "guide_tint": args.guide_tint,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from studio.core.refiner.network import PatchDiscriminator
@@ -71,3 +72,24 @@ class PartCritics(nn.Module):
             ys, xs = band.window(side, dy, dx)
             out.append(self.critics[band.name](images[:, :, ys, xs]))
         return out
+
+
+#: The whole-face critic sees the crop this many times smaller (32 px at 128).
+WHOLE_FACE_POOL = 4
+
+
+class WholeFaceCritic(nn.Module):
+    """A critic of the whole face's structure: the crop shrunk 4 times (32 px at 128),
+    seen by a ``PatchDiscriminator`` whose every output sees the whole shrunk crop (about
+    54 px of receptive field on 32). The whole-crop critic sees 34 px of 128, the
+    part critics an eye or the mouth; none sees how the eyes, nose, mouth and outline sit
+    together, which is what dlib's descriptor reads (issue 27: its two-sample test stalled
+    near 0.79 while the pixel-space one fell). Without spectral norm, which held the
+    whole-crop critic at chance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.critic = PatchDiscriminator(32, 3, normalised=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.critic(F.avg_pool2d(images, WHOLE_FACE_POOL))

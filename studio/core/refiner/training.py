@@ -29,7 +29,7 @@ from studio.core.refiner.crops import grow_mask
 from studio.core.refiner.glasses import likely_glasses
 from studio.core.refiner.guide import TRAIN_SPREAD, as_guide, blur_sigma, random_tint
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
-from studio.core.refiner.parts import PartCritics
+from studio.core.refiner.parts import PartCritics, WholeFaceCritic
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ class RefinerSettings:
     #: stubble) and gets its average: aged faces, a moustache shadow. Pooled, it holds the
     #: face's tone and shape and leaves the fine detail to the critic.
     l1_pool: int = 1
+    #: Weight of the whole-face critic (``parts.WholeFaceCritic``) in the refiner's loss
+    #: (0: not trained).
+    whole_face: float = 0.0
     seed: int = 0
 
 
@@ -170,7 +173,7 @@ class PairSet:
 
 
 #: The losses written to the run's log.csv, in its columns' order.
-LOGGED = ("d", "adv", "l1", "parts_d", "parts_adv")
+LOGGED = ("d", "adv", "l1", "parts_d", "parts_adv", "face_d", "face_adv")
 LOG_HEADER = ("step", "hours", "pairs", *LOGGED)
 
 
@@ -199,9 +202,11 @@ class RefinerTrainer:
         self.g = RefinerUNet(config)
         self.d = PatchDiscriminator(normalised=settings.critic_sn)
         self.dp = PartCritics()
+        self.dw = WholeFaceCritic()
         self.opt_g = torch.optim.Adam(self.g.parameters(), settings.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), settings.d_lr, betas=(0.5, 0.999))
         self.opt_dp = torch.optim.Adam(self.dp.parameters(), settings.d_lr, betas=(0.5, 0.999))
+        self.opt_dw = torch.optim.Adam(self.dw.parameters(), settings.d_lr, betas=(0.5, 0.999))
         self.step, self.seconds = 0, 0.0
         self.rng = np.random.default_rng(settings.seed)
 
@@ -211,12 +216,14 @@ class RefinerTrainer:
 
     def networks(self) -> dict[str, torch.Tensor]:
         return {**checkpoint.module_tensors(self.g, "g"), **checkpoint.module_tensors(self.d, "d"),
-                **checkpoint.module_tensors(self.dp, "dp")}
+                **checkpoint.module_tensors(self.dp, "dp"),
+                **checkpoint.module_tensors(self.dw, "dw")}
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {**self.networks(), **checkpoint.optimizer_tensors(self.opt_g, "opt_g"),
                 **checkpoint.optimizer_tensors(self.opt_d, "opt_d"),
-                **checkpoint.optimizer_tensors(self.opt_dp, "opt_dp")}
+                **checkpoint.optimizer_tensors(self.opt_dp, "opt_dp"),
+                **checkpoint.optimizer_tensors(self.opt_dw, "opt_dw")}
 
     def meta(self) -> dict[str, object]:
         return {"step": self.step, "seconds": self.seconds, "config": asdict(self.config),
@@ -242,12 +249,17 @@ class RefinerTrainer:
         has_parts = any(k.startswith("dp.") for k in tensors)
         if has_parts:
             checkpoint.load_module(self.dp, tensors, "dp", path)
+        has_whole = any(k.startswith("dw.") for k in tensors)  # older states: fresh
+        if has_whole:
+            checkpoint.load_module(self.dw, tensors, "dw", path)
         if optimisers and any(k.startswith("opt_g.") for k in tensors):
             checkpoint.load_optimizer(self.opt_g, tensors, "opt_g")
             if same_critic:
                 checkpoint.load_optimizer(self.opt_d, tensors, "opt_d")
             if has_parts:
                 checkpoint.load_optimizer(self.opt_dp, tensors, "opt_dp")
+            if has_whole and any(k.startswith("opt_dw.") for k in tensors):
+                checkpoint.load_optimizer(self.opt_dw, tensors, "opt_dw")
         self.step, self.seconds = int(meta.get("step", 0)), float(meta.get("seconds", 0.0))
         self.rng = np.random.default_rng([self.settings.seed, self.step])
 
@@ -300,9 +312,10 @@ class RefinerTrainer:
                                      else (fake, mask, None))
         loss_d = self.critic_step(real, mask, adv_fake, adv_mask)
         parts_d, parts_adv = self.part_step(real, fake)
+        face_d, face_adv = self.whole_face_step(real, adv_fake)
         adv = -self.patch_mean(self.d(torch.cat([adv_fake, adv_mask], 1)), adv_mask)
         l1 = self.l1_distance(fake, real)
-        loss_g = adv + s.l1 * l1 + s.parts * parts_adv
+        loss_g = adv + s.l1 * l1 + s.parts * parts_adv + s.whole_face * face_adv
         if drawn is not None and s.draws_anchor > 0:
             loss_g = loss_g + s.draws_anchor * (adv_fake - drawn).abs().mean()
         self.opt_g.zero_grad(set_to_none=True)
@@ -310,7 +323,8 @@ class RefinerTrainer:
         self.opt_g.step()
         self.step += 1
         return {"d": loss_d, "adv": adv.item(), "l1": l1.item(),
-                "parts_d": parts_d, "parts_adv": parts_adv.item()}
+                "parts_d": parts_d, "parts_adv": parts_adv.item(), "face_d": face_d,
+                "face_adv": face_adv.item()}
 
     def l1_distance(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Mean absolute difference, at ``settings.l1_pool`` times coarser (1: per pixel)."""
@@ -318,6 +332,18 @@ class RefinerTrainer:
         if k > 1:
             fake, real = F.avg_pool2d(fake, k), F.avg_pool2d(real, k)
         return (fake - real).abs().mean()
+
+    def whole_face_step(self, real: torch.Tensor, fake: torch.Tensor
+                        ) -> tuple[float, torch.Tensor]:
+        """One hinge step of the whole-face critic; its adversarial loss for the refiner
+        (zero, and the critic untouched, where ``settings.whole_face`` is 0)."""
+        if self.settings.whole_face <= 0:
+            return 0.0, fake.new_zeros(())
+        loss = (F.relu(1 - self.dw(real)).mean() + F.relu(1 + self.dw(fake.detach())).mean())
+        self.opt_dw.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_dw.step()
+        return float(loss.item()), -self.dw(fake).mean()
 
     def part_step(self, real: torch.Tensor, fake: torch.Tensor
                   ) -> tuple[float, torch.Tensor]:
