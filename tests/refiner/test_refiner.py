@@ -159,69 +159,54 @@ def test_in_context_falls_back_unrefined_and_says_so(analyzer, utk_face, context
     assert any("x.st" in n and "not refined" in n for n in result.notes)
 
 
-def test_part_critics_train_and_an_older_state_resumes_without_them(pair_folder,
-                                                                     tmp_path) -> None:
-    """The eye and mouth critics learn beside the whole-crop one; a state saved before
-    they existed (g and d only) still resumes, with fresh critics; weight 0 leaves them."""
+@pytest.mark.parametrize(("weight", "critic", "logged"),
+                         [("parts", "dp", "parts"), ("whole_face", "dw", "face")])
+def test_extra_critics_train_and_an_older_state_resumes_without_them(
+        pair_folder, tmp_path, weight, critic, logged) -> None:
+    """The eye and mouth critics, and the whole-face one, learn beside the whole-crop
+    critic and resume with the run; a state saved before they existed (g and d only)
+    still resumes, with them fresh; weight 0 leaves them untouched."""
     torch.set_num_threads(1)
     pairs = PairSet(pair_folder)
     config = RefinerConfig(base=8, depth=2, size=32)
-    trainer = RefinerTrainer(tmp_path / "run", config, RefinerSettings(parts=1.0))
-    before = [p.detach().clone() for p in trainer.dp.parameters()]
+    on = RefinerSettings(**{weight: 1.0})
+    trainer = RefinerTrainer(tmp_path / "run", config, on)
+    before = [p.detach().clone() for p in getattr(trainer, critic).parameters()]
     losses = trainer.train_step(pairs)
-    assert losses["parts_d"] > 0 and np.isfinite(losses["parts_adv"])
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.dp.parameters(),
-                                                      strict=True))
+    assert losses[f"{logged}_d"] > 0 and np.isfinite(losses[f"{logged}_adv"])
+    assert any(not torch.equal(a, b) for a, b in
+               zip(before, getattr(trainer, critic).parameters(), strict=True))
+    trainer.save_state()
+    resumed = RefinerTrainer(tmp_path / "run", config, on)
+    resumed.load_state()
+    for a, b in zip(getattr(trainer, critic).parameters(),
+                    getattr(resumed, critic).parameters(), strict=True):
+        assert torch.equal(a, b)
     old = tmp_path / "old.safetensors"
     checkpoint.save(old, {**checkpoint.module_tensors(trainer.g, "g"),
                           **checkpoint.module_tensors(trainer.d, "d")}, trainer.meta())
-    again = RefinerTrainer(tmp_path / "again", config, RefinerSettings(parts=1.0))
+    again = RefinerTrainer(tmp_path / "again", config, on)
     again.load_state(old)
     assert again.step == 1
     assert torch.equal(next(again.g.parameters()), next(trainer.g.parameters()))
-    off = RefinerTrainer(tmp_path / "off", config, RefinerSettings(parts=0.0))
-    frozen = [p.detach().clone() for p in off.dp.parameters()]
-    assert off.train_step(pairs)["parts_d"] == 0.0
-    assert all(torch.equal(a, b) for a, b in zip(frozen, off.dp.parameters(), strict=True))
+    off = RefinerTrainer(tmp_path / "off", config)
+    frozen = [p.detach().clone() for p in getattr(off, critic).parameters()]
+    assert off.train_step(pairs)[f"{logged}_d"] == 0.0
+    assert all(torch.equal(a, b) for a, b in
+               zip(frozen, getattr(off, critic).parameters(), strict=True))
 
 
-def test_the_whole_face_critic_sees_the_whole_crop_trains_and_resumes(pair_folder,
-                                                                      tmp_path) -> None:
-    """Each output of the whole-face critic sees the far corner of a 128 px crop (the
-    whole-crop critic's do not); it learns beside the others, its state resumes, an older
-    state without it starts it fresh, and weight 0 leaves it untouched."""
+def test_the_whole_face_critic_sees_the_whole_crop() -> None:
+    """Each output of the whole-face critic sees the far corner of a 128 px crop; the
+    whole-crop critic's do not (34 px each)."""
     from studio.core.refiner.parts import WholeFaceCritic
 
-    torch.set_num_threads(1)
     x = torch.zeros(1, 3, 128, 128, requires_grad=True)
     WholeFaceCritic()(x)[0, 0, -1, -1].backward()
     assert x.grad[0, :, :8, :8].abs().sum() > 0  # the bottom-right output, the top-left
     x4 = torch.zeros(1, 4, 128, 128, requires_grad=True)
     PatchDiscriminator()(x4)[0, 0, -1, -1].backward()
     assert x4.grad[0, :, :8, :8].abs().sum() == 0
-    pairs = PairSet(pair_folder)
-    config = RefinerConfig(base=8, depth=2, size=32)
-    trainer = RefinerTrainer(tmp_path / "run", config, RefinerSettings(whole_face=1.0))
-    before = [p.detach().clone() for p in trainer.dw.parameters()]
-    losses = trainer.train_step(pairs)
-    assert losses["face_d"] > 0 and np.isfinite(losses["face_adv"])
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.dw.parameters(),
-                                                      strict=True))
-    trainer.save_state()
-    again = RefinerTrainer(tmp_path / "run", config, RefinerSettings(whole_face=1.0))
-    again.load_state()
-    for a, b in zip(trainer.dw.parameters(), again.dw.parameters(), strict=True):
-        assert torch.equal(a, b)
-    old = tmp_path / "old.safetensors"
-    checkpoint.save(old, {**checkpoint.module_tensors(trainer.g, "g"),
-                          **checkpoint.module_tensors(trainer.d, "d")}, trainer.meta())
-    fresh = RefinerTrainer(tmp_path / "fresh", config, RefinerSettings(whole_face=1.0))
-    fresh.load_state(old)
-    assert fresh.step == 1
-    off = RefinerTrainer(tmp_path / "off", config)
-    frozen = [p.detach().clone() for p in off.dw.parameters()]
-    assert off.train_step(pairs)["face_d"] == 0.0
-    assert all(torch.equal(a, b) for a, b in zip(frozen, off.dw.parameters(), strict=True))
 
 
 def test_face_weighted_critic_scores_only_the_face_patches(tmp_path) -> None:
