@@ -303,17 +303,24 @@ def test_a_log_from_an_older_run_is_widened_not_mixed(tmp_path) -> None:
     assert log.read_text().splitlines() == rows
 
 
-def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, tmp_path) -> None:
-    """With draws, the critic's fakes are new-draw composites refined (what the refiner
-    meets at use); the L1 still pairs own-fit composites with their photos."""
-    torch.set_num_threads(1)
+@pytest.fixture
+def black_draws(pair_folder, tmp_path) -> PairSet:
+    """New draws that are easy to tell: black faces, with the pairs' masks."""
     draws_dir = tmp_path / "draws"
     draws_dir.mkdir()
     with np.load(pair_folder / "pairs_0000.npz") as data:
         mask, shas = data["mask"], data["sha256"]
-    dark = np.zeros((12, 32, 32, 3), np.uint8)  # new draws: black faces, easy to tell
+    dark = np.zeros((12, 32, 32, 3), np.uint8)
     np.savez(draws_dir / "pairs_0000.npz", composite=dark, real=dark, mask=mask, sha256=shas)
-    pairs, draws = PairSet(pair_folder), PairSet(draws_dir)
+    return PairSet(draws_dir)
+
+
+def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, black_draws,
+                                                                 tmp_path) -> None:
+    """With draws, the critic's fakes are new-draw composites refined (what the refiner
+    meets at use); the L1 still pairs own-fit composites with their photos."""
+    torch.set_num_threads(1)
+    pairs, draws = PairSet(pair_folder), black_draws
     trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
                              RefinerSettings(critic_on_draws=True, dilate_share=0.0))
     seen: list[torch.Tensor] = []
@@ -339,3 +346,25 @@ def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, tm
         t.train_step(pairs, draws)
         grads.append(float(t.g.head.bias.grad.mean()))
     assert grads[1] > grads[0] + 0.01
+
+
+def test_new_draws_can_go_to_the_whole_face_critic_alone(pair_folder, black_draws,
+                                                         tmp_path) -> None:
+    """``whole_face_on_draws``: the whole-face critic judges the refined new draws, while
+    the whole-crop critic still judges the refined own fits."""
+    torch.set_num_threads(1)
+    trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
+                             RefinerSettings(whole_face=1.0, whole_face_on_draws=True,
+                                             dilate_share=0.0))
+    seen: dict[str, list[torch.Tensor]] = {"d": [], "dw": []}
+    for name in seen:
+        net = getattr(trainer, name)
+        forward = net.forward
+        net.forward = (lambda f, k: lambda x: (seen[k].append(x.detach()), f(x))[1])(
+            forward, name)
+    trainer.train_step(PairSet(pair_folder), black_draws)
+    _real, patch_fake, _adv = seen["d"]
+    whole_real, whole_fake, _ = seen["dw"]
+    inside = patch_fake[:, 3:4].expand(-1, 3, -1, -1) > 0
+    assert float(patch_fake[:, :3][inside].mean()) > -0.5  # the pairs, refined
+    assert float(whole_fake.mean()) < float(whole_real.mean()) - 0.3  # the black draws

@@ -80,6 +80,11 @@ class RefinerSettings:
     #: Weight of the whole-face critic (``parts.WholeFaceCritic``) in the refiner's loss
     #: (0: not trained).
     whole_face: float = 0.0
+    #: The whole-face critic's fakes are new draws refined (where ``run`` is given
+    #: draws). Refined own fits are the photo itself but for detail: no critic here told
+    #: them from the photos (hinge loss 2.00). New draws are what dlib tells apart, and
+    #: this critic, seeing 32 px, can only move their coarse structure.
+    whole_face_on_draws: bool = False
     seed: int = 0
 
 
@@ -297,27 +302,31 @@ class RefinerTrainer:
 
     def train_step(self, pairs: PairSet, draws: PairSet | None = None) -> dict[str, float]:
         """One refiner step (and ``d_steps`` critic steps): L1 on own-fit pairs; the
-        critic's fakes are the same batch refined, or new ``draws`` refined where given."""
+        critics' fakes are the same batch refined, or new ``draws`` refined where given
+        and the settings send them there (``critic_on_draws``, ``whole_face_on_draws``)."""
         s = self.settings
+        patch_on_draws = draws is not None and s.critic_on_draws
         for _ in range(max(0, s.d_steps - 1)):
             xd, real_d = pairs.batch(self.rng, s.batch, s)
             with torch.no_grad():
-                fake_d, mask_d, _ = (self._draw_fakes(draws) if draws is not None
+                fake_d, mask_d, _ = (self._draw_fakes(draws) if patch_on_draws
                                      else (self.g(xd), xd[:, 3:4], None))
             self.critic_step(real_d, xd[:, 3:4], fake_d, mask_d)
         x, real = pairs.batch(self.rng, s.batch, s)
         mask = x[:, 3:4]
         fake = self.g(x)
-        adv_fake, adv_mask, drawn = (self._draw_fakes(draws) if draws is not None
-                                     else (fake, mask, None))
+        drawn_fake, drawn_mask, drawn = (self._draw_fakes(draws) if draws is not None
+                                         else (None, None, None))
+        adv_fake, adv_mask = (drawn_fake, drawn_mask) if patch_on_draws else (fake, mask)
         loss_d = self.critic_step(real, mask, adv_fake, adv_mask)
         parts_d, parts_adv = self.part_step(real, fake)
-        face_d, face_adv = self.whole_face_step(real, adv_fake)
+        face_d, face_adv = self.whole_face_step(
+            real, drawn_fake if drawn is not None and s.whole_face_on_draws else fake)
         adv = -self.patch_mean(self.d(torch.cat([adv_fake, adv_mask], 1)), adv_mask)
         l1 = self.l1_distance(fake, real)
         loss_g = adv + s.l1 * l1 + s.parts * parts_adv + s.whole_face * face_adv
         if drawn is not None and s.draws_anchor > 0:
-            loss_g = loss_g + s.draws_anchor * (adv_fake - drawn).abs().mean()
+            loss_g = loss_g + s.draws_anchor * (drawn_fake - drawn).abs().mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
