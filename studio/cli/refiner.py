@@ -36,9 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="new-draw composites (refiner-pairs --new-draws): the critic's fakes "
                         "are these refined, so the adversarial loss trains the refiner on "
                         "what it meets at use (default: off)")
-    p.add_argument("--draws-for", choices=("critic", "whole-face"), default="critic",
+    p.add_argument("--draws-for", choices=("critic", "whole-face", "parts"),
+                   default="critic",
                    help="with --draws: the critic whose fakes they are (the whole-crop "
-                        "critic, or the --whole-face one; default critic)")
+                        "critic, the --whole-face one or the --parts ones; default critic)")
+    p.add_argument("--plain-parts", dest="parts_sn", action="store_false", default=None,
+                   help="no spectral norm in the eye and mouth critics")
     p.add_argument("--preview", default=str(PREVIEW))
     p.add_argument("--out", default="runs/refiner", help="run folder (state, log, preview)")
     p.add_argument("--minutes", type=float, default=60.0)
@@ -132,6 +135,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
               "drop_glasses": args.drop_glasses,
               "critic_on_draws": args.draws_for == "critic" if args.draws else None,
               "whole_face_on_draws": args.draws_for == "whole-face" if args.draws else None,
+              "parts_on_draws": args.draws_for == "parts" if args.draws else None,
+              "parts_sn": args.parts_sn,
               "draws_anchor": args.draws_anchor}
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),

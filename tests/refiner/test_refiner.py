@@ -348,23 +348,41 @@ def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, bl
     assert grads[1] > grads[0] + 0.01
 
 
-def test_new_draws_can_go_to_the_whole_face_critic_alone(pair_folder, black_draws,
-                                                         tmp_path) -> None:
-    """``whole_face_on_draws``: the whole-face critic judges the refined new draws, while
-    the whole-crop critic still judges the refined own fits."""
+@pytest.mark.parametrize(("settings", "critic"), [
+    ({"whole_face": 1.0, "whole_face_on_draws": True}, "dw"),
+    ({"parts": 1.0, "parts_on_draws": True, "parts_sn": False}, "dp")])
+def test_new_draws_can_go_to_one_extra_critic_alone(pair_folder, black_draws, tmp_path,
+                                                    settings, critic) -> None:
+    """``whole_face_on_draws``, ``parts_on_draws``: that critic judges the refined new
+    draws, while the whole-crop critic still judges the refined own fits."""
     torch.set_num_threads(1)
     trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
-                             RefinerSettings(whole_face=1.0, whole_face_on_draws=True,
-                                             dilate_share=0.0))
-    seen: dict[str, list[torch.Tensor]] = {"d": [], "dw": []}
+                             RefinerSettings(dilate_share=0.0, **settings))
+    seen: dict[str, list[torch.Tensor]] = {"d": [], critic: []}
     for name in seen:
         net = getattr(trainer, name)
-        forward = net.forward
-        net.forward = (lambda f, k: lambda x: (seen[k].append(x.detach()), f(x))[1])(
-            forward, name)
+        net.forward = (lambda f, k: lambda x, *rest: (seen[k].append(x.detach()),
+                                                      f(x, *rest))[1])(net.forward, name)
     trainer.train_step(PairSet(pair_folder), black_draws)
     _real, patch_fake, _adv = seen["d"]
-    whole_real, whole_fake, _ = seen["dw"]
+    extra_real, extra_fake, _ = seen[critic]
     inside = patch_fake[:, 3:4].expand(-1, 3, -1, -1) > 0
     assert float(patch_fake[:, :3][inside].mean()) > -0.5  # the pairs, refined
-    assert float(whole_fake.mean()) < float(whole_real.mean()) - 0.3  # the black draws
+    assert float(extra_fake.mean()) < float(extra_real.mean()) - 0.3  # the black draws
+
+
+def test_plain_part_critics_start_fresh_from_normalised_ones(pair_folder, tmp_path) -> None:
+    """``parts_sn=False``: eye and mouth critics without spectral norm; a state whose part
+    critics had it resumes with the refiner's weights and fresh plain part critics."""
+    torch.set_num_threads(1)
+    config = RefinerConfig(base=8, depth=2, size=32)
+    normalised = RefinerTrainer(tmp_path / "sn", config, RefinerSettings(parts=1.0))
+    normalised.train_step(PairSet(pair_folder))
+    normalised.save_state()
+    plain = RefinerTrainer(tmp_path / "plain", config,
+                           RefinerSettings(parts=1.0, parts_sn=False))
+    plain.load_state(normalised.state_path)
+    assert plain.step == 1
+    assert not any("weight_orig" in k or "parametrizations" in k
+                   for k in plain.dp.state_dict())
+    assert np.isfinite(plain.train_step(PairSet(pair_folder))["parts_d"])

@@ -51,12 +51,20 @@ JITTER = 0.03
 class PartCritics(nn.Module):
     """One hinge critic per band of ``PARTS``: a ``PatchDiscriminator`` of base 32 on the
     band's RGB, without the middle layer (each output sees about 46 px: an eye and its
-    lids, or most of the mouth)."""
+    lids, or most of the mouth); with spectral norm unless ``normalised`` is False."""
 
-    def __init__(self) -> None:
+    def __init__(self, normalised: bool = True) -> None:
         super().__init__()
-        self.critics = nn.ModuleDict({p.name: PatchDiscriminator(32, 3, middle=False)
-                                      for p in PARTS})
+        self.critics = nn.ModuleDict({
+            p.name: PatchDiscriminator(32, 3, middle=False, normalised=normalised)
+            for p in PARTS})
+
+    @staticmethod
+    def normalised_in(tensors: dict, prefix: str = "dp") -> bool:
+        """Whether saved part critics (under ``prefix``) had spectral norm."""
+        first = f"{prefix}.critics.{PARTS[0].name}.net.0"
+        return (f"{first}.weight_orig" in tensors
+                or f"{first}.parametrizations.weight.original" in tensors)
 
     @staticmethod
     def shifts(rng: np.random.Generator, side: int) -> list[tuple[int, int]]:

@@ -85,6 +85,13 @@ class RefinerSettings:
     #: them from the photos (hinge loss 2.00). New draws are what dlib tells apart, and
     #: this critic, seeing 32 px, can only move their coarse structure.
     whole_face_on_draws: bool = False
+    #: The eye and mouth critics' fakes are new draws refined (where ``run`` is given
+    #: draws): our eyes alone took a real face's dlib two-sample figure from 0.62 to 0.77
+    #: (models/refiner/README.md, fifth session).
+    parts_on_draws: bool = False
+    #: Spectral norm in the eye and mouth critics (a state's critics of the other kind
+    #: start fresh).
+    parts_sn: bool = True
     seed: int = 0
 
 
@@ -206,7 +213,7 @@ class RefinerTrainer:
         torch.manual_seed(settings.seed)
         self.g = RefinerUNet(config)
         self.d = PatchDiscriminator(normalised=settings.critic_sn)
-        self.dp = PartCritics()
+        self.dp = PartCritics(normalised=settings.parts_sn)
         self.dw = WholeFaceCritic()
         self.opt_g = torch.optim.Adam(self.g.parameters(), settings.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), settings.d_lr, betas=(0.5, 0.999))
@@ -251,7 +258,8 @@ class RefinerTrainer:
                        or "d.net.0.weight_orig" in tensors) == self.settings.critic_sn
         if same_critic:
             checkpoint.load_module(self.d, tensors, "d", path)
-        has_parts = any(k.startswith("dp.") for k in tensors)
+        has_parts = (any(k.startswith("dp.") for k in tensors)
+                     and PartCritics.normalised_in(tensors) == self.settings.parts_sn)
         if has_parts:
             checkpoint.load_module(self.dp, tensors, "dp", path)
         has_whole = any(k.startswith("dw.") for k in tensors)  # older states: fresh
@@ -303,7 +311,8 @@ class RefinerTrainer:
     def train_step(self, pairs: PairSet, draws: PairSet | None = None) -> dict[str, float]:
         """One refiner step (and ``d_steps`` critic steps): L1 on own-fit pairs; the
         critics' fakes are the same batch refined, or new ``draws`` refined where given
-        and the settings send them there (``critic_on_draws``, ``whole_face_on_draws``)."""
+        and the settings send them there (``critic_on_draws``, ``whole_face_on_draws``,
+        ``parts_on_draws``)."""
         s = self.settings
         patch_on_draws = draws is not None and s.critic_on_draws
         for _ in range(max(0, s.d_steps - 1)):
@@ -319,7 +328,8 @@ class RefinerTrainer:
                                          else (None, None, None))
         adv_fake, adv_mask = (drawn_fake, drawn_mask) if patch_on_draws else (fake, mask)
         loss_d = self.critic_step(real, mask, adv_fake, adv_mask)
-        parts_d, parts_adv = self.part_step(real, fake)
+        parts_d, parts_adv = self.part_step(
+            real, drawn_fake if drawn is not None and s.parts_on_draws else fake)
         face_d, face_adv = self.whole_face_step(
             real, drawn_fake if drawn is not None and s.whole_face_on_draws else fake)
         adv = -self.patch_mean(self.d(torch.cat([adv_fake, adv_mask], 1)), adv_mask)
