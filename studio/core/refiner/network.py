@@ -112,3 +112,9 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def saved_normalised(tensors: dict, conv: str) -> bool:
+    """Whether the saved convolution ``conv`` (its key prefix, e.g. "d.net.0") had spectral
+    norm, under either of torch's two spellings of it."""
+    return f"{conv}.weight_orig" in tensors or f"{conv}.parametrizations.weight.original" in tensors

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.core.refiner.network import PatchDiscriminator
+from studio.core.refiner.network import PatchDiscriminator, saved_normalised
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,7 @@ class PartCritics(nn.Module):
     @staticmethod
     def normalised_in(tensors: dict, prefix: str = "dp") -> bool:
         """Whether saved part critics (under ``prefix``) had spectral norm."""
-        first = f"{prefix}.critics.{PARTS[0].name}.net.0"
-        return (f"{first}.weight_orig" in tensors
-                or f"{first}.parametrizations.weight.original" in tensors)
+        return saved_normalised(tensors, f"{prefix}.critics.{PARTS[0].name}.net.0")
 
     @staticmethod
     def shifts(rng: np.random.Generator, side: int) -> list[tuple[int, int]]:

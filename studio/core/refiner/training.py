@@ -28,7 +28,12 @@ from studio.core.refiner import checkpoint
 from studio.core.refiner.crops import grow_mask
 from studio.core.refiner.glasses import likely_glasses
 from studio.core.refiner.guide import TRAIN_SPREAD, as_guide, blur_sigma, random_tint
-from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
+from studio.core.refiner.network import (
+    PatchDiscriminator,
+    RefinerConfig,
+    RefinerUNet,
+    saved_normalised,
+)
 from studio.core.refiner.parts import PartCritics, WholeFaceCritic
 
 
@@ -254,8 +259,8 @@ class RefinerTrainer:
         # A critic of the other kind (with or without spectral norm) starts fresh, and so
         # does its optimiser.
         has_critic = any(k.startswith("d.") for k in tensors)  # a refiner alone: fresh
-        same_critic = has_critic and ("d.net.0.parametrizations.weight.original" in tensors
-                       or "d.net.0.weight_orig" in tensors) == self.settings.critic_sn
+        same_critic = has_critic and (saved_normalised(tensors, "d.net.0")
+                                      == self.settings.critic_sn)
         if same_critic:
             checkpoint.load_module(self.d, tensors, "d", path)
         has_parts = (any(k.startswith("dp.") for k in tensors)
