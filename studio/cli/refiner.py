@@ -4,6 +4,7 @@ surrogate (issue 27), made from the studio's own fits of the training split."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.cli.options import add_quiet, data_present, progress_for, stop_on_term
@@ -11,6 +12,65 @@ from studio.cli.options import add_quiet, data_present, progress_for, stop_on_te
 PAIRS = Path(".cache/refiner/pairs")
 PREVIEW = Path(".cache/refiner/preview")
 DRAWS = Path(".cache/refiner/draws")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One option of train-refiner that sets a field of ``RefinerSettings`` of the same
+    name (None when not given: the settings' default stands). ``kind``: float or int
+    (a value), "on" (a flag that sets True) or "off" (a flag that sets False)."""
+
+    flag: str
+    field: str
+    kind: type | str
+    metavar: str
+    help: str
+
+    def add_to(self, p: argparse.ArgumentParser) -> None:
+        if self.kind in ("on", "off"):
+            p.add_argument(self.flag, dest=self.field, default=None, help=self.help,
+                           action="store_true" if self.kind == "on" else "store_false")
+        else:
+            p.add_argument(self.flag, dest=self.field, type=self.kind, default=None,
+                           metavar=self.metavar, help=self.help)
+
+
+#: The training's tuning options, each declared once: its flag, the settings field it
+#: sets and what it does (all off or at the settings' defaults unless given).
+TUNING = (
+    Tuning("--d-lr", "d_lr", float, "RATE",
+           "the critics' learning rate (default the training settings' 2e-4)"),
+    Tuning("--parts", "parts", float, "WEIGHT", "weight of the eye and mouth critics "
+           "(default 0: off; tried at 1 in models/refiner/README.md)"),
+    Tuning("--plain-parts", "parts_sn", "off", "",
+           "no spectral norm in the eye and mouth critics"),
+    Tuning("--l1", "l1", float, "WEIGHT",
+           "weight of L1 to the photo against the critic (default 10)"),
+    Tuning("--l1-pool", "l1_pool", int, "K", "the L1 on crops average-pooled K times "
+           "(default 1: per pixel); the fine detail is then left to the critic"),
+    Tuning("--whole-face", "whole_face", float, "WEIGHT", "weight of a critic of the whole "
+           "face shrunk to 32 px (its structure; default 0: off)"),
+    Tuning("--d-steps", "d_steps", int, "N", "critic steps per refiner step (default 1)"),
+    Tuning("--face-weighted", "face_weighted", "on", "", "average the critic's hinge over "
+           "the face's patches only (outside the mask the refined crop is the photo)"),
+    Tuning("--plain-critic", "critic_sn", "off", "", "no spectral norm in the whole-crop "
+           "critic (one with it stayed at chance; a state's critic of the other kind "
+           "starts fresh)"),
+    Tuning("--guide-blur", "guide_blur", float, "SHARE", "give the render as a guide only: "
+           "the face blurred by this share of the crop's side "
+           "(studio.core.refiner.guide; default 0: off)"),
+    Tuning("--guide-tint", "guide_tint", float, "GREYS", "a random smooth tint of this "
+           "many grey levels on the guide in training (default 0: off)"),
+    Tuning("--drop-glasses", "drop_glasses", float, "SHARE", "leave out this share of "
+           "pairs, those most likely wearing glasses (studio.core.refiner.glasses; "
+           "default 0)"),
+    Tuning("--draws-anchor", "draws_anchor", float, "WEIGHT", "with --draws: L1 between a "
+           "refined draw and its composite (default 0; without it the draws drifted to "
+           "high contrast)"),
+)
+#: ``--draws-for``'s choices and the settings field each sets.
+DRAWS_FOR = {"critic": "critic_on_draws", "whole-face": "whole_face_on_draws",
+             "parts": "parts_on_draws"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,19 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train-refiner", help="train the refiner on pairs from refiner-pairs")
     p.add_argument("--pairs", default=str(PAIRS))
-    p.add_argument("--draws-anchor", type=float, default=None, metavar="WEIGHT",
-                   help="with --draws: L1 between a refined draw and its composite "
-                        "(default 0; without it the draws drifted to high contrast)")
     p.add_argument("--draws", default=None, metavar="FOLDER",
                    help="new-draw composites (refiner-pairs --new-draws): the critic's fakes "
                         "are these refined, so the adversarial loss trains the refiner on "
                         "what it meets at use (default: off)")
-    p.add_argument("--draws-for", choices=("critic", "whole-face", "parts"),
-                   default="critic",
+    p.add_argument("--draws-for", choices=tuple(DRAWS_FOR), default="critic",
                    help="with --draws: the critic whose fakes they are (the whole-crop "
                         "critic, the --whole-face one or the --parts ones; default critic)")
-    p.add_argument("--plain-parts", dest="parts_sn", action="store_false", default=None,
-                   help="no spectral norm in the eye and mouth critics")
     p.add_argument("--preview", default=str(PREVIEW))
     p.add_argument("--out", default="runs/refiner", help="run folder (state, log, preview)")
     p.add_argument("--minutes", type=float, default=60.0)
@@ -55,36 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the refiner alone (float16) here, with its training manifest")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--d-lr", type=float, default=None, metavar="RATE",
-                   help="the critics' learning rate (default the training settings' 2e-4)")
-    p.add_argument("--parts", type=float, default=None, metavar="WEIGHT",
-                   help="weight of the eye and mouth critics (default 0: off; tried at 1 "
-                        "in models/refiner/README.md)")
-    p.add_argument("--l1", type=float, default=None, metavar="WEIGHT",
-                   help="weight of L1 to the photo against the critic (default 10)")
-    p.add_argument("--l1-pool", type=int, default=None, metavar="K",
-                   help="the L1 on crops average-pooled K times (default 1: per pixel); "
-                        "the fine detail is then left to the critic")
-    p.add_argument("--whole-face", type=float, default=None, metavar="WEIGHT",
-                   help="weight of a critic of the whole face shrunk to 32 px (its "
-                        "structure; default 0: off)")
-    p.add_argument("--d-steps", type=int, default=None, metavar="N",
-                   help="critic steps per refiner step (default 1)")
-    p.add_argument("--face-weighted", action="store_true", default=None,
-                   help="average the critic's hinge over the face's patches only (outside "
-                        "the mask the refined crop is the photo)")
-    p.add_argument("--plain-critic", dest="critic_sn", action="store_false", default=None,
-                   help="no spectral norm in the whole-crop critic (one with it stayed at "
-                        "chance; a state's critic of the other kind starts fresh)")
-    p.add_argument("--guide-blur", type=float, default=None, metavar="SHARE",
-                   help="give the render as a guide only: the face blurred by this share "
-                        "of the crop's side (studio.core.refiner.guide; default 0: off)")
-    p.add_argument("--guide-tint", type=float, default=None, metavar="GREYS",
-                   help="a random smooth tint of this many grey levels on the guide in "
-                        "training (default 0: off)")
-    p.add_argument("--drop-glasses", type=float, default=None, metavar="SHARE",
-                   help="leave out this share of pairs, those most likely wearing glasses "
-                        "(studio.core.refiner.glasses; default 0)")
+    for option in TUNING:
+        option.add_to(p)
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (one while anything else runs: two under load were "
                         "3x slower here)")
@@ -127,17 +153,9 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
     draws = PairSet(Path(args.draws)) if args.draws else None
     if draws is not None and not len(draws):
         raise StudioError(f"no draws in {args.draws}: run studio refiner-pairs --new-draws")
-    chosen = {"parts": args.parts, "d_lr": args.d_lr, "l1": args.l1, "l1_pool": args.l1_pool,
-              "whole_face": args.whole_face,
-              "d_steps": args.d_steps,
-              "face_weighted": args.face_weighted, "critic_sn": args.critic_sn,
-              "guide_blur": args.guide_blur, "guide_tint": args.guide_tint,
-              "drop_glasses": args.drop_glasses,
-              "critic_on_draws": args.draws_for == "critic" if args.draws else None,
-              "whole_face_on_draws": args.draws_for == "whole-face" if args.draws else None,
-              "parts_on_draws": args.draws_for == "parts" if args.draws else None,
-              "parts_sn": args.parts_sn,
-              "draws_anchor": args.draws_anchor}
+    chosen = {t.field: getattr(args, t.field) for t in TUNING}
+    if args.draws:
+        chosen.update({field: args.draws_for == name for name, field in DRAWS_FOR.items()})
     given = {k: v for k, v in chosen.items() if v is not None}
     trainer = RefinerTrainer(Path(args.out),
                              settings=RefinerSettings(batch=args.batch, lr=args.lr,

@@ -297,3 +297,19 @@ def test_evaluate_analysis_bars_and_quiet(genki_test):  # the fixture skips with
     for stage in ("GENKI-4K test: 100%", "UTKFace gender: 100%", "celeba-id descriptors: 100%"):
         assert stage in loud.stderr and stage not in quiet.stderr
     assert "it/s" not in quiet.stderr
+
+
+def test_train_refiner_tuning_options_set_the_settings_fields_of_their_names():
+    from dataclasses import fields
+
+    from studio.cli.refiner import DRAWS_FOR, TUNING
+    from studio.core.refiner.training import RefinerSettings
+
+    known = {f.name for f in fields(RefinerSettings)}
+    assert {t.field for t in TUNING} | set(DRAWS_FOR.values()) <= known
+    args = subparsers()["train-refiner"].parse_args(
+        ["--l1-pool", "4", "--plain-parts", "--face-weighted", "--whole-face", "0.5"])
+    given = {t.field: getattr(args, t.field) for t in TUNING
+             if getattr(args, t.field) is not None}
+    assert given == {"l1_pool": 4, "parts_sn": False, "face_weighted": True,
+                     "whole_face": 0.5}

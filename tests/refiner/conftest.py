@@ -36,3 +36,15 @@ def face_crop(analyzer, utk_face) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[:128, :128]
     mask = (((yy - 64) ** 2 + (xx - 64) ** 2) < 40 ** 2).astype(np.uint8) * 255
     return crop, mask
+
+
+@pytest.fixture()
+def small_config():
+    """The small refiner the synthetic pairs (``pair_folder``, 32 px) train, on one torch
+    thread as training runs here."""
+    import torch
+
+    from studio.core.refiner.network import RefinerConfig
+
+    torch.set_num_threads(1)
+    return RefinerConfig(base=8, depth=2, size=32)

@@ -9,7 +9,6 @@ import torch
 
 from studio.core.refiner.guide import as_guide, blur_sigma, random_tint
 from studio.core.refiner.model import Refiner
-from studio.core.refiner.network import RefinerConfig
 from studio.core.refiner.training import PairSet, RefinerSettings, RefinerTrainer
 
 
@@ -37,8 +36,8 @@ def test_random_tint_is_smooth_and_repeatable() -> None:
     assert float(np.abs(np.diff(a, axis=0)).max()) < 1.5  # no edges: shading, not texture
 
 
-def test_trainer_feeds_guides_and_the_weights_carry_the_blur(pair_folder, tmp_path) -> None:
-    torch.set_num_threads(1)
+def test_trainer_feeds_guides_and_the_weights_carry_the_blur(pair_folder, small_config,
+                                                              tmp_path) -> None:
     pairs = PairSet(pair_folder)
     settings = RefinerSettings(guide_blur=0.05, guide_tint=8.0, dilate_share=0.0)
     x, _ = pairs.batch(np.random.default_rng(0), 12, settings)
@@ -52,7 +51,7 @@ def test_trainer_feeds_guides_and_the_weights_carry_the_blur(pair_folder, tmp_pa
                     key=lambda c: np.abs(seen[i][~inside] - c[~inside]).max())
         assert np.abs(seen[i][~inside] - plain[~inside]).max() < 1  # the context untouched
         assert np.abs(seen[i][inside] - plain[inside]).mean() > 3  # the face a guide
-    trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
+    trainer = RefinerTrainer(tmp_path / "run", small_config,
                              settings)
     trainer.train_step(pairs)
     weights = tmp_path / "refiner.safetensors"

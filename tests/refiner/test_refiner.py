@@ -79,19 +79,18 @@ def test_open_ring_grows_the_mask_and_blurs_only_the_ring() -> None:
     assert (out[~ring] == comp[~ring]).all() and (out[ring] != comp[ring]).any()
 
 
-def test_training_learns_saves_resumes_and_exports(pair_folder, tmp_path) -> None:
-    torch.set_num_threads(1)
+def test_training_learns_saves_resumes_and_exports(pair_folder, small_config,
+                                                   tmp_path) -> None:
     pairs = PairSet(pair_folder)
     assert len(pairs) == 12 and len(set(pairs.sha256)) == 12
-    config = RefinerConfig(base=8, depth=2, size=32)
-    trainer = RefinerTrainer(tmp_path / "run", config)
+    trainer = RefinerTrainer(tmp_path / "run", small_config)
     first = np.mean([trainer.train_step(pairs)["l1"] for _ in range(3)])
     for _ in range(20):
         trainer.train_step(pairs)
     last = np.mean([trainer.train_step(pairs)["l1"] for _ in range(3)])
     assert last < first  # the brightening inside the mask is being learned
     trainer.save_state()
-    again = RefinerTrainer(tmp_path / "run", config)
+    again = RefinerTrainer(tmp_path / "run", small_config)
     again.load_state()
     assert again.step == trainer.step == 26
     for a, b in zip(trainer.g.parameters(), again.g.parameters(), strict=True):
@@ -101,7 +100,7 @@ def test_training_learns_saves_resumes_and_exports(pair_folder, tmp_path) -> Non
     weights = tmp_path / "refiner.safetensors"
     trainer.export_weights(weights, len(pairs))
     refiner = Refiner.load(weights)
-    assert refiner.step == 26 and refiner.net.config == config
+    assert refiner.step == 26 and refiner.net.config == small_config
 
 
 def test_missing_or_corrupt_weights_say_which_file(tmp_path) -> None:
@@ -162,22 +161,20 @@ def test_in_context_falls_back_unrefined_and_says_so(analyzer, utk_face, context
 @pytest.mark.parametrize(("weight", "critic", "logged"),
                          [("parts", "dp", "parts"), ("whole_face", "dw", "face")])
 def test_extra_critics_train_and_an_older_state_resumes_without_them(
-        pair_folder, tmp_path, weight, critic, logged) -> None:
+        pair_folder, small_config, tmp_path, weight, critic, logged) -> None:
     """The eye and mouth critics, and the whole-face one, learn beside the whole-crop
     critic and resume with the run; a state saved before they existed (g and d only)
     still resumes, with them fresh; weight 0 leaves them untouched."""
-    torch.set_num_threads(1)
     pairs = PairSet(pair_folder)
-    config = RefinerConfig(base=8, depth=2, size=32)
     on = RefinerSettings(**{weight: 1.0})
-    trainer = RefinerTrainer(tmp_path / "run", config, on)
+    trainer = RefinerTrainer(tmp_path / "run", small_config, on)
     before = [p.detach().clone() for p in getattr(trainer, critic).parameters()]
     losses = trainer.train_step(pairs)
     assert losses[f"{logged}_d"] > 0 and np.isfinite(losses[f"{logged}_adv"])
     assert any(not torch.equal(a, b) for a, b in
                zip(before, getattr(trainer, critic).parameters(), strict=True))
     trainer.save_state()
-    resumed = RefinerTrainer(tmp_path / "run", config, on)
+    resumed = RefinerTrainer(tmp_path / "run", small_config, on)
     resumed.load_state()
     for a, b in zip(getattr(trainer, critic).parameters(),
                     getattr(resumed, critic).parameters(), strict=True):
@@ -185,11 +182,11 @@ def test_extra_critics_train_and_an_older_state_resumes_without_them(
     old = tmp_path / "old.safetensors"
     checkpoint.save(old, {**checkpoint.module_tensors(trainer.g, "g"),
                           **checkpoint.module_tensors(trainer.d, "d")}, trainer.meta())
-    again = RefinerTrainer(tmp_path / "again", config, on)
+    again = RefinerTrainer(tmp_path / "again", small_config, on)
     again.load_state(old)
     assert again.step == 1
     assert torch.equal(next(again.g.parameters()), next(trainer.g.parameters()))
-    off = RefinerTrainer(tmp_path / "off", config)
+    off = RefinerTrainer(tmp_path / "off", small_config)
     frozen = [p.detach().clone() for p in getattr(off, critic).parameters()]
     assert off.train_step(pairs)[f"{logged}_d"] == 0.0
     assert all(torch.equal(a, b) for a, b in
@@ -222,18 +219,17 @@ def test_face_weighted_critic_scores_only_the_face_patches(tmp_path) -> None:
     assert plain.patch_mean(scores, mask).item() == pytest.approx(scores.mean().item())
 
 
-def test_a_plain_critic_starts_fresh_from_a_normalised_state(pair_folder, tmp_path) -> None:
+def test_a_plain_critic_starts_fresh_from_a_normalised_state(pair_folder, small_config,
+                                                             tmp_path) -> None:
     """A state whose critic had spectral norm resumes with the refiner's weights and
     optimiser, and a fresh plain critic that trains (two critic steps per refiner step)."""
-    torch.set_num_threads(1)
     pairs = PairSet(pair_folder)
-    config = RefinerConfig(base=8, depth=2, size=32)
-    normalised = RefinerTrainer(tmp_path / "sn", config)
+    normalised = RefinerTrainer(tmp_path / "sn", small_config)
     normalised.train_step(pairs)
     state = tmp_path / "sn.safetensors"
     normalised.save_state(state)
     settings = RefinerSettings(critic_sn=False, d_steps=2, face_weighted=True)
-    plain = RefinerTrainer(tmp_path / "plain", config, settings)
+    plain = RefinerTrainer(tmp_path / "plain", small_config, settings)
     plain.load_state(state)
     assert plain.step == 1
     for a, b in zip(normalised.g.parameters(), plain.g.parameters(), strict=True):
@@ -245,7 +241,7 @@ def test_a_plain_critic_starts_fresh_from_a_normalised_state(pair_folder, tmp_pa
     assert any(not torch.equal(a, b) for a, b in zip(before, plain.d.parameters(),
                                                       strict=True))
     plain.save_state()
-    again = RefinerTrainer(tmp_path / "plain", config, settings)
+    again = RefinerTrainer(tmp_path / "plain", small_config, settings)
     again.load_state()  # the plain critic itself resumes
     for a, b in zip(plain.d.parameters(), again.d.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -271,19 +267,17 @@ def test_pooled_l1_holds_the_tone_and_leaves_fine_detail_to_the_critic(face_crop
         assert trainer.l1_distance(toned, real).item() == pytest.approx(0.1, abs=1e-6)
 
 
-def test_training_starts_from_exported_weights_with_a_fresh_critic(pair_folder,
+def test_training_starts_from_exported_weights_with_a_fresh_critic(pair_folder, small_config,
                                                                     tmp_path) -> None:
     """The shipped file holds the refiner alone: a run started from it takes its weights
     and a fresh critic of either kind, and trains."""
-    torch.set_num_threads(1)
     pairs = PairSet(pair_folder)
-    config = RefinerConfig(base=8, depth=2, size=32)
-    first = RefinerTrainer(tmp_path / "first", config)
+    first = RefinerTrainer(tmp_path / "first", small_config)
     first.train_step(pairs)
     weights = tmp_path / "refiner.safetensors"
     first.export_weights(weights, len(pairs))
     for sn in (True, False):
-        run = RefinerTrainer(tmp_path / f"from_{sn}", config, RefinerSettings(critic_sn=sn))
+        run = RefinerTrainer(tmp_path / f"from_{sn}", small_config, RefinerSettings(critic_sn=sn))
         run.load_state(weights)
         assert run.step == 1
         for a, b in zip(first.g.parameters(), run.g.parameters(), strict=True):
@@ -315,13 +309,12 @@ def black_draws(pair_folder, tmp_path) -> PairSet:
     return PairSet(draws_dir)
 
 
-def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, black_draws,
-                                                                 tmp_path) -> None:
+def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(
+        pair_folder, small_config, black_draws, tmp_path) -> None:
     """With draws, the critic's fakes are new-draw composites refined (what the refiner
     meets at use); the L1 still pairs own-fit composites with their photos."""
-    torch.set_num_threads(1)
     pairs, draws = PairSet(pair_folder), black_draws
-    trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
+    trainer = RefinerTrainer(tmp_path / "run", small_config,
                              RefinerSettings(critic_on_draws=True, dilate_share=0.0))
     seen: list[torch.Tensor] = []
     forward = trainer.d.forward
@@ -338,7 +331,7 @@ def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, bl
     # brightens every face it sees is pulled back harder with it than without.
     grads = []
     for anchor in (0.0, 5.0):
-        t = RefinerTrainer(tmp_path / f"run{anchor}", RefinerConfig(base=8, depth=2, size=32),
+        t = RefinerTrainer(tmp_path / f"run{anchor}", small_config,
                            RefinerSettings(critic_on_draws=True, dilate_share=0.0,
                                            draws_anchor=anchor))
         torch.nn.init.constant_(t.g.head.bias, 0.5)
@@ -351,12 +344,11 @@ def test_the_critic_can_see_new_draws_while_l1_learns_from_pairs(pair_folder, bl
 @pytest.mark.parametrize(("settings", "critic"), [
     ({"whole_face": 1.0, "whole_face_on_draws": True}, "dw"),
     ({"parts": 1.0, "parts_on_draws": True, "parts_sn": False}, "dp")])
-def test_new_draws_can_go_to_one_extra_critic_alone(pair_folder, black_draws, tmp_path,
-                                                    settings, critic) -> None:
+def test_new_draws_can_go_to_one_extra_critic_alone(pair_folder, small_config, black_draws,
+                                                    tmp_path, settings, critic) -> None:
     """``whole_face_on_draws``, ``parts_on_draws``: that critic judges the refined new
     draws, while the whole-crop critic still judges the refined own fits."""
-    torch.set_num_threads(1)
-    trainer = RefinerTrainer(tmp_path / "run", RefinerConfig(base=8, depth=2, size=32),
+    trainer = RefinerTrainer(tmp_path / "run", small_config,
                              RefinerSettings(dilate_share=0.0, **settings))
     seen: dict[str, list[torch.Tensor]] = {"d": [], critic: []}
     for name in seen:
@@ -371,15 +363,14 @@ def test_new_draws_can_go_to_one_extra_critic_alone(pair_folder, black_draws, tm
     assert float(extra_fake.mean()) < float(extra_real.mean()) - 0.3  # the black draws
 
 
-def test_plain_part_critics_start_fresh_from_normalised_ones(pair_folder, tmp_path) -> None:
+def test_plain_part_critics_start_fresh_from_normalised_ones(pair_folder, small_config,
+                                                             tmp_path) -> None:
     """``parts_sn=False``: eye and mouth critics without spectral norm; a state whose part
     critics had it resumes with the refiner's weights and fresh plain part critics."""
-    torch.set_num_threads(1)
-    config = RefinerConfig(base=8, depth=2, size=32)
-    normalised = RefinerTrainer(tmp_path / "sn", config, RefinerSettings(parts=1.0))
+    normalised = RefinerTrainer(tmp_path / "sn", small_config, RefinerSettings(parts=1.0))
     normalised.train_step(PairSet(pair_folder))
     normalised.save_state()
-    plain = RefinerTrainer(tmp_path / "plain", config,
+    plain = RefinerTrainer(tmp_path / "plain", small_config,
                            RefinerSettings(parts=1.0, parts_sn=False))
     plain.load_state(normalised.state_path)
     assert plain.step == 1

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from studio.core.analysis.attributes import NAMES
-from studio.core.evaluation.methods import METHODS
 from studio.core.evaluation.observations import Observation
+from studio.core.evaluation.privacy import anonymised_gallery, other_photo
 from studio.core.evaluation.study import Measurement
 from studio.core.metrics.attacks import ParrotAttack, gallery_rows, parrot_attack
 
@@ -50,28 +50,21 @@ def label_parrot(rows: Sequence[Measurement],
                  ) -> tuple[ParrotAttack, float | None] | None:
     """The parrot attack by the kept labels alone on one method's outputs (``rows``, one
     data set with identities), and its rank-1 among outputs of photos other than the
-    gallery's; None where it cannot be run. A seeded method's gallery is its anonymised
-    gallery (``evaluation.parrot``); a deterministic method's, and the original's (the
-    floor), its own outputs of the gallery photos."""
+    gallery's; None where it cannot be run. The gallery is the recognizers' parrot
+    gallery (``privacy.anonymised_gallery``); on the original row, the originals (the
+    floor)."""
     if not rows:
         return None
-    method = rows[0].method
+    rows = list(rows)
     ids = np.array([r.identity for r in rows])
     gallery = np.array(gallery_rows(ids))
-    probes = label_vectors(r.output for r in rows)
-    if METHODS[method].seeded:
-        found = [gallery_outputs.get((rows[i].dataset, rows[i].source, method))
-                 for i in gallery]
-        if not any(o is not None for o in found):
-            return None
-        anonymised = label_vectors(o or Observation(False) for o in found)
-    else:
-        anonymised = probes[gallery]
-    probes, anonymised = standardised(probes, anonymised)
+    anonymised = anonymised_gallery(rows, gallery, gallery_outputs, label_vectors)
+    if anonymised is None:
+        return None
+    probes, anonymised = standardised(label_vectors(r.output for r in rows), anonymised)
     try:
         result = parrot_attack(probes, ids, anonymised, ids[gallery])
     except ValueError:
         return None
-    other = np.ones(len(ids), bool)
-    other[gallery] = False
+    other = other_photo(ids, gallery)
     return result, (result.rate(1, among=other) if other.any() else None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,37 +172,48 @@ def _attack_one(original: np.ndarray, output: np.ndarray, ids: np.ndarray
     is also given for the probes whose own photo is not the gallery's."""
     gallery = np.array(gallery_rows(ids))
     result = identify(output, ids, original[gallery], ids[gallery])
-    other = _other_photo(ids, gallery)
+    other = other_photo(ids, gallery)
     rate = float(np.mean(result.ranks[other] <= 1)) if other.any() else None
     return result, rate
 
 
-def _other_photo(ids: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+def other_photo(ids: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """True for the rows whose photo is not their person's gallery photo."""
     mask = np.ones(len(ids), bool)
     mask[gallery] = False
     return mask
 
 
+def anonymised_gallery(rows: list[Measurement], gallery: np.ndarray,
+                       gallery_outputs: dict[tuple[str, str, str], Observation],
+                       read: Callable[[Iterable[Observation]], np.ndarray]
+                       ) -> np.ndarray | None:
+    """The parrot attacker's gallery as ``read`` describes it: a seeded method's gallery
+    made anew with a fresh seed (see evaluation.parrot), a deterministic method's (and
+    the original's) its own outputs of the gallery photos; None where the seeded one was
+    not made (an old cache or a cancelled run)."""
+    method = rows[0].method
+    if not METHODS[method].seeded:
+        return read(rows[i].output for i in gallery)
+    found = [gallery_outputs.get((rows[i].dataset, rows[i].source, method)) for i in gallery]
+    if not any(o is not None for o in found):
+        return None
+    return read(o or Observation(False) for o in found)
+
+
 def _parrot(rows: list[Measurement], recognizer: Recognizer, output: np.ndarray,
             ids: np.ndarray, gallery_outputs: dict[tuple[str, str, str], Observation]
             ) -> tuple[ParrotAttack | None, float | None]:
-    """The parrot attack: a surrogate's gallery is made anew with a fresh seed (see
-    evaluation.parrot); a deterministic method's is its own output of the gallery photo."""
-    method = rows[0].method
-    if method == "original":
+    """The parrot attack by one recognizer (none for the original: that is attack I)."""
+    if rows[0].method == "original":
         return None, None
     gallery = np.array(gallery_rows(ids))
-    if METHODS[method].seeded:
-        found = [gallery_outputs.get((rows[i].dataset, rows[i].source, method)) for i in gallery]
-        if not any(o is not None for o in found):
-            return None, None  # not made (an old cache or a cancelled run)
-        anonymised = recognizer.descriptors([o or Observation(False) for o in found])
-    else:
-        anonymised = output[gallery]
+    anonymised = anonymised_gallery(rows, gallery, gallery_outputs, recognizer.descriptors)
+    if anonymised is None:
+        return None, None
     try:
         result = parrot_attack(output, ids, anonymised, ids[gallery])
     except ValueError:
         return None, None
-    other = _other_photo(ids, gallery)
+    other = other_photo(ids, gallery)
     return result, (result.rate(1, among=other) if other.any() else None)

@@ -99,6 +99,12 @@ class RefinerSettings:
     parts_sn: bool = True
     seed: int = 0
 
+    def uses_draws(self) -> bool:
+        """Whether any loss reads new draws (a draws batch costs a refiner pass)."""
+        return (self.critic_on_draws or self.draws_anchor > 0
+                or (self.parts_on_draws and self.parts > 0)
+                or (self.whole_face_on_draws and self.whole_face > 0))
+
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """(N, S, S, 3) uint8 -> (N, 3, S, S) in [-1, 1]."""
@@ -319,6 +325,7 @@ class RefinerTrainer:
         and the settings send them there (``critic_on_draws``, ``whole_face_on_draws``,
         ``parts_on_draws``)."""
         s = self.settings
+        draws = draws if s.uses_draws() else None
         patch_on_draws = draws is not None and s.critic_on_draws
         for _ in range(max(0, s.d_steps - 1)):
             xd, real_d = pairs.batch(self.rng, s.batch, s)
