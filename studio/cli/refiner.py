@@ -143,7 +143,8 @@ def cmd_train_refiner(args: argparse.Namespace) -> int:
 
     from studio.core.datasets import ManifestEntry, TrainingManifest, manifest_path
     from studio.core.errors import StudioError
-    from studio.core.refiner.training import PairSet, RefinerSettings, RefinerTrainer
+    from studio.core.refiner.pair_set import PairSet
+    from studio.core.refiner.training import RefinerSettings, RefinerTrainer
 
     torch.set_num_threads(max(1, args.threads))
     pairs = PairSet(Path(args.pairs))

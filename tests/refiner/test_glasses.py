@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 
 from studio.core.refiner.glasses import BRIDGE, bridge_score, likely_glasses
-from studio.core.refiner.training import PairSet, RefinerSettings
+from studio.core.refiner.pair_set import PairSet
+from studio.core.refiner.training import RefinerSettings
 
 
 def _with_glasses(crop: np.ndarray) -> np.ndarray:

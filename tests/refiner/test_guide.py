@@ -9,7 +9,8 @@ import torch
 
 from studio.core.refiner.guide import as_guide, blur_sigma, random_tint
 from studio.core.refiner.model import Refiner
-from studio.core.refiner.training import PairSet, RefinerSettings, RefinerTrainer
+from studio.core.refiner.pair_set import PairSet
+from studio.core.refiner.training import RefinerSettings, RefinerTrainer
 
 
 def _detail(image: np.ndarray, where: np.ndarray) -> float:

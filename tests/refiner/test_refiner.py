@@ -11,12 +11,11 @@ from studio.core.refiner import checkpoint
 from studio.core.refiner.crops import CropBox, cut, paste_change
 from studio.core.refiner.model import REFINER_FILE, Refiner, load_refiner
 from studio.core.refiner.network import PatchDiscriminator, RefinerConfig, RefinerUNet
+from studio.core.refiner.pair_set import PairSet, open_ring
 from studio.core.refiner.training import (
     LOG_HEADER,
-    PairSet,
     RefinerSettings,
     RefinerTrainer,
-    open_ring,
     widen_log,
 )
 
@@ -251,7 +250,7 @@ def test_pooled_l1_holds_the_tone_and_leaves_fine_detail_to_the_critic(face_crop
                                                                       tmp_path) -> None:
     """``l1_pool``: a real face with pixel-scale detail added costs nothing pooled (and
     its full size per pixel); a changed tone costs the same either way."""
-    from studio.core.refiner.training import to_tensor
+    from studio.core.refiner.pair_set import to_tensor
 
     crop, _ = face_crop
     real = to_tensor(crop[None])
